@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs every Debian 12 package that flow-exporter needs to build, test and run its demo.
+# Run as root. Safe to run again.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+
+BUILD="build-essential cmake pkg-config
+  librdkafka-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
+  libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev zlib1g-dev"
+TEST="curl kcat pmacct prometheus prometheus-pushgateway victoria-metrics
+  libclang-rt-14-dev clang procps iproute2"
+
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $BUILD $TEST >/dev/null

@@ -1,0 +1,55 @@
+/* Step (1) of the data path: librdkafka consumer threads. Each worker thread owns one consumer handle and
+ * one fx_counter; it stores a message's offset only after the message is counted, so a commit never
+ * covers a record that was not counted.
+ *
+ * Two modes: a consumer group (the default; offsets committed) or the Go program's mode (an explicit
+ * partition list or "all", no group, starting at the newest offset, nothing committed). */
+#ifndef FX_CONSUMER_H
+#define FX_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/counter.h"
+#include "fx/metrics.h"
+
+#define FX_MAX_TOPICS 16
+#define FX_MAX_PARTITIONS 1024
+#define FX_MAX_KAFKA_OPTS 64
+
+struct fx_consumer_config {
+	const char *brokers;
+	const char *topics[FX_MAX_TOPICS];
+	size_t n_topics;
+	const char *group;             /* group mode when partitions_mode is false */
+	bool partitions_mode;          /* the Go program's mode */
+	bool all_partitions;           /* partitions_mode: every partition of every topic */
+	int32_t partitions[FX_MAX_PARTITIONS];
+	size_t n_partitions;
+	const char *kafka_opts[FX_MAX_KAFKA_OPTS]; /* "key=value", passed to librdkafka untouched */
+	size_t n_kafka_opts;
+	size_t n_workers;
+	int64_t flush_ms;              /* how often a worker hands its delta table to the store */
+	struct fx_counter_config counting; /* `worker` is set per thread */
+};
+
+struct fx_consumer;
+
+/* Creates the handles and checks every librdkafka setting. On failure returns NULL and writes a message
+ * naming the bad setting to errstr. Strings in config must outlive the consumer. */
+struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, char *errstr,
+				       size_t errstr_size);
+/* Starts the worker threads. Returns 0 or -1 (logged). */
+int fx_consumer_start(struct fx_consumer *consumer);
+/* Stops the threads, hands the last deltas to the store, commits what was counted and closes the
+ * handles, giving up on the broker after timeout_ms. Then frees. Accepts NULL. */
+void fx_consumer_destroy(struct fx_consumer *consumer, int64_t timeout_ms);
+
+/* True once every worker has an assignment (group joined, or partitions assigned). */
+bool fx_consumer_ready(void *consumer);
+
+/* Self-metrics: messages, records by result, Kafka errors, consumer lag per partition. */
+int fx_consumer_collect(void *consumer, struct fx_family_list *out);
+
+#endif

@@ -1,0 +1,51 @@
+/* Steps (2)-(4) for one consumer thread: decode a Kafka message, classify each record, and add it to the
+ * thread's delta table, with no lock per record. Also keeps the thread's record statistics.
+ *
+ * Thread: a counter is owned by one consumer thread. */
+#ifndef FX_COUNTER_H
+#define FX_COUNTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/classify.h"
+#include "fx/flow_decode.h"
+#include "fx/intern.h"
+#include "fx/store.h"
+
+struct fx_counter_config {
+	const struct fx_local_asns *local; /* borrowed, immutable */
+	uint32_t label_mask;               /* FX_LABEL_* kept */
+	size_t max_series;                 /* bound of the delta table */
+	size_t max_record_bytes;
+	struct fx_intern *hostnames;       /* borrowed, shared by all counters */
+	struct fx_store *store;            /* borrowed; where flushes hand the delta over */
+	size_t worker;                     /* this thread's number in the store */
+};
+
+/* What one counter has seen since it was created. */
+struct fx_count_stats {
+	uint64_t messages;
+	uint64_t records[FX_REC_KIND_COUNT]; /* by what the decoder made of them */
+	uint64_t counted;                    /* flows added to a series */
+	uint64_t not_local;                  /* flows with neither AS local */
+	uint64_t refused_series_limit;       /* flows refused: the delta table was full */
+	uint64_t refused_hostname_limit;     /* flows refused: too many distinct hostnames */
+};
+
+struct fx_counter;
+
+struct fx_counter *fx_counter_create(const struct fx_counter_config *config);
+/* Accepts NULL. Counts not flushed are lost: flush first. */
+void fx_counter_destroy(struct fx_counter *counter);
+
+/* Decodes and counts every record of one Kafka message. Bad records are counted by reason and logged at a
+ * bounded rate. */
+void fx_counter_message(struct fx_counter *counter, const char *message, size_t len, int64_t now_ms);
+
+/* Hands the delta table to the store (see fx_store_handoff). */
+void fx_counter_flush(struct fx_counter *counter);
+
+const struct fx_count_stats *fx_counter_stats(const struct fx_counter *counter);
+
+#endif

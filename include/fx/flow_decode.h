@@ -1,0 +1,59 @@
+/* Step (2) of the data path: pmacct JSON (one Kafka message) -> struct fx_flow records.
+ *
+ * A message holds one JSON object, or several separated by newlines (pmacct's kafka_multi_values).
+ * Each object is decoded on its own: a bad one is reported with its reason and the others still count.
+ *
+ * Thread: a decoder is owned by one thread (it keeps a scratch buffer for unescaped strings). */
+#ifndef FX_FLOW_DECODE_H
+#define FX_FLOW_DECODE_H
+
+#include <stddef.h>
+
+#include "fx/flow.h"
+
+/* What a record turned out to be. Everything from FX_REC_INVALID_JSON on cannot be counted. */
+enum fx_record_kind {
+	FX_REC_FLOW = 0,          /* a purge event with counters: *flow is filled */
+	FX_REC_MARKER,            /* purge_init / purge_close (kafka_markers) */
+	FX_REC_OTHER_EVENT,       /* any other event_type */
+	FX_REC_INVALID_JSON,      /* not a JSON object (syntax error, trailing bytes, duplicate key, ...) */
+	FX_REC_INVALID_TYPE,      /* a field we read has the wrong JSON type */
+	FX_REC_INVALID_MISSING,   /* bytes, packets, as_src or as_dst absent */
+	FX_REC_INVALID_RANGE,     /* negative, fractional, or too large for its field */
+	FX_REC_INVALID_UTF8,      /* a string is not valid UTF-8 or contains U+0000 */
+	FX_REC_INVALID_TOO_LARGE, /* the record is longer than max_record_bytes */
+	FX_REC_KIND_COUNT
+};
+
+#define FX_REC_FIRST_INVALID FX_REC_INVALID_JSON
+
+/* Stable short names for metrics and logs: "flow", "marker", "other_event", "json", "type", "missing",
+ * "range", "utf8", "too_large". */
+const char *fx_record_kind_name(enum fx_record_kind kind);
+
+struct fx_decoder;
+
+/* max_record_bytes bounds one record (one line of a message). Returns NULL on allocation failure. */
+struct fx_decoder *fx_decoder_create(size_t max_record_bytes);
+void fx_decoder_destroy(struct fx_decoder *decoder);
+
+/* Decodes one record: exactly one JSON object, optionally surrounded by JSON whitespace. On FX_REC_FLOW
+ * fills *flow, whose hostname is borrowed until the next call on this decoder. */
+enum fx_record_kind fx_decode_record(struct fx_decoder *decoder, const char *record, size_t len,
+				     struct fx_flow *flow);
+
+/* Called once per non-blank line of a message. `flow` is non-NULL only for FX_REC_FLOW; `record` and
+ * `len` are the line itself (for logging a bad one). */
+typedef void (*fx_record_fn)(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow,
+			     const char *record, size_t len);
+
+/* Splits a message on '\n' and decodes every non-blank line. Returns the number of records seen. */
+size_t fx_decode_message(struct fx_decoder *decoder, const char *message, size_t len, fx_record_fn on_record,
+			 void *opaque);
+
+/* The reference decoder, built on jansson: same contract as fx_decode_record. Used as the fallback for
+ * records outside the fast scanner's shape and by the differential tests. */
+enum fx_record_kind fx_decode_record_jansson(struct fx_decoder *decoder, const char *record, size_t len,
+					     struct fx_flow *flow);
+
+#endif

@@ -1,0 +1,49 @@
+/* Step (4) of the data path: flow counters keyed by the label tuple, in an open-addressing hash table
+ * with a dense array of series (so that merging and copying are linear scans).
+ *
+ * Thread: a table has one owner at a time (a consumer thread for its delta table, the store for the
+ * cumulative one); it is not locked. */
+#ifndef FX_SERIES_TABLE_H
+#define FX_SERIES_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/series.h"
+
+struct fx_series_table;
+
+#define FX_TABLE_E_FULL (-1)
+#define FX_TABLE_E_NOMEM (-2)
+
+/* max_series bounds the number of series; memory grows on demand up to it. NULL on allocation failure. */
+struct fx_series_table *fx_series_table_create(size_t max_series);
+void fx_series_table_destroy(struct fx_series_table *table);
+
+/* Adds one record to the series of `key` (creating it). Returns 0, FX_TABLE_E_FULL when a new series
+ * would pass max_series, or FX_TABLE_E_NOMEM. */
+__attribute__((warn_unused_result)) int fx_series_table_add(struct fx_series_table *table,
+							    const struct fx_series_key *key,
+							    enum fx_direction direction, uint64_t bytes,
+							    uint64_t packets, int64_t now_ms);
+
+/* Adds every series of src into dst. Returns the number of records of src refused because dst was full. */
+uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_series_table *src);
+
+/* Removes every series whose updated_ms < cutoff_ms; on_removed (may be NULL) sees each one first.
+ * Returns how many were removed. */
+size_t fx_series_table_expire(struct fx_series_table *table, int64_t cutoff_ms,
+			      void (*on_removed)(void *opaque, const struct fx_series *series), void *opaque);
+
+/* Forgets every series, keeps the memory. */
+void fx_series_table_clear(struct fx_series_table *table);
+
+size_t fx_series_table_count(const struct fx_series_table *table);
+size_t fx_series_table_max(const struct fx_series_table *table);
+/* The dense array of series, valid until the table is next modified. */
+const struct fx_series *fx_series_table_array(const struct fx_series_table *table);
+/* Looks a series up; NULL when absent. */
+const struct fx_series *fx_series_table_find(const struct fx_series_table *table,
+					     const struct fx_series_key *key);
+
+#endif

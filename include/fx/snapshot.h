@@ -1,0 +1,25 @@
+/* Step (5) of the data path: an immutable, sorted view of every series and of the exporter's own metrics,
+ * handed to the encoders. Nothing in it changes after it is taken; the taker owns it. */
+#ifndef FX_SNAPSHOT_H
+#define FX_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/asn_names.h"
+#include "fx/metrics.h"
+#include "fx/series.h"
+
+struct fx_snapshot {
+	int64_t taken_ms;          /* wall clock */
+	uint32_t label_mask;       /* the labels kept (--labels): FX_LABEL_* bits */
+	size_t n_series;
+	struct fx_series *series;  /* sorted by fx_series_key_compare; owned */
+	struct fx_asn_map *names;  /* owned reference for the AS-name labels; NULL when no names are loaded */
+	struct fx_family_list *self; /* flow_exporter_* families; owned; never NULL */
+};
+
+/* Frees the snapshot and what it owns. Accepts NULL. */
+void fx_snapshot_destroy(struct fx_snapshot *snapshot);
+
+#endif

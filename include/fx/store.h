@@ -1,0 +1,55 @@
+/* The cumulative counters of the whole process, fed by the consumer threads' delta tables, and the
+ * snapshots taken from them.
+ *
+ * A consumer thread counts into a delta table of its own with no lock, and every flush interval hands it
+ * over (fx_store_handoff: one mutex per hand-over, never per record). Whoever next needs the totals (a
+ * scrape, a push, the main loop's tick) merges the waiting deltas into the cumulative table under the
+ * store's mutex, then copies and sorts it into a snapshot outside of the lock.
+ *
+ * Thread: every function may be called from any thread unless noted. */
+#ifndef FX_STORE_H
+#define FX_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/metrics.h"
+#include "fx/series_table.h"
+#include "fx/snapshot.h"
+
+struct fx_store_config {
+	size_t n_workers;     /* consumer threads that hand deltas over, numbered 0..n_workers-1 */
+	size_t max_series;    /* bound of the cumulative table (--max-series) */
+	uint32_t label_mask;  /* FX_LABEL_* kept, copied into every snapshot */
+	int64_t series_ttl_ms; /* a series not updated for this long is removed; 0 = never */
+	/* Returns the current AS names with a reference (see fx_asn_names_acquire), or NULL. May be NULL. */
+	struct fx_asn_map *(*acquire_names)(void *opaque);
+	void *names_opaque;
+};
+
+struct fx_store;
+
+struct fx_store *fx_store_create(const struct fx_store_config *config);
+/* Accepts NULL. Deltas still waiting are dropped: fx_store_tick first to keep them. */
+void fx_store_destroy(struct fx_store *store);
+
+/* Adds a collector of self-metrics, called in order on every snapshot. Call before threads start. */
+int fx_store_add_collector(struct fx_store *store, fx_collect_fn collect, void *opaque);
+
+/* @locality consumer thread `worker` only.
+ * Hands `delta` over when the worker's slot is free and returns an empty table to count into next;
+ * when the previous hand-over has not been merged yet, returns `delta` itself, to keep counting into. */
+struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, struct fx_series_table *delta);
+
+/* Merges the waiting deltas and removes expired series. */
+void fx_store_tick(struct fx_store *store);
+
+/* Merges the waiting deltas and returns a new snapshot (owned by the caller), or NULL on allocation
+ * failure. */
+struct fx_snapshot *fx_store_snapshot(struct fx_store *store);
+
+/* Self-metrics of the store: flow_exporter_series, flow_exporter_series_limit,
+ * flow_exporter_records_dropped_total{reason="series_limit"} (refused by the cumulative table). */
+int fx_store_collect(void *store, struct fx_family_list *out);
+
+#endif

@@ -1,0 +1,127 @@
+/* The self-metric family list: families and samples in growable arrays; every string is copied into a
+ * list-owned allocation so that collectors can pass temporary buffers. */
+#include "fx/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct fx_family_list {
+	struct fx_family *families;
+	size_t n, cap;
+	char **strings; /* every copied string, freed at destroy */
+	size_t n_strings, cap_strings;
+};
+
+struct fx_family_list *fx_family_list_create(void) { return calloc(1, sizeof(struct fx_family_list)); }
+
+void fx_family_list_destroy(struct fx_family_list *list)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < list->n; i++)
+		free(list->families[i].samples);
+	for (size_t i = 0; i < list->n_strings; i++)
+		free(list->strings[i]);
+	free(list->families);
+	free(list->strings);
+	free(list);
+}
+
+static const char *copy_string(struct fx_family_list *list, const char *s)
+{
+	if (list->n_strings == list->cap_strings) {
+		size_t cap = list->cap_strings ? list->cap_strings * 2 : 64;
+		char **strings = realloc(list->strings, cap * sizeof(*strings));
+		if (!strings)
+			return NULL;
+		list->strings = strings;
+		list->cap_strings = cap;
+	}
+	char *copy = strdup(s);
+	if (!copy)
+		return NULL;
+	list->strings[list->n_strings++] = copy;
+	return copy;
+}
+
+int fx_family_begin(struct fx_family_list *list, const char *name, const char *help, enum fx_metric_type type)
+{
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 16;
+		struct fx_family *families = realloc(list->families, cap * sizeof(*families));
+		if (!families)
+			return -1;
+		list->families = families;
+		list->cap = cap;
+	}
+	struct fx_family *family = &list->families[list->n];
+	memset(family, 0, sizeof(*family));
+	family->name = copy_string(list, name);
+	family->help = copy_string(list, help);
+	family->type = type;
+	if (!family->name || !family->help)
+		return -1;
+	list->n++;
+	return 0;
+}
+
+static struct fx_sample *add_sample(struct fx_family_list *list, size_t n_labels, const struct fx_label *labels)
+{
+	if (list->n == 0 || n_labels > FX_SAMPLE_MAX_LABELS)
+		return NULL;
+	struct fx_family *family = &list->families[list->n - 1];
+	if (family->n_samples == family->cap_samples) {
+		size_t cap = family->cap_samples ? family->cap_samples * 2 : 8;
+		struct fx_sample *samples = realloc(family->samples, cap * sizeof(*samples));
+		if (!samples)
+			return NULL;
+		family->samples = samples;
+		family->cap_samples = cap;
+	}
+	struct fx_sample *sample = &family->samples[family->n_samples];
+	memset(sample, 0, sizeof(*sample));
+	for (size_t i = 0; i < n_labels; i++) {
+		if (!labels[i].value || !labels[i].value[0])
+			continue;
+		struct fx_label label = {copy_string(list, labels[i].name), copy_string(list, labels[i].value)};
+		if (!label.name || !label.value)
+			return NULL;
+		/* insertion sort: at most FX_SAMPLE_MAX_LABELS labels */
+		size_t at = sample->n_labels;
+		while (at > 0 && strcmp(sample->labels[at - 1].name, label.name) > 0) {
+			sample->labels[at] = sample->labels[at - 1];
+			at--;
+		}
+		sample->labels[at] = label;
+		sample->n_labels++;
+	}
+	family->n_samples++;
+	return sample;
+}
+
+int fx_family_add_u64(struct fx_family_list *list, uint64_t value, size_t n_labels, const struct fx_label *labels)
+{
+	struct fx_sample *sample = add_sample(list, n_labels, labels);
+	if (!sample)
+		return -1;
+	sample->is_integer = true;
+	sample->integer = value;
+	return 0;
+}
+
+int fx_family_add_double(struct fx_family_list *list, double value, size_t n_labels,
+			 const struct fx_label *labels)
+{
+	struct fx_sample *sample = add_sample(list, n_labels, labels);
+	if (!sample)
+		return -1;
+	sample->real = value;
+	return 0;
+}
+
+size_t fx_family_list_count(const struct fx_family_list *list) { return list->n; }
+
+const struct fx_family *fx_family_list_get(const struct fx_family_list *list, size_t index)
+{
+	return index < list->n ? &list->families[index] : NULL;
+}
