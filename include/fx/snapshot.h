@@ -17,6 +17,10 @@ struct fx_snapshot {
 	struct fx_series *series;  /* sorted by fx_series_key_compare; owned */
 	struct fx_asn_map *names;  /* owned reference for the AS-name labels; NULL when no names are loaded */
 	struct fx_family_list *self; /* flow_exporter_* families; owned; never NULL */
+	/* Series removed by --series-ttl not long ago, with updated_ms set to the time they were removed:
+	 * a pusher that has not pushed since then sends each one a stale marker, once. Owned; may be empty. */
+	size_t n_expired;
+	struct fx_series *expired;
 };
 
 /* Frees the snapshot and what it owns. Accepts NULL. */
