@@ -111,11 +111,14 @@ static void index_place(struct slot *index, size_t mask, uint32_t position, uint
 	index[i].hash = hash;
 }
 
-/* Doubles the capacity (up to max_series) and the index with it. On failure the table is unchanged. */
-static int grow(struct fx_series_table *table)
+/* Doubles the capacity until it holds `wanted` series (never past max_series), and the index with it.
+ * On failure the table is unchanged. */
+static int grow(struct fx_series_table *table, size_t wanted)
 {
-	assert(table->capacity < table->max_series);
+	assert(table->capacity < table->max_series && wanted > table->capacity);
 	size_t capacity = table->capacity ? table->capacity * 2 : TABLE_INITIAL_CAPACITY;
+	while (capacity < wanted && capacity < table->max_series)
+		capacity *= 2;
 	if (capacity > table->max_series)
 		capacity = table->max_series;
 	size_t index_size = index_size_for(capacity);
@@ -164,7 +167,7 @@ struct fx_series_table *fx_series_table_create(size_t max_series)
 	table->index = calloc(INDEX_MIN_SIZE, sizeof(*table->index));
 	if (!table->index)
 		goto fail;
-	if (max_series && grow(table) != 0)
+	if (max_series && grow(table, 1) != 0)
 		goto fail;
 	return table;
 fail:
@@ -182,12 +185,12 @@ void fx_series_table_destroy(struct fx_series_table *table)
 	free(table);
 }
 
-/* Finds the series of `key`, creating it with zero counters when absent and there is room. Returns its
- * dense entry, or NULL with *error set to FX_TABLE_E_FULL or FX_TABLE_E_NOMEM. */
+/* Finds the series of `key` (whose hash is `hash`), creating it with zero counters when absent and there
+ * is room. `upcoming` is how many new series may follow this one (at least 1): growth makes room for them
+ * in one step. Returns the dense entry, or NULL with *error set to FX_TABLE_E_FULL or FX_TABLE_E_NOMEM. */
 static inline struct fx_series *find_or_insert(struct fx_series_table *table, const struct fx_series_key *key,
-					       int *error)
+					       uint32_t hash, size_t upcoming, int *error)
 {
-	uint32_t hash = key_hash(key);
 	size_t i = probe(table, key, hash);
 	if (table->index[i].position)
 		return &table->series[table->index[i].position - 1];
@@ -197,7 +200,7 @@ static inline struct fx_series *find_or_insert(struct fx_series_table *table, co
 		return NULL;
 	}
 	if (table->count == table->capacity) {
-		if (grow(table) != 0) {
+		if (grow(table, table->count + upcoming) != 0) {
 			*error = FX_TABLE_E_NOMEM;
 			return NULL;
 		}
@@ -219,7 +222,7 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
 {
 	assert(direction == FX_DIR_RECEIVE || direction == FX_DIR_TRANSMIT);
 	int error = 0;
-	struct fx_series *series = find_or_insert(table, key, &error);
+	struct fx_series *series = find_or_insert(table, key, key_hash(key), 1, &error);
 	if (!series)
 		return error;
 	if (now_ms > series->updated_ms)
@@ -231,14 +234,30 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
 	return 0;
 }
 
+/* How far ahead merge() hashes the source keys and prefetches their index slots: enough to cover a cache
+ * miss on a large destination, few enough that the slots are still cached when reached. */
+#define MERGE_PREFETCH 8
+
 uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_series_table *src)
 {
 	assert(dst != src);
 	uint64_t refused = 0;
+	uint32_t hashes[MERGE_PREFETCH];
+	for (size_t n = 0; n < src->count && n < MERGE_PREFETCH; n++) {
+		hashes[n] = key_hash(&src->series[n].key);
+		__builtin_prefetch(&dst->index[hashes[n] & dst->index_mask]);
+	}
 	for (size_t n = 0; n < src->count; n++) {
 		const struct fx_series *from = &src->series[n];
+		uint32_t hash = hashes[n % MERGE_PREFETCH];
+		if (n + MERGE_PREFETCH < src->count) {
+			uint32_t ahead = key_hash(&src->series[n + MERGE_PREFETCH].key);
+			hashes[n % MERGE_PREFETCH] = ahead;
+			/* A hint only: if dst grows meanwhile, the slot is simply looked up again. */
+			__builtin_prefetch(&dst->index[ahead & dst->index_mask]);
+		}
 		int error = 0;
-		struct fx_series *to = find_or_insert(dst, &from->key, &error);
+		struct fx_series *to = find_or_insert(dst, &from->key, hash, src->count - n, &error);
 		if (!to) {
 			/* Out of memory is counted with the full table: either way these records are not kept. */
 			refused += from->records;
