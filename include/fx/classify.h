@@ -3,6 +3,7 @@
 #ifndef FX_CLASSIFY_H
 #define FX_CLASSIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -5,6 +5,7 @@
 #ifndef FX_COUNTER_H
 #define FX_COUNTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,9 @@ void fx_counter_destroy(struct fx_counter *counter);
  * bounded rate. */
 void fx_counter_message(struct fx_counter *counter, const char *message, size_t len, int64_t now_ms);
 
-/* Hands the delta table to the store (see fx_store_handoff). */
-void fx_counter_flush(struct fx_counter *counter);
+/* Hands the delta table to the store (see fx_store_handoff). Returns true when nothing is left to hand
+ * over, false when the store has not merged the previous hand-over yet (call fx_store_tick, then again). */
+bool fx_counter_flush(struct fx_counter *counter);
 
 const struct fx_count_stats *fx_counter_stats(const struct fx_counter *counter);
 

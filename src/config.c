@@ -1,0 +1,622 @@
+/* The command line. One table, `flags`, lists every flag with its default, its help and the function that
+ * parses its value into struct fx_config; parsing, defaults and --help all read that table, and the README's
+ * flag list is `flow-exporter --help`.
+ *
+ * Thread: main only, before any other thread starts. Every bad value is reported with the flag's name and
+ * makes fx_config_parse return 2 (the exit code). */
+#include "fx/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fx/http_server.h"
+#include "fx/log.h"
+#include "fx/series.h"
+
+#define ERR_SIZE 256
+
+typedef int (*parse_fn)(struct fx_config *config, const char *value, char *why);
+
+struct flag {
+	const char *name;
+	const char *default_value; /* parsed at start like a given value; NULL: none */
+	const char *help;
+	parse_fn parse;
+	bool is_bool;
+	bool repeatable;
+};
+
+/* ---- value parsers: each returns 0, or -1 with a reason in why (ERR_SIZE bytes) ---- */
+
+static int fail(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(char *why, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, ERR_SIZE, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static char *keep(struct fx_config *config, const char *value)
+{
+	if (config->n_owned == sizeof(config->owned) / sizeof(config->owned[0]))
+		return NULL;
+	char *copy = strdup(value);
+	if (copy)
+		config->owned[config->n_owned++] = copy;
+	return copy;
+}
+
+static int set_string(struct fx_config *config, char **field, const char *value, char *why)
+{
+	*field = keep(config, value);
+	return *field ? 0 : fail(why, "out of memory");
+}
+
+static int parse_u64(const char *text, uint64_t max, uint64_t *out)
+{
+	if (!isdigit((unsigned char)text[0]))
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long value = strtoull(text, &end, 10);
+	if (errno || *end || value > max)
+		return -1;
+	*out = value;
+	return 0;
+}
+
+int fx_duration_parse(const char *text, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	if (strcmp(text, "0") == 0) {
+		*ms = 0;
+		return 0;
+	}
+	int64_t total = 0;
+	const char *p = text;
+	if (!*p)
+		return -1;
+	while (*p) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		char *end;
+		errno = 0;
+		long long number = strtoll(p, &end, 10);
+		if (errno || number > INT64_MAX / 86400000)
+			return -1;
+		size_t best = 0, best_len = 0;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			size_t len = strlen(units[i].unit);
+			if (strncmp(end, units[i].unit, len) == 0 && len > best_len) {
+				best = i;
+				best_len = len;
+			}
+		}
+		if (!best_len)
+			return -1;
+		total += number * units[best].ms;
+		if (total < 0)
+			return -1;
+		p = end + best_len;
+	}
+	*ms = total;
+	return 0;
+}
+
+static int set_duration(int64_t *field, const char *value, char *why)
+{
+	if (fx_duration_parse(value, field))
+		return fail(why, "not a duration (examples: 500ms, 15s, 5m, 24h, 1h30m)");
+	return 0;
+}
+
+static int set_bool(bool *field, const char *value, char *why)
+{
+	if (!strcmp(value, "true") || !strcmp(value, "1"))
+		*field = true;
+	else if (!strcmp(value, "false") || !strcmp(value, "0"))
+		*field = false;
+	else
+		return fail(why, "not a boolean (true or false)");
+	return 0;
+}
+
+static int add_repeat(struct fx_config *config, const char **list, size_t *n, size_t max, const char *value,
+		      char *why)
+{
+	if (*n == max)
+		return fail(why, "given more than %zu times", max);
+	list[*n] = keep(config, value);
+	if (!list[*n])
+		return fail(why, "out of memory");
+	(*n)++;
+	return 0;
+}
+
+/* Splits a comma-separated list, calling item() on each non-empty element (spaces around it trimmed). */
+static int for_each_item(const char *value, int (*item)(void *ctx, const char *text, char *why), void *ctx,
+			 char *why)
+{
+	char text[256];
+	for (const char *p = value; *p;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len >= sizeof(text))
+			return fail(why, "element \"%.20s...\" is too long", p);
+		memcpy(text, p, len);
+		text[len] = '\0';
+		if (len && item(ctx, text, why))
+			return -1;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return 0;
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int asn_item(void *ctx, const char *text, char *why)
+{
+	struct fx_local_asns *local = ctx;
+	uint64_t asn;
+	if (parse_u64(text, UINT32_MAX, &asn))
+		return fail(why, "\"%s\" is not an AS number (0 to 4294967295)", text);
+	if (local->n == FX_MAX_LOCAL_ASNS)
+		return fail(why, "more than %d ASNs", FX_MAX_LOCAL_ASNS);
+	local->asn[local->n++] = (uint32_t)asn;
+	return 0;
+}
+
+static int parse_asn(struct fx_config *config, const char *value, char *why)
+{
+	config->local.n = 0;
+	if (for_each_item(value, asn_item, &config->local, why))
+		return -1;
+	if (config->local.n == 0)
+		return fail(why, "no AS number given");
+	qsort(config->local.asn, config->local.n, sizeof(uint32_t), compare_u32);
+	size_t unique = 1;
+	for (size_t i = 1; i < config->local.n; i++)
+		if (config->local.asn[i] != config->local.asn[unique - 1])
+			config->local.asn[unique++] = config->local.asn[i];
+	config->local.n = unique;
+	config->asn_given = true;
+	return 0;
+}
+
+static int topic_item(void *ctx, const char *text, char *why)
+{
+	struct fx_config *config = ctx;
+	return add_repeat(config, config->topics, &config->n_topics, FX_MAX_TOPICS, text, why);
+}
+
+static int parse_topic(struct fx_config *config, const char *value, char *why)
+{
+	config->n_topics = 0;
+	if (for_each_item(value, topic_item, config, why))
+		return -1;
+	return config->n_topics ? 0 : fail(why, "no topic given");
+}
+
+static int partition_item(void *ctx, const char *text, char *why)
+{
+	struct fx_config *config = ctx;
+	uint64_t partition;
+	if (parse_u64(text, INT32_MAX, &partition))
+		return fail(why, "\"%s\" is not a partition number", text);
+	if (config->n_partitions == FX_MAX_PARTITIONS)
+		return fail(why, "more than %d partitions", FX_MAX_PARTITIONS);
+	config->partitions[config->n_partitions++] = (int32_t)partition;
+	return 0;
+}
+
+static int parse_partitions(struct fx_config *config, const char *value, char *why)
+{
+	config->n_partitions = 0;
+	config->all_partitions = false;
+	config->partitions_mode = false;
+	if (!*value)
+		return 0; /* the default: a consumer group */
+	config->partitions_mode = true;
+	if (!strcmp(value, "all")) {
+		config->all_partitions = true;
+		return 0;
+	}
+	if (for_each_item(value, partition_item, config, why))
+		return -1;
+	return config->n_partitions ? 0 : fail(why, "expected \"all\" or comma-separated partition numbers");
+}
+
+static int label_item(void *ctx, const char *text, char *why)
+{
+	uint32_t *mask = ctx;
+	for (size_t i = 0; i < sizeof(fx_label_names) / sizeof(fx_label_names[0]); i++) {
+		if (!strcmp(text, fx_label_names[i])) {
+			*mask |= 1u << i;
+			return 0;
+		}
+	}
+	return fail(why, "unknown label \"%s\" (known: hostname, source_as, source_as_name, destination_as, "
+			 "destination_as_name, iface_in, iface_out)",
+		    text);
+}
+
+static int parse_labels(struct fx_config *config, const char *value, char *why)
+{
+	uint32_t mask = 0;
+	if (strcmp(value, "none") && for_each_item(value, label_item, &mask, why))
+		return -1;
+	/* A name is looked up from its number when encoding, so it cannot outlive a dropped number. */
+	if ((mask & FX_LABEL_SOURCE_AS_NAME) && !(mask & FX_LABEL_SOURCE_AS))
+		return fail(why, "source_as_name needs source_as");
+	if ((mask & FX_LABEL_DESTINATION_AS_NAME) && !(mask & FX_LABEL_DESTINATION_AS))
+		return fail(why, "destination_as_name needs destination_as");
+	config->label_mask = mask;
+	return 0;
+}
+
+static int parse_kafka_opt(struct fx_config *config, const char *value, char *why)
+{
+	const char *eq = strchr(value, '=');
+	if (!eq || eq == value)
+		return fail(why, "expected key=value, e.g. security.protocol=ssl");
+	return add_repeat(config, config->kafka_opts, &config->n_kafka_opts, FX_MAX_KAFKA_OPTS, value, why);
+}
+
+static bool is_label_name(const char *s, size_t len)
+{
+	if (!len || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return !(len >= 2 && s[0] == '_' && s[1] == '_'); /* __name__ and friends are reserved */
+}
+
+static int parse_external_label(struct fx_config *config, const char *value, char *why)
+{
+	const char *eq = strchr(value, '=');
+	if (!eq)
+		return fail(why, "expected name=value, e.g. instance=pop1");
+	size_t len = (size_t)(eq - value);
+	if (!is_label_name(value, len))
+		return fail(why, "\"%.*s\" is not a valid label name", (int)len, value);
+	for (size_t i = 0; i < sizeof(fx_label_names) / sizeof(fx_label_names[0]); i++)
+		if (strlen(fx_label_names[i]) == len && !strncmp(value, fx_label_names[i], len))
+			return fail(why, "\"%s\" clashes with the flow label of the same name", fx_label_names[i]);
+	for (size_t i = 0; i < config->n_external_labels; i++)
+		if (!strncmp(config->external_labels[i], value, len + 1))
+			return fail(why, "label \"%.*s\" given twice", (int)len, value);
+	return add_repeat(config, config->external_labels, &config->n_external_labels, FX_MAX_REPEAT, value,
+			  why);
+}
+
+static int parse_push_header(struct fx_config *config, const char *value, char *why)
+{
+	static const char *const reserved[] = {"content-encoding", "content-type", "content-length",
+					       "x-prometheus-remote-write-version", "user-agent", "host",
+					       "authorization"};
+	const char *colon = strchr(value, ':');
+	if (!colon)
+		colon = strchr(value, '=');
+	if (!colon || colon == value)
+		return fail(why, "expected \"Name: value\"");
+	size_t len = (size_t)(colon - value);
+	for (size_t i = 0; i < len; i++)
+		if (!(isalnum((unsigned char)value[i]) || value[i] == '-' || value[i] == '_'))
+			return fail(why, "\"%.*s\" is not a valid header name", (int)len, value);
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strlen(reserved[i]) == len && !strncasecmp(value, reserved[i], len))
+			return fail(why, "header %.*s is set by flow-exporter and cannot be overridden", (int)len,
+				    value);
+	char header[1024];
+	const char *v = colon + 1;
+	while (*v == ' ')
+		v++;
+	if ((size_t)snprintf(header, sizeof(header), "%.*s: %s", (int)len, value, v) >= sizeof(header))
+		return fail(why, "too long");
+	return add_repeat(config, config->push_headers, &config->n_push_headers, FX_MAX_REPEAT, header, why);
+}
+
+static int parse_url(const char *value, char *why)
+{
+	if (strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+		return fail(why, "not an http:// or https:// URL");
+	return 0;
+}
+
+static int parse_remote_write_url(struct fx_config *config, const char *value, char *why)
+{
+	if (parse_url(value, why))
+		return -1;
+	return add_repeat(config, config->remote_write_urls, &config->n_remote_write_urls, FX_MAX_REPEAT, value,
+			  why);
+}
+
+static int parse_addr(struct fx_config *config, const char *value, char *why)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (fx_http_addr_parse(value, &ss, &len))
+		return fail(why, "expected [host]:port with a numeric host, e.g. :9590 or 127.0.0.1:9590");
+	return set_string(config, &config->addr, value, why);
+}
+
+static int parse_log_level(struct fx_config *config, const char *value, char *why)
+{
+	enum fx_log_level level;
+	if (fx_log_level_parse(value, &level))
+		return fail(why, "expected error, warn, info or debug");
+	return set_string(config, &config->log_level, value, why);
+}
+
+static int parse_positive(uint64_t *field, const char *value, uint64_t max, char *why)
+{
+	if (parse_u64(value, max, field) || *field == 0)
+		return fail(why, "expected a whole number from 1 to %" PRIu64, max);
+	return 0;
+}
+
+static int parse_workers(struct fx_config *config, const char *value, char *why)
+{
+	if (!strcmp(value, "auto")) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		config->workers = cores > 0 ? (uint64_t)cores : 1;
+		if (config->workers > 64)
+			config->workers = 64;
+		return 0;
+	}
+	return parse_positive(&config->workers, value, 64, why);
+}
+
+#define STRING_FIELD(fn, field)                                                                            \
+	static int fn(struct fx_config *config, const char *value, char *why)                              \
+	{                                                                                                  \
+		return set_string(config, &config->field, value, why);                                     \
+	}
+#define DURATION_FIELD(fn, field)                                                                          \
+	static int fn(struct fx_config *config, const char *value, char *why)                              \
+	{                                                                                                  \
+		return set_duration(&config->field, value, why);                                           \
+	}
+#define BOOL_FIELD(fn, field)                                                                              \
+	static int fn(struct fx_config *config, const char *value, char *why)                              \
+	{                                                                                                  \
+		return set_bool(&config->field, value, why);                                               \
+	}
+#define COUNT_FIELD(fn, field, max)                                                                        \
+	static int fn(struct fx_config *config, const char *value, char *why)                              \
+	{                                                                                                  \
+		return parse_positive(&config->field, value, max, why);                                    \
+	}
+
+STRING_FIELD(parse_brokers, brokers)
+STRING_FIELD(parse_group, group)
+STRING_FIELD(parse_asn_names, asn_names)
+STRING_FIELD(parse_asn_names_cache, asn_names_cache)
+STRING_FIELD(parse_push_username, push_username)
+STRING_FIELD(parse_push_password_file, push_password_file)
+STRING_FIELD(parse_push_bearer_token_file, push_bearer_token_file)
+STRING_FIELD(parse_push_ca_file, push_ca_file)
+STRING_FIELD(parse_push_cert_file, push_cert_file)
+STRING_FIELD(parse_push_key_file, push_key_file)
+DURATION_FIELD(parse_flush, flush_ms)
+DURATION_FIELD(parse_asn_names_refresh, asn_names_refresh_ms)
+DURATION_FIELD(parse_asn_names_timeout, asn_names_timeout_ms)
+DURATION_FIELD(parse_push_interval, push_interval_ms)
+DURATION_FIELD(parse_push_timeout, push_timeout_ms)
+DURATION_FIELD(parse_push_backlog, push_backlog_ms)
+DURATION_FIELD(parse_series_ttl, series_ttl_ms)
+DURATION_FIELD(parse_shutdown_timeout, shutdown_timeout_ms)
+BOOL_FIELD(parse_push_insecure, push_insecure_skip_verify)
+BOOL_FIELD(parse_pushgateway_delete, pushgateway_delete)
+BOOL_FIELD(parse_help, help)
+BOOL_FIELD(parse_version, version)
+COUNT_FIELD(parse_max_series, max_series, 100000000)
+COUNT_FIELD(parse_max_record_bytes, max_record_bytes, 64u << 20)
+COUNT_FIELD(parse_remote_write_max_series, remote_write_max_series, 1000000)
+COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
+
+static int parse_pushgateway_url(struct fx_config *config, const char *value, char *why)
+{
+	if (parse_url(value, why))
+		return -1;
+	return set_string(config, &config->pushgateway_url, value, why);
+}
+
+static const struct flag flags[] = {
+	/* Kafka (the Go program's flags first) */
+	{"brokers", "", "Comma-separated Kafka brokers (host:port). Empty: run the embedded demo (a mock Kafka "
+			"cluster fed with synthetic pmacct records)", parse_brokers, false, false},
+	{"topic", "pmacct.acct", "Kafka topic(s) with pmacct JSON records, comma-separated", parse_topic, false,
+	 false},
+	{"asn", "0", "Local AS number(s), comma-separated: source AS local = transmit, destination AS local = "
+		     "receive", parse_asn, false, false},
+	{"addr", ":9590", "Listen address for /metrics ([host]:port)", parse_addr, false, false},
+	{"partitions", "", "The Go program's mode: \"all\" or comma-separated partition numbers, read from the "
+			   "newest offset with no consumer group. Empty: consumer group mode", parse_partitions,
+	 false, false},
+	{"group", "flow-exporter", "Kafka consumer group (offsets are committed only for counted records)",
+	 parse_group, false, false},
+	{"kafka-opt", NULL, "librdkafka setting key=value, passed through (TLS, SASL, fetch sizes); repeatable",
+	 parse_kafka_opt, false, true},
+	{"workers", "auto", "Consumer threads (\"auto\": one per core)", parse_workers, false, false},
+	{"flush-interval", "100ms", "How often consumer threads publish their counts to /metrics and pushes",
+	 parse_flush, false, false},
+	{"max-record-bytes", "65536", "Largest pmacct record accepted (bytes); longer ones are counted invalid",
+	 parse_max_record_bytes, false, false},
+	/* counting */
+	{"labels", "hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out",
+	 "Flow labels kept, comma-separated (\"none\" for none); dropping one merges the series it separated",
+	 parse_labels, false, false},
+	{"max-series", "500000", "Most flow series kept; records of new series past it are dropped and counted",
+	 parse_max_series, false, false},
+	/* AS names */
+	{"asn-names", FX_DEFAULT_ASN_NAMES_URL, "AS names: a file or an http(s) URL in cidr-report's asn.txt "
+						"format", parse_asn_names, false, false},
+	{"asn-names-cache", "/var/lib/flow-exporter/asn-names.txt", "Where the last downloaded AS-name list is "
+								   "kept for restarts without network",
+	 parse_asn_names_cache, false, false},
+	{"asn-names-refresh", "24h", "How often the AS names are downloaded (or the file re-read) again",
+	 parse_asn_names_refresh, false, false},
+	{"asn-names-timeout", "60s", "Bound on one AS-name download", parse_asn_names_timeout, false, false},
+	/* push */
+	{"remote-write-url", NULL, "Prometheus remote-write 1.0 endpoint to push to; repeatable",
+	 parse_remote_write_url, false, true},
+	{"push-interval", "15s", "How often counters are pushed (remote write and Pushgateway)",
+	 parse_push_interval, false, false},
+	{"remote-write-max-series", "2000", "Most series in one remote-write request",
+	 parse_remote_write_max_series, false, false},
+	{"external-label", NULL, "Label name=value added to every pushed series (defaults: job=flow-exporter, "
+				 "instance=<host>:<port>); repeatable", parse_external_label, false, true},
+	{"push-header", NULL, "Extra HTTP header \"Name: value\" on every push; repeatable", parse_push_header,
+	 false, true},
+	{"push-username", "", "Basic-auth user for pushes (with --push-password-file)", parse_push_username,
+	 false, false},
+	{"push-password-file", "", "File holding the basic-auth password for pushes",
+	 parse_push_password_file, false, false},
+	{"push-bearer-token-file", "", "File holding a bearer token for pushes", parse_push_bearer_token_file,
+	 false, false},
+	{"push-ca-file", "", "CA certificate(s) to verify push endpoints", parse_push_ca_file, false, false},
+	{"push-cert-file", "", "Client certificate for push endpoints (TLS)", parse_push_cert_file, false,
+	 false},
+	{"push-key-file", "", "Client key for push endpoints (TLS)", parse_push_key_file, false, false},
+	{"push-insecure-skip-verify", "false", "Do not verify push endpoints' TLS certificates",
+	 parse_push_insecure, true, false},
+	{"push-timeout", "30s", "Bound on one push request", parse_push_timeout, false, false},
+	{"push-backlog", "15m", "How much missed pushing is kept for an endpoint that is down, as time",
+	 parse_push_backlog, false, false},
+	{"series-ttl", "0", "Remove a series not updated for this long (0: never); a stale marker is pushed",
+	 parse_series_ttl, false, false},
+	{"pushgateway-url", "", "Pushgateway to PUT the counters to every --push-interval",
+	 parse_pushgateway_url, false, false},
+	{"pushgateway-delete-on-shutdown", "false", "Delete the Pushgateway group on shutdown",
+	 parse_pushgateway_delete, true, false},
+	/* process */
+	{"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
+	{"shutdown-timeout", "5s", "Bound on the final commit and push at shutdown", parse_shutdown_timeout,
+	 false, false},
+	{"log-level", "info", "error, warn, info or debug", parse_log_level, false, false},
+	{"help", "false", "Show this help and exit", parse_help, true, false},
+	{"version", "false", "Show the version and exit", parse_version, true, false},
+};
+
+#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static const struct flag *find_flag(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_FLAGS; i++)
+		if (strlen(flags[i].name) == len && !strncmp(flags[i].name, name, len))
+			return &flags[i];
+	return NULL;
+}
+
+void fx_config_usage(FILE *out)
+{
+	fprintf(out, "Usage: flow-exporter [flags]\n\n"
+		     "Consumes pmacct JSON flow records from Kafka and exports them as Prometheus counters.\n"
+		     "Flags take --flag=value, --flag value or -flag=value.\n\n");
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		const struct flag *f = &flags[i];
+		fprintf(out, "  --%s", f->name);
+		if (!f->is_bool)
+			fprintf(out, "=VALUE");
+		fprintf(out, "\n        %s", f->help);
+		if (f->default_value && !f->is_bool)
+			fprintf(out, " (default \"%s\")", f->default_value);
+		fprintf(out, "\n");
+	}
+}
+
+int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
+{
+	char why[ERR_SIZE];
+	memset(config, 0, sizeof(*config));
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		if (flags[i].default_value && flags[i].parse(config, flags[i].default_value, why)) {
+			fprintf(err, "flow-exporter: bad default for --%s: %s\n", flags[i].name, why);
+			return 2;
+		}
+	}
+	config->asn_given = false;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (arg[0] != '-' || arg[1] == '\0') {
+			fprintf(err, "flow-exporter: unexpected argument \"%s\" (flags start with --)\n", arg);
+			return 2;
+		}
+		const char *name = arg + (arg[1] == '-' ? 2 : 1);
+		const char *eq = strchr(name, '=');
+		size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+		const struct flag *f = find_flag(name, name_len);
+		if (!f) {
+			fprintf(err, "flow-exporter: unknown flag --%.*s (see --help)\n", (int)name_len, name);
+			return 2;
+		}
+		const char *value;
+		if (eq)
+			value = eq + 1;
+		else if (f->is_bool)
+			value = "true";
+		else if (i + 1 < argc)
+			value = argv[++i];
+		else {
+			fprintf(err, "flow-exporter: flag --%s needs a value\n", f->name);
+			return 2;
+		}
+		if (f->parse(config, value, why)) {
+			fprintf(err, "flow-exporter: invalid value \"%s\" for --%s: %s\n", value, f->name, why);
+			return 2;
+		}
+	}
+	if (config->push_key_file[0] && !config->push_cert_file[0]) {
+		fprintf(err, "flow-exporter: --push-key-file needs --push-cert-file\n");
+		return 2;
+	}
+	if (config->push_password_file[0] && !config->push_username[0]) {
+		fprintf(err, "flow-exporter: --push-password-file needs --push-username\n");
+		return 2;
+	}
+	if (config->push_bearer_token_file[0] && config->push_password_file[0]) {
+		fprintf(err, "flow-exporter: --push-bearer-token-file and --push-password-file exclude each other\n");
+		return 2;
+	}
+	if (config->push_interval_ms < 1000) {
+		fprintf(err, "flow-exporter: invalid value for --push-interval: at least 1s\n");
+		return 2;
+	}
+	if (config->flush_ms < 1 || config->flush_ms > 60000) {
+		fprintf(err, "flow-exporter: invalid value for --flush-interval: from 1ms to 60s\n");
+		return 2;
+	}
+	return 0;
+}
+
+void fx_config_free(struct fx_config *config)
+{
+	for (size_t i = 0; i < config->n_owned; i++)
+		free(config->owned[i]);
+	config->n_owned = 0;
+}

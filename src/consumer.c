@@ -1,0 +1,586 @@
+/* Step (1): librdkafka consumer threads.
+ *
+ * DESIGN
+ * Each worker thread owns one rd_kafka_t consumer and one fx_counter. In group mode every worker is a member
+ * of the consumer group, so Kafka spreads the partitions over the workers (and over other processes in the
+ * same group). In the Go program's mode (--partitions) the partitions are dealt out to the workers
+ * round-robin and assigned at the newest offset, with no group and no commits.
+ *
+ * A worker reads batches of messages, counts each one into its delta table, and only then stores the
+ * offsets (enable.auto.offset.store=false), so the periodic auto-commit and the commit made when the
+ * consumer closes or loses partitions never cover a message that was not counted. Every flush interval the
+ * worker hands its delta to the store and publishes its statistics (under `stats_lock`, once per flush).
+ *
+ * librdkafka serves its callbacks (errors, rebalances) from the worker's own consume call
+ * (rd_kafka_poll_set_consumer), so they run on the worker thread. Logs may come from librdkafka's threads
+ * and go through fx_log, which is thread-safe. Errors after startup are logged and counted, never fatal:
+ * librdkafka reconnects by itself when a broker comes back. */
+#include "fx/consumer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fx/clock.h"
+#include "fx/log.h"
+
+#define BATCH_MAX 1024
+#define POLL_MS 100
+#define MAX_ERROR_KINDS 32
+
+struct partition_lag {
+	const char *topic; /* one of config.topics */
+	int32_t partition;
+	int64_t lag; /* -1: unknown yet */
+};
+
+struct worker {
+	struct fx_consumer *consumer;
+	size_t index;
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;
+	struct fx_counter *counter;
+	pthread_t thread;
+	bool thread_started;
+	rd_kafka_topic_partition_list_t *assignment; /* owned by the worker thread */
+	struct fx_ratelimit error_log;
+
+	/* Published under consumer->stats_lock. */
+	struct fx_count_stats stats;
+	struct partition_lag *lags;
+	size_t n_lags;
+	bool assigned;
+};
+
+struct error_count {
+	rd_kafka_resp_err_t err;
+	uint64_t count;
+};
+
+struct fx_consumer {
+	struct fx_consumer_config config;
+	struct worker *workers;
+	atomic_bool stop;
+	pthread_mutex_t stats_lock; /* guards the workers' published fields and errors[] */
+	struct error_count errors[MAX_ERROR_KINDS];
+	size_t n_errors;
+};
+
+static const char *topic_of(const struct fx_consumer *consumer, const char *name)
+{
+	for (size_t i = 0; i < consumer->config.n_topics; i++)
+		if (!strcmp(consumer->config.topics[i], name))
+			return consumer->config.topics[i];
+	return NULL;
+}
+
+/* @locality any thread. */
+static void count_error(struct worker *worker, rd_kafka_resp_err_t err, const char *reason)
+{
+	struct fx_consumer *consumer = worker->consumer;
+	pthread_mutex_lock(&consumer->stats_lock);
+	size_t i = 0;
+	while (i < consumer->n_errors && consumer->errors[i].err != err)
+		i++;
+	if (i == consumer->n_errors && consumer->n_errors < MAX_ERROR_KINDS)
+		consumer->errors[consumer->n_errors++] = (struct error_count){err, 0};
+	if (i < consumer->n_errors)
+		consumer->errors[i].count++;
+	uint64_t suppressed = 0;
+	bool log = fx_ratelimit_allow(&worker->error_log, fx_mono_ms(), &suppressed);
+	pthread_mutex_unlock(&consumer->stats_lock);
+	if (log)
+		fx_warn("kafka: %s: %s%s", rd_kafka_err2name(err), reason,
+			suppressed ? " (similar errors were not logged)" : "");
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	count_error(opaque, (rd_kafka_resp_err_t)err, reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *facility, const char *message)
+{
+	(void)rk;
+	enum fx_log_level ours = level <= 3 ? FX_LOG_ERROR : level <= 5 ? FX_LOG_WARN : FX_LOG_DEBUG;
+	fx_log(ours, "librdkafka %s: %s", facility, message);
+}
+
+static void set_assignment(struct worker *worker, const rd_kafka_topic_partition_list_t *partitions)
+{
+	if (worker->assignment)
+		rd_kafka_topic_partition_list_destroy(worker->assignment);
+	worker->assignment = partitions ? rd_kafka_topic_partition_list_copy(partitions) : NULL;
+	size_t n = partitions ? (size_t)partitions->cnt : 0;
+	struct partition_lag *lags = n ? calloc(n, sizeof(*lags)) : NULL;
+	size_t n_lags = 0;
+	for (size_t i = 0; lags && i < n; i++) {
+		const char *topic = topic_of(worker->consumer, partitions->elems[i].topic);
+		if (topic)
+			lags[n_lags++] = (struct partition_lag){topic, partitions->elems[i].partition, -1};
+	}
+	pthread_mutex_lock(&worker->consumer->stats_lock);
+	free(worker->lags);
+	worker->lags = lags;
+	worker->n_lags = n_lags;
+	worker->assigned = n > 0;
+	pthread_mutex_unlock(&worker->consumer->stats_lock);
+}
+
+/* @locality the worker thread (served from its consume call). Offsets of counted messages were stored
+ * before this runs; librdkafka commits them when the partitions are revoked (auto-commit is on). */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
+			 void *opaque)
+{
+	struct worker *worker = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		fx_info("kafka: worker %zu assigned %d partition(s)", worker->index, partitions->cnt);
+		rd_kafka_assign(rk, partitions);
+		set_assignment(worker, partitions);
+	} else {
+		if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+			count_error(worker, err, "rebalance failed");
+		fx_info("kafka: worker %zu lost %d partition(s)", worker->index, partitions->cnt);
+		rd_kafka_assign(rk, NULL);
+		set_assignment(worker, NULL);
+	}
+}
+
+static rd_kafka_t *create_handle(struct worker *worker, char *errstr, size_t errstr_size)
+{
+	const struct fx_consumer_config *config = &worker->consumer->config;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char client_id[64];
+	snprintf(client_id, sizeof(client_id), "flow-exporter-%zu", worker->index);
+	struct {
+		const char *key, *value;
+	} ours[] = {
+		{"bootstrap.servers", config->brokers},
+		{"client.id", client_id},
+		{"enable.auto.commit", config->partitions_mode ? "false" : "true"},
+		{"enable.auto.offset.store", "false"},
+		{"group.id", config->partitions_mode ? NULL : config->group},
+	};
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+		if (ours[i].value &&
+		    rd_kafka_conf_set(conf, ours[i].key, ours[i].value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
+			goto fail;
+	}
+	/* The operator's settings come last, so any of ours can be overridden. */
+	for (size_t i = 0; i < config->n_kafka_opts; i++) {
+		char key[256];
+		const char *opt = config->kafka_opts[i];
+		const char *eq = strchr(opt, '=');
+		size_t len = eq ? (size_t)(eq - opt) : 0;
+		if (!eq || len >= sizeof(key)) {
+			snprintf(errstr, errstr_size, "--kafka-opt \"%s\": expected key=value", opt);
+			goto fail;
+		}
+		memcpy(key, opt, len);
+		key[len] = '\0';
+		char why[256];
+		if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			snprintf(errstr, errstr_size, "--kafka-opt %s: %s", key, why);
+			goto fail;
+		}
+	}
+	rd_kafka_conf_set_opaque(conf, worker);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	if (!config->partitions_mode)
+		rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	if (!rk)
+		goto fail; /* conf is still ours on failure */
+	return rk;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+/* Partitions mode: this worker's share, every n-th (topic, partition) pair, at the newest offset. */
+static rd_kafka_topic_partition_list_t *partition_share(struct worker *worker, const int32_t *partitions,
+							 size_t n_partitions, size_t topic_index)
+{
+	const struct fx_consumer_config *config = &worker->consumer->config;
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n_partitions);
+	for (size_t i = 0; i < n_partitions; i++) {
+		if ((topic_index * n_partitions + i) % config->n_workers != worker->index)
+			continue;
+		rd_kafka_topic_partition_t *p =
+			rd_kafka_topic_partition_list_add(list, config->topics[topic_index], partitions[i]);
+		p->offset = RD_KAFKA_OFFSET_END;
+	}
+	return list;
+}
+
+static int assign_partitions(struct worker *worker)
+{
+	const struct fx_consumer_config *config = &worker->consumer->config;
+	rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(16);
+	for (size_t t = 0; t < config->n_topics; t++) {
+		rd_kafka_topic_partition_list_t *share;
+		if (config->all_partitions) {
+			rd_kafka_topic_t *topic = rd_kafka_topic_new(worker->rk, config->topics[t], NULL);
+			const struct rd_kafka_metadata *md = NULL;
+			rd_kafka_resp_err_t err = rd_kafka_metadata(worker->rk, 0, topic, &md, 2000);
+			rd_kafka_topic_destroy(topic);
+			if (err || md->topic_cnt != 1 || md->topics[0].err) {
+				count_error(worker, err ? err : md->topic_cnt ? md->topics[0].err : err,
+					    "cannot list the topic's partitions yet; retrying");
+				if (md)
+					rd_kafka_metadata_destroy(md);
+				rd_kafka_topic_partition_list_destroy(all);
+				return -1;
+			}
+			int32_t ids[FX_MAX_PARTITIONS];
+			size_t n = 0;
+			for (int i = 0; i < md->topics[0].partition_cnt && n < FX_MAX_PARTITIONS; i++)
+				ids[n++] = md->topics[0].partitions[i].id;
+			rd_kafka_metadata_destroy(md);
+			share = partition_share(worker, ids, n, t);
+		} else {
+			share = partition_share(worker, config->partitions, config->n_partitions, t);
+		}
+		for (int i = 0; i < share->cnt; i++)
+			rd_kafka_topic_partition_list_add(all, share->elems[i].topic, share->elems[i].partition)
+				->offset = RD_KAFKA_OFFSET_END;
+		rd_kafka_topic_partition_list_destroy(share);
+	}
+	rd_kafka_resp_err_t err = rd_kafka_assign(worker->rk, all);
+	if (err)
+		count_error(worker, err, "cannot assign partitions");
+	else {
+		fx_info("kafka: worker %zu reads %d partition(s) from the newest offset", worker->index, all->cnt);
+		set_assignment(worker, all);
+	}
+	rd_kafka_topic_partition_list_destroy(all);
+	return err ? -1 : 0;
+}
+
+/* Stores offset+1 of the last counted message of every partition in the batch. */
+static void store_offsets(struct worker *worker, rd_kafka_message_t **batch, size_t n)
+{
+	rd_kafka_topic_partition_list_t *offsets = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i]->err)
+			continue;
+		const char *topic = rd_kafka_topic_name(batch[i]->rkt);
+		if (!offsets)
+			offsets = rd_kafka_topic_partition_list_new(8);
+		rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(offsets, topic, batch[i]->partition);
+		if (!p)
+			p = rd_kafka_topic_partition_list_add(offsets, topic, batch[i]->partition);
+		if (batch[i]->offset + 1 > p->offset)
+			p->offset = batch[i]->offset + 1;
+	}
+	if (!offsets)
+		return;
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(worker->rk, offsets);
+	if (err && err != RD_KAFKA_RESP_ERR__STATE) /* _STATE: the partition was revoked meanwhile */
+		count_error(worker, err, "cannot store offsets");
+	rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+static void update_lags(struct worker *worker)
+{
+	if (!worker->assignment || worker->assignment->cnt == 0)
+		return;
+	rd_kafka_topic_partition_list_t *positions = rd_kafka_topic_partition_list_copy(worker->assignment);
+	rd_kafka_position(worker->rk, positions);
+	pthread_mutex_lock(&worker->consumer->stats_lock);
+	for (size_t i = 0; i < worker->n_lags; i++) {
+		struct partition_lag *lag = &worker->lags[i];
+		rd_kafka_topic_partition_t *p =
+			rd_kafka_topic_partition_list_find(positions, lag->topic, lag->partition);
+		int64_t low, high;
+		if (!p || p->offset < 0 ||
+		    rd_kafka_get_watermark_offsets(worker->rk, lag->topic, lag->partition, &low, &high) ||
+		    high < 0)
+			continue;
+		lag->lag = high > p->offset ? high - p->offset : 0;
+	}
+	pthread_mutex_unlock(&worker->consumer->stats_lock);
+	rd_kafka_topic_partition_list_destroy(positions);
+}
+
+static void publish(struct worker *worker, bool final)
+{
+	/* At the end every count must reach the store before the consumer commits on close. */
+	while (!fx_counter_flush(worker->counter) && final)
+		fx_store_tick(worker->consumer->config.counting.store);
+	update_lags(worker);
+	pthread_mutex_lock(&worker->consumer->stats_lock);
+	worker->stats = *fx_counter_stats(worker->counter);
+	pthread_mutex_unlock(&worker->consumer->stats_lock);
+}
+
+static void handle_message(struct worker *worker, const rd_kafka_message_t *message, int64_t now_ms)
+{
+	if (message->err) {
+		if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			count_error(worker, message->err, rd_kafka_message_errstr(message));
+		return;
+	}
+	fx_counter_message(worker->counter, message->payload ? message->payload : "", message->len, now_ms);
+}
+
+/* Closes the consumer, letting librdkafka commit the stored offsets, but gives up at the deadline so that
+ * shutdown stays bounded when the broker is unreachable. */
+static void close_consumer(struct worker *worker, int64_t deadline_ms)
+{
+	rd_kafka_queue_t *queue = rd_kafka_queue_new(worker->rk);
+	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(worker->rk, queue);
+	if (error) {
+		fx_warn("kafka: worker %zu: close: %s", worker->index, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	} else {
+		while (!rd_kafka_consumer_closed(worker->rk) && fx_mono_ms() < deadline_ms)
+			rd_kafka_queue_poll_callback(queue, 50);
+	}
+	if (!rd_kafka_consumer_closed(worker->rk))
+		fx_warn("kafka: worker %zu: the consumer did not close in time; counts since the last commit may "
+			"be read again after a restart",
+			worker->index);
+	rd_kafka_queue_destroy(queue);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *worker = arg;
+	struct fx_consumer *consumer = worker->consumer;
+	rd_kafka_message_t *batch[BATCH_MAX];
+	int64_t last_flush = fx_mono_ms();
+	int64_t last_assign_try = 0;
+	bool need_assign = consumer->config.partitions_mode;
+	while (!atomic_load(&consumer->stop)) {
+		if (need_assign && fx_mono_ms() - last_assign_try >= 1000) {
+			last_assign_try = fx_mono_ms();
+			need_assign = assign_partitions(worker) != 0;
+		}
+		ssize_t n = rd_kafka_consume_batch_queue(worker->queue, POLL_MS, batch, BATCH_MAX);
+		if (n > 0) {
+			int64_t now_ms = fx_wall_ms();
+			for (ssize_t i = 0; i < n; i++)
+				handle_message(worker, batch[i], now_ms);
+			if (!consumer->config.partitions_mode)
+				store_offsets(worker, batch, (size_t)n);
+			for (ssize_t i = 0; i < n; i++)
+				rd_kafka_message_destroy(batch[i]);
+		}
+		if (fx_mono_ms() - last_flush >= consumer->config.flush_ms) {
+			publish(worker, false);
+			last_flush = fx_mono_ms();
+		}
+	}
+	publish(worker, true);
+	return NULL;
+}
+
+struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, char *errstr, size_t errstr_size)
+{
+	struct fx_consumer *consumer = calloc(1, sizeof(*consumer));
+	if (!consumer) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	consumer->config = *config;
+	pthread_mutex_init(&consumer->stats_lock, NULL);
+	atomic_init(&consumer->stop, false);
+	consumer->workers = calloc(config->n_workers, sizeof(*consumer->workers));
+	if (!consumer->workers) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < config->n_workers; i++) {
+		struct worker *worker = &consumer->workers[i];
+		worker->consumer = consumer;
+		worker->index = i;
+		struct fx_counter_config counting = config->counting;
+		counting.worker = i;
+		worker->counter = fx_counter_create(&counting);
+		if (!worker->counter) {
+			snprintf(errstr, errstr_size, "out of memory");
+			goto fail;
+		}
+		worker->rk = create_handle(worker, errstr, errstr_size);
+		if (!worker->rk)
+			goto fail;
+		rd_kafka_poll_set_consumer(worker->rk);
+		worker->queue = rd_kafka_queue_get_consumer(worker->rk);
+	}
+	return consumer;
+fail:
+	fx_consumer_destroy(consumer, 0);
+	return NULL;
+}
+
+int fx_consumer_start(struct fx_consumer *consumer)
+{
+	const struct fx_consumer_config *config = &consumer->config;
+	for (size_t i = 0; i < config->n_workers; i++) {
+		struct worker *worker = &consumer->workers[i];
+		if (!config->partitions_mode) {
+			rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)config->n_topics);
+			for (size_t t = 0; t < config->n_topics; t++)
+				rd_kafka_topic_partition_list_add(topics, config->topics[t], RD_KAFKA_PARTITION_UA);
+			rd_kafka_resp_err_t err = rd_kafka_subscribe(worker->rk, topics);
+			rd_kafka_topic_partition_list_destroy(topics);
+			if (err) {
+				fx_error("kafka: cannot subscribe: %s", rd_kafka_err2str(err));
+				return -1;
+			}
+		}
+		if (pthread_create(&worker->thread, NULL, worker_main, worker)) {
+			fx_error("kafka: cannot start a consumer thread");
+			return -1;
+		}
+		worker->thread_started = true;
+	}
+	if (config->partitions_mode)
+		fx_info("kafka: consuming %s partitions of %zu topic(s) from the newest offset, no consumer group",
+			config->all_partitions ? "all" : "the given", config->n_topics);
+	else
+		fx_info("kafka: consuming %zu topic(s) in consumer group \"%s\" with %zu worker(s)", config->n_topics,
+			config->group, config->n_workers);
+	return 0;
+}
+
+void fx_consumer_destroy(struct fx_consumer *consumer, int64_t timeout_ms)
+{
+	if (!consumer)
+		return;
+	atomic_store(&consumer->stop, true);
+	int64_t deadline = fx_mono_ms() + timeout_ms;
+	if (consumer->workers) {
+		for (size_t i = 0; i < consumer->config.n_workers; i++) {
+			struct worker *worker = &consumer->workers[i];
+			if (worker->thread_started)
+				pthread_join(worker->thread, NULL);
+		}
+		/* Every count is handed over before any commit, so the commit covers only counted records. */
+		for (size_t i = 0; i < consumer->config.n_workers; i++) {
+			struct worker *worker = &consumer->workers[i];
+			if (worker->rk && worker->thread_started)
+				close_consumer(worker, deadline);
+		}
+		for (size_t i = 0; i < consumer->config.n_workers; i++) {
+			struct worker *worker = &consumer->workers[i];
+			if (worker->queue)
+				rd_kafka_queue_destroy(worker->queue);
+			if (worker->rk)
+				rd_kafka_destroy_flags(worker->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+			if (worker->assignment)
+				rd_kafka_topic_partition_list_destroy(worker->assignment);
+			fx_counter_destroy(worker->counter);
+			free(worker->lags);
+		}
+	}
+	free(consumer->workers);
+	pthread_mutex_destroy(&consumer->stats_lock);
+	free(consumer);
+}
+
+bool fx_consumer_ready(void *opaque)
+{
+	struct fx_consumer *consumer = opaque;
+	bool ready = false;
+	pthread_mutex_lock(&consumer->stats_lock);
+	for (size_t i = 0; i < consumer->config.n_workers; i++)
+		ready = ready || consumer->workers[i].assigned;
+	pthread_mutex_unlock(&consumer->stats_lock);
+	return ready;
+}
+
+static int add_kind(struct fx_family_list *out, const struct fx_count_stats *sum, enum fx_record_kind kind)
+{
+	struct fx_label reason = {"reason", fx_record_kind_name(kind)};
+	return fx_family_add_u64(out, sum->records[kind], 1, &reason);
+}
+
+int fx_consumer_collect(void *opaque, struct fx_family_list *out)
+{
+	struct fx_consumer *consumer = opaque;
+	struct fx_count_stats sum = {0};
+	int rc = -1;
+	pthread_mutex_lock(&consumer->stats_lock);
+	for (size_t i = 0; i < consumer->config.n_workers; i++) {
+		const struct fx_count_stats *s = &consumer->workers[i].stats;
+		sum.messages += s->messages;
+		for (int k = 0; k < FX_REC_KIND_COUNT; k++)
+			sum.records[k] += s->records[k];
+		sum.counted += s->counted;
+		sum.not_local += s->not_local;
+		sum.refused_series_limit += s->refused_series_limit;
+		sum.refused_hostname_limit += s->refused_hostname_limit;
+	}
+	uint64_t records = 0;
+	for (int k = 0; k < FX_REC_KIND_COUNT; k++)
+		records += sum.records[k];
+
+	if (fx_family_begin(out, "flow_exporter_kafka_messages_total", "Kafka messages consumed.",
+			    FX_METRIC_COUNTER) ||
+	    fx_family_add_u64(out, sum.messages, 0, NULL) ||
+	    fx_family_begin(out, "flow_exporter_records_total", "pmacct records read from Kafka messages.",
+			    FX_METRIC_COUNTER) ||
+	    fx_family_add_u64(out, records, 0, NULL) ||
+	    fx_family_begin(out, "flow_exporter_records_counted_total", "Flow records added to the counters.",
+			    FX_METRIC_COUNTER) ||
+	    fx_family_add_u64(out, sum.counted, 0, NULL) ||
+	    fx_family_begin(out, "flow_exporter_records_invalid_total",
+			    "Records that could not be counted, by reason.", FX_METRIC_COUNTER))
+		goto out;
+	for (int k = FX_REC_FIRST_INVALID; k < FX_REC_KIND_COUNT; k++)
+		if (add_kind(out, &sum, (enum fx_record_kind)k))
+			goto out;
+	const struct fx_label not_local = {"reason", "not_local"};
+	const struct fx_label series_limit = {"reason", "series_limit"};
+	const struct fx_label hostname_limit = {"reason", "hostname_limit"};
+	if (fx_family_begin(out, "flow_exporter_records_ignored_total",
+			    "Records skipped on purpose: pmacct markers, other events, and flows with no local AS.",
+			    FX_METRIC_COUNTER) ||
+	    add_kind(out, &sum, FX_REC_MARKER) || add_kind(out, &sum, FX_REC_OTHER_EVENT) ||
+	    fx_family_add_u64(out, sum.not_local, 1, &not_local) ||
+	    fx_family_begin(out, "flow_exporter_records_dropped_total",
+			    "Flow records refused by a limit (--max-series, hostnames).", FX_METRIC_COUNTER) ||
+	    fx_family_add_u64(out, sum.refused_series_limit, 1, &series_limit) ||
+	    fx_family_add_u64(out, sum.refused_hostname_limit, 1, &hostname_limit) ||
+	    fx_family_begin(out, "flow_exporter_kafka_errors_total", "Kafka errors, by librdkafka error name.",
+			    FX_METRIC_COUNTER))
+		goto out;
+	for (size_t i = 0; i < consumer->n_errors; i++) {
+		struct fx_label error = {"error", rd_kafka_err2name(consumer->errors[i].err)};
+		if (fx_family_add_u64(out, consumer->errors[i].count, 1, &error))
+			goto out;
+	}
+	uint64_t assigned = 0;
+	if (fx_family_begin(out, "flow_exporter_kafka_consumer_lag",
+			    "Messages between the consumer's position and the partition's high watermark.",
+			    FX_METRIC_GAUGE))
+		goto out;
+	for (size_t i = 0; i < consumer->config.n_workers; i++) {
+		const struct worker *worker = &consumer->workers[i];
+		assigned += worker->n_lags;
+		for (size_t p = 0; p < worker->n_lags; p++) {
+			if (worker->lags[p].lag < 0)
+				continue;
+			char partition[16];
+			snprintf(partition, sizeof(partition), "%d", worker->lags[p].partition);
+			struct fx_label labels[2] = {{"partition", partition}, {"topic", worker->lags[p].topic}};
+			if (fx_family_add_u64(out, (uint64_t)worker->lags[p].lag, 2, labels))
+				goto out;
+		}
+	}
+	if (fx_family_begin(out, "flow_exporter_kafka_assigned_partitions",
+			    "Kafka partitions this process reads now.", FX_METRIC_GAUGE) ||
+	    fx_family_add_u64(out, assigned, 0, NULL))
+		goto out;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&consumer->stats_lock);
+	return rc;
+}

@@ -1,0 +1,148 @@
+/* Steps (2)-(4) for one consumer thread: message -> records -> direction -> delta table.
+ *
+ * Thread: owned by one consumer thread. Nothing here takes a lock per record: the decoder, the delta table
+ * and the statistics belong to the thread. Hostnames are interned through a shared, locked pool, but a
+ * small direct-mapped cache in front of it answers almost every record (a router sends many records). */
+#include "fx/counter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fx/log.h"
+
+#define HOSTNAME_CACHE_SLOTS 256 /* power of two */
+
+struct hostname_slot {
+	const char *interned; /* NUL-terminated, from the pool */
+	size_t len;
+};
+
+struct fx_counter {
+	struct fx_counter_config config;
+	struct fx_decoder *decoder;
+	struct fx_series_table *delta;
+	struct fx_count_stats stats;
+	struct fx_ratelimit invalid_log;
+	int64_t now_ms; /* of the message being counted */
+	struct hostname_slot hostnames[HOSTNAME_CACHE_SLOTS];
+};
+
+struct fx_counter *fx_counter_create(const struct fx_counter_config *config)
+{
+	struct fx_counter *counter = calloc(1, sizeof(*counter));
+	if (!counter)
+		goto fail;
+	counter->config = *config;
+	counter->decoder = fx_decoder_create(config->max_record_bytes);
+	counter->delta = fx_series_table_create(config->max_series);
+	if (!counter->decoder || !counter->delta)
+		goto fail;
+	return counter;
+fail:
+	fx_error("counter: out of memory");
+	fx_counter_destroy(counter);
+	return NULL;
+}
+
+void fx_counter_destroy(struct fx_counter *counter)
+{
+	if (!counter)
+		return;
+	fx_decoder_destroy(counter->decoder);
+	fx_series_table_destroy(counter->delta);
+	free(counter);
+}
+
+static uint32_t hash_bytes(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: hostnames are short */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static const char *intern_hostname(struct fx_counter *counter, const char *name, size_t len)
+{
+	struct hostname_slot *slot = &counter->hostnames[hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
+	if (slot->interned && slot->len == len && memcmp(slot->interned, name, len) == 0)
+		return slot->interned;
+	const char *interned = fx_intern_get(counter->config.hostnames, name, len);
+	if (interned) {
+		slot->interned = interned;
+		slot->len = len;
+	}
+	return interned;
+}
+
+static void log_invalid(struct fx_counter *counter, enum fx_record_kind kind, const char *record, size_t len)
+{
+	uint64_t suppressed;
+	if (!fx_ratelimit_allow(&counter->invalid_log, counter->now_ms, &suppressed))
+		return;
+	int shown = len > 200 ? 200 : (int)len;
+	fx_warn("invalid record (%s), skipped: %.*s%s%s", fx_record_kind_name(kind), shown, record,
+		len > 200 ? "..." : "", suppressed ? " (more invalid records were not logged)" : "");
+}
+
+static void count_record(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow, const char *record,
+			 size_t len)
+{
+	struct fx_counter *counter = opaque;
+	counter->stats.records[kind]++;
+	if (kind != FX_REC_FLOW) {
+		if (kind >= FX_REC_FIRST_INVALID)
+			log_invalid(counter, kind, record, len);
+		return;
+	}
+	enum fx_direction direction = fx_classify(counter->config.local, flow->as_src, flow->as_dst);
+	if (direction == FX_DIR_NONE) {
+		counter->stats.not_local++;
+		return;
+	}
+	uint32_t mask = counter->config.label_mask;
+	struct fx_series_key key = {0};
+	if ((mask & FX_LABEL_HOSTNAME) && flow->hostname) {
+		key.hostname = intern_hostname(counter, flow->hostname, flow->hostname_len);
+		if (!key.hostname) {
+			counter->stats.refused_hostname_limit++;
+			return;
+		}
+		key.present |= FX_LABEL_HOSTNAME;
+	}
+	if (mask & FX_LABEL_SOURCE_AS) {
+		key.as_src = flow->as_src;
+		key.present |= FX_LABEL_SOURCE_AS;
+	}
+	if (mask & FX_LABEL_DESTINATION_AS) {
+		key.as_dst = flow->as_dst;
+		key.present |= FX_LABEL_DESTINATION_AS;
+	}
+	if ((mask & FX_LABEL_IFACE_IN) && flow->has_iface_in) {
+		key.iface_in = flow->iface_in;
+		key.present |= FX_LABEL_IFACE_IN;
+	}
+	if ((mask & FX_LABEL_IFACE_OUT) && flow->has_iface_out) {
+		key.iface_out = flow->iface_out;
+		key.present |= FX_LABEL_IFACE_OUT;
+	}
+	if (fx_series_table_add(counter->delta, &key, direction, flow->bytes, flow->packets, counter->now_ms))
+		counter->stats.refused_series_limit++;
+	else
+		counter->stats.counted++;
+}
+
+void fx_counter_message(struct fx_counter *counter, const char *message, size_t len, int64_t now_ms)
+{
+	counter->stats.messages++;
+	counter->now_ms = now_ms;
+	fx_decode_message(counter->decoder, message, len, count_record, counter);
+}
+
+bool fx_counter_flush(struct fx_counter *counter)
+{
+	if (fx_series_table_count(counter->delta))
+		counter->delta = fx_store_handoff(counter->config.store, counter->config.worker, counter->delta);
+	return fx_series_table_count(counter->delta) == 0;
+}
+
+const struct fx_count_stats *fx_counter_stats(const struct fx_counter *counter) { return &counter->stats; }

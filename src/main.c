@@ -1,0 +1,242 @@
+/* flow-exporter: wiring only. Reads the config, creates each part in data-path order, waits for SIGTERM or
+ * SIGINT while merging counts, then destroys everything in reverse order. The only file that knows every
+ * module.
+ *
+ * Signals are blocked in every thread and taken synchronously here with sigtimedwait, so no handler runs
+ * inside a library call. */
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fx/asn_names.h"
+#include "fx/clock.h"
+#include "fx/config.h"
+#include "fx/consumer.h"
+#include "fx/demo.h"
+#include "fx/http_server.h"
+#include "fx/intern.h"
+#include "fx/log.h"
+#include "fx/store.h"
+
+#define DEMO_LOCAL_ASN 64500
+#define MAX_HOSTNAMES 65536
+#define TICK_MS 200
+
+struct exporter {
+	struct fx_config config;
+	struct fx_demo *demo;
+	struct fx_asn_names *names;
+	struct fx_intern *hostnames;
+	struct fx_store *store;
+	struct fx_consumer *consumer;
+	struct fx_http_server *http;
+	int64_t started_ms;
+};
+
+static struct fx_asn_map *acquire_names(void *opaque) { return fx_asn_names_acquire(opaque); }
+
+static struct fx_snapshot *take_snapshot(void *opaque)
+{
+	const struct exporter *exporter = opaque;
+	return fx_store_snapshot(exporter->store);
+}
+
+static bool is_ready(void *opaque)
+{
+	const struct exporter *exporter = opaque;
+	return fx_consumer_ready(exporter->consumer);
+}
+
+static int collect_build_info(void *opaque, struct fx_family_list *out)
+{
+	const struct exporter *exporter = opaque;
+	struct fx_label labels[2] = {{"librdkafka", rd_kafka_version_str()}, {"version", FX_VERSION}};
+	if (fx_family_begin(out, "flow_exporter_build_info", "Version of flow-exporter and of librdkafka.",
+			    FX_METRIC_GAUGE) ||
+	    fx_family_add_u64(out, 1, 2, labels) ||
+	    fx_family_begin(out, "flow_exporter_start_time_seconds", "When the exporter started (Unix time).",
+			    FX_METRIC_GAUGE) ||
+	    fx_family_add_double(out, (double)exporter->started_ms / 1000.0, 0, NULL))
+		return -1;
+	return 0;
+}
+
+static int start_asn_names(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_asn_names_config names = {
+		.source = config->asn_names,
+		.cache_path = config->asn_names_cache[0] ? config->asn_names_cache : NULL,
+		.refresh_ms = config->asn_names_refresh_ms,
+		.timeout_ms = config->asn_names_timeout_ms,
+	};
+	/* The demo never reaches for the network: unless told otherwise it uses its built-in list. */
+	if (exporter->demo && !strcmp(config->asn_names, FX_DEFAULT_ASN_NAMES_URL))
+		names.embedded_text = fx_demo_asn_text;
+	exporter->names = fx_asn_names_create(&names);
+	return exporter->names ? 0 : -1;
+}
+
+static int start_demo(struct exporter *exporter)
+{
+	struct fx_config *config = &exporter->config;
+	if (!config->asn_given) {
+		config->local.asn[0] = DEMO_LOCAL_ASN;
+		config->local.n = 1;
+	}
+	struct fx_demo_config demo = {
+		.topic = config->topics[0],
+		.local_asn = config->local.asn[0],
+		.records_per_second = (unsigned)config->demo_rate,
+	};
+	exporter->demo = fx_demo_create(&demo);
+	if (!exporter->demo)
+		return -1;
+	config->brokers = (char *)fx_demo_bootstraps(exporter->demo);
+	printf("flow-exporter demo: no --brokers given, so an embedded Kafka (librdkafka's mock cluster) runs at "
+	       "%s with synthetic pmacct records on topic \"%s\" (local AS %u).\n"
+	       "Publish more with: kcat -P -b %s -t %s\n",
+	       config->brokers, config->topics[0], (unsigned)config->local.asn[0], config->brokers, config->topics[0]);
+	fflush(stdout);
+	return 0;
+}
+
+static int start_consumer(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_consumer_config consumer = {
+		.brokers = config->brokers,
+		.n_topics = config->n_topics,
+		.group = config->group,
+		.partitions_mode = config->partitions_mode,
+		.all_partitions = config->all_partitions,
+		.n_partitions = config->n_partitions,
+		.n_kafka_opts = config->n_kafka_opts,
+		.n_workers = config->workers,
+		.flush_ms = config->flush_ms,
+		.counting =
+			{
+				.local = &config->local,
+				.label_mask = config->label_mask,
+				.max_series = config->max_series,
+				.max_record_bytes = config->max_record_bytes,
+				.hostnames = exporter->hostnames,
+				.store = exporter->store,
+			},
+	};
+	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
+	memcpy(consumer.partitions, config->partitions, sizeof(consumer.partitions));
+	memcpy(consumer.kafka_opts, config->kafka_opts, sizeof(consumer.kafka_opts));
+	char errstr[512];
+	exporter->consumer = fx_consumer_create(&consumer, errstr, sizeof(errstr));
+	if (!exporter->consumer) {
+		fprintf(stderr, "flow-exporter: %s\n", errstr);
+		return 2; /* a bad --kafka-opt, or librdkafka refusing the settings */
+	}
+	return 0;
+}
+
+static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
+{
+	struct timespec tick = {0, TICK_MS * 1000000L};
+	for (;;) {
+		int sig = sigtimedwait(signals, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			fx_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			return;
+		}
+		if (sig < 0 && errno != EAGAIN && errno != EINTR)
+			return;
+		fx_store_tick(exporter->store);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct exporter exporter = {0};
+	int status = 1;
+	int rc = fx_config_parse(&exporter.config, argc, argv, stderr);
+	struct fx_config *config = &exporter.config;
+	if (rc) {
+		fx_config_free(config);
+		return rc;
+	}
+	if (config->help) {
+		fx_config_usage(stdout);
+		fx_config_free(config);
+		return 0;
+	}
+	if (config->version) {
+		printf("flow-exporter %s (librdkafka %s)\n", FX_VERSION, rd_kafka_version_str());
+		fx_config_free(config);
+		return 0;
+	}
+	enum fx_log_level level = FX_LOG_INFO;
+	fx_log_level_parse(config->log_level, &level);
+	fx_log_set_level(level);
+	exporter.started_ms = fx_wall_ms();
+
+	/* Block the signals in every thread created from here on; only wait_for_signal takes them. */
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!config->brokers[0] && start_demo(&exporter))
+		goto out;
+	if (!config->asn_given && !exporter.demo)
+		fx_warn("no --asn given: AS 0 is taken as the local AS, as the Go program did; set --asn");
+	if (start_asn_names(&exporter))
+		goto out;
+	exporter.hostnames = fx_intern_create(MAX_HOSTNAMES);
+	struct fx_store_config store = {
+		.n_workers = config->workers,
+		.max_series = config->max_series,
+		.label_mask = config->label_mask,
+		.series_ttl_ms = config->series_ttl_ms,
+		.acquire_names = acquire_names,
+		.names_opaque = exporter.names,
+	};
+	exporter.store = exporter.hostnames ? fx_store_create(&store) : NULL;
+	if (!exporter.store)
+		goto out;
+	if ((rc = start_consumer(&exporter))) {
+		status = rc;
+		goto out;
+	}
+	if (fx_store_add_collector(exporter.store, collect_build_info, &exporter) ||
+	    fx_store_add_collector(exporter.store, fx_consumer_collect, exporter.consumer) ||
+	    fx_store_add_collector(exporter.store, fx_store_collect, exporter.store) ||
+	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names))
+		goto out;
+	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
+	exporter.http = fx_http_server_create(config->addr, &hooks);
+	if (!exporter.http)
+		goto out;
+	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http) ||
+	    fx_consumer_start(exporter.consumer))
+		goto out;
+	fx_info("serving /metrics on %s (port %u)", config->addr, fx_http_server_port(exporter.http));
+
+	wait_for_signal(&exporter, &signals);
+	status = 0;
+out:
+	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them. */
+	fx_consumer_destroy(exporter.consumer, config->shutdown_timeout_ms);
+	if (exporter.store)
+		fx_store_tick(exporter.store);
+	fx_http_server_destroy(exporter.http);
+	fx_store_destroy(exporter.store);
+	fx_intern_destroy(exporter.hostnames);
+	fx_asn_names_destroy(exporter.names);
+	fx_demo_destroy(exporter.demo);
+	fx_config_free(config);
+	if (status == 0)
+		fx_info("stopped");
+	return status;
+}
