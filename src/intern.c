@@ -34,8 +34,8 @@ struct entry {
 struct fx_intern {
 	pthread_mutex_t lock;
 	struct entry *slots; /* guarded by lock */
-	size_t mask;         /* slot count - 1; guarded by lock */
-	size_t count;        /* guarded by lock */
+	size_t mask;	     /* slot count - 1; guarded by lock */
+	size_t count;	     /* guarded by lock */
 	size_t max_strings;  /* immutable */
 };
 
@@ -130,7 +130,7 @@ const char *fx_intern_get(struct fx_intern *pool, const char *s, size_t len)
 			goto out;
 		}
 	}
-	if (pool->count >= pool->max_strings)
+	if (pool->count >= pool->max_strings || len == SIZE_MAX)
 		goto out;
 	if (2 * (pool->count + 1) > pool->mask + 1) {
 		if (grow(pool) != 0)

@@ -36,7 +36,7 @@
 
 struct slot {
 	uint32_t position; /* dense position + 1; 0 = empty */
-	uint32_t hash;     /* upper 32 bits of the key's hash; home slot = hash & index_mask */
+	uint32_t hash;	   /* upper 32 bits of the key's hash; home slot = hash & index_mask */
 };
 
 struct fx_series_table {
@@ -67,8 +67,9 @@ static inline uint32_t key_hash(const struct fx_series_key *key)
 	uint64_t host = (uint64_t)(uintptr_t)key->hostname;
 	uint64_t as_pair = (uint64_t)key->as_src << 32 | key->as_dst;
 	uint64_t iface_pair = (uint64_t)key->iface_in << 32 | key->iface_out;
-	uint64_t h = mix_mul(host ^ 0xa0761d6478bd642full, as_pair ^ 0xe7037ed1a0b428dbull) ^
-		     mix_mul(iface_pair ^ 0x8ebc6af09c88c6e3ull, (uint64_t)key->present ^ 0x589965cc75374cc3ull);
+	uint64_t h =
+	    mix_mul(host ^ 0xa0761d6478bd642full, as_pair ^ 0xe7037ed1a0b428dbull) ^
+	    mix_mul(iface_pair ^ 0x8ebc6af09c88c6e3ull, (uint64_t)key->present ^ 0x589965cc75374cc3ull);
 	h = mix_mul(h ^ 0x1d8e4e27c47d124full, 0xa0761d6478bd642full);
 	return (uint32_t)(h >> 32);
 }
@@ -88,7 +89,8 @@ static size_t index_size_for(size_t capacity)
 }
 
 /* Returns the slot holding `key`, or the empty slot where it would go. */
-static inline size_t probe(const struct fx_series_table *table, const struct fx_series_key *key, uint32_t hash)
+static inline size_t probe(const struct fx_series_table *table, const struct fx_series_key *key,
+			   uint32_t hash)
 {
 	size_t i = hash & table->index_mask;
 	for (;;) {
@@ -135,11 +137,13 @@ static int grow(struct fx_series_table *table, size_t wanted)
 	table->series = series;
 	table->capacity = capacity;
 	if (index) {
-		/* Reinsert from the old index alone: the slots carry the hash, the dense positions do not move. */
+		/* Reinsert from the old index alone: the slots carry the hash, the dense positions do not
+		 * move. */
 		size_t old_size = table->index_mask + 1;
 		for (size_t i = 0; i < old_size; i++)
 			if (table->index[i].position)
-				index_place(index, index_size - 1, table->index[i].position, table->index[i].hash);
+				index_place(index, index_size - 1, table->index[i].position,
+					    table->index[i].hash);
 		free(table->index);
 		table->index = index;
 		table->index_mask = index_size - 1;
@@ -259,7 +263,8 @@ uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_seri
 		int error = 0;
 		struct fx_series *to = find_or_insert(dst, &from->key, hash, src->count - n, &error);
 		if (!to) {
-			/* Out of memory is counted with the full table: either way these records are not kept. */
+			/* Out of memory is counted with the full table: either way these records are not
+			 * kept. */
 			refused += from->records;
 			continue;
 		}
@@ -323,8 +328,8 @@ size_t fx_series_table_expire(struct fx_series_table *table, int64_t cutoff_ms,
 		index_delete(table, slot_of(table, n));
 		size_t last = table->count - 1;
 		if (n != last) {
-			/* Fill the hole with the last series and repoint its slot; then look at n again, since the
-			 * moved series has not been checked yet. */
+			/* Fill the hole with the last series and repoint its slot; then look at n again,
+			 * since the moved series has not been checked yet. */
 			size_t moved = slot_of(table, last);
 			table->series[n] = table->series[last];
 			table->index[moved].position = (uint32_t)(n + 1);
@@ -341,11 +346,20 @@ void fx_series_table_clear(struct fx_series_table *table)
 	table->count = 0;
 }
 
-size_t fx_series_table_count(const struct fx_series_table *table) { return table->count; }
+size_t fx_series_table_count(const struct fx_series_table *table)
+{
+	return table->count;
+}
 
-size_t fx_series_table_max(const struct fx_series_table *table) { return table->max_series; }
+size_t fx_series_table_max(const struct fx_series_table *table)
+{
+	return table->max_series;
+}
 
-const struct fx_series *fx_series_table_array(const struct fx_series_table *table) { return table->series; }
+const struct fx_series *fx_series_table_array(const struct fx_series_table *table)
+{
+	return table->series;
+}
 
 const struct fx_series *fx_series_table_find(const struct fx_series_table *table,
 					     const struct fx_series_key *key)

@@ -88,7 +88,8 @@ static void test_growth(void)
 	int wrong = 0;
 	for (int i = 0; i < MANY; i++) {
 		int len = snprintf(name, sizeof(name), "h%d", i);
-		if (!kept[i] || fx_intern_get(pool, name, (size_t)len) != kept[i] || strcmp(kept[i], name) != 0)
+		if (!kept[i] || fx_intern_get(pool, name, (size_t)len) != kept[i] ||
+		    strcmp(kept[i], name) != 0)
 			wrong++;
 		if (i > 0 && kept[i] == kept[i - 1])
 			wrong++;

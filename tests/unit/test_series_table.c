@@ -24,14 +24,16 @@ static uint64_t rng_next(void)
 	return z ^ (z >> 31);
 }
 
-static uint64_t rng_below(uint64_t n) { return rng_next() % n; }
+static uint64_t rng_below(uint64_t n)
+{
+	return rng_next() % n;
+}
 
 /* ---- the key pool ---- */
 
 /* Hostnames as the table sees them: distinct pointers. The table only compares pointers, so distinct
  * string literals are as good as interned strings here. */
-static const char *const hosts[] = {NULL, "r1.example.net", "r2.example.net", "r3.example.net",
-				    "edge-1.pop"};
+static const char *const hosts[] = {NULL, "r1.example.net", "r2.example.net", "r3.example.net", "edge-1.pop"};
 #define N_HOSTS 5
 
 /* Key number id, spelled in mixed radix over the fields, so that every id gives a distinct key. Many keys
@@ -112,7 +114,8 @@ static void check_table_equals(const struct fx_series_table *table, const struct
 		if (m->entries[id].live) {
 			if (!s)
 				missing++;
-			else if (!series_matches(s, &m->entries[id]) || fx_series_key_compare(&s->key, &key) != 0)
+			else if (!series_matches(s, &m->entries[id]) ||
+				 fx_series_key_compare(&s->key, &key) != 0)
 				wrong++;
 		} else if (s) {
 			extra++;
@@ -125,8 +128,8 @@ static void check_table_equals(const struct fx_series_table *table, const struct
 		if (fx_series_table_find(table, &array[i].key) != &array[i])
 			inconsistent++;
 	if (missing || wrong || extra || inconsistent || count != model_count(m))
-		fprintf(stderr, "line %d: missing %zu wrong %zu extra %zu inconsistent %zu count %zu/%zu\n", line,
-			missing, wrong, extra, inconsistent, count, model_count(m));
+		fprintf(stderr, "line %d: missing %zu wrong %zu extra %zu inconsistent %zu count %zu/%zu\n",
+			line, missing, wrong, extra, inconsistent, count, model_count(m));
 	CHECK(missing == 0);
 	CHECK(wrong == 0);
 	CHECK(extra == 0);
@@ -453,7 +456,8 @@ static void test_clear(void)
 static void test_wrap_present_and_seen(void)
 {
 	struct fx_series_table *table = fx_series_table_create(100);
-	struct fx_series_key key = {.hostname = "r1", .as_src = 64512, .as_dst = 15169, .present = FX_LABEL_ALL};
+	struct fx_series_key key = {
+	    .hostname = "r1", .as_src = 64512, .as_dst = 15169, .present = FX_LABEL_ALL};
 	CHECK(fx_series_table_add(table, &key, FX_DIR_TRANSMIT, UINT64_MAX, UINT64_MAX, 10) == 0);
 	const struct fx_series *s = fx_series_table_find(table, &key);
 	CHECK(s != NULL);
@@ -478,6 +482,17 @@ static void test_wrap_present_and_seen(void)
 	CHECK_EQ_U64(s->bytes[FX_DIR_TRANSMIT], 1);
 	CHECK_EQ_U64(s->packets[FX_DIR_TRANSMIT], 0);
 	CHECK(s->updated_ms == 11);
+	/* seen is a union: a source that saw one direction keeps the other one set. */
+	CHECK_EQ_U64(s->seen, (1u << FX_DIR_TRANSMIT) | (1u << FX_DIR_RECEIVE));
+	struct fx_series_table *receive = fx_series_table_create(10), *transmit = fx_series_table_create(10);
+	struct fx_series_key one = {.as_dst = 9, .present = FX_LABEL_DESTINATION_AS};
+	CHECK(fx_series_table_add(receive, &one, FX_DIR_RECEIVE, 1, 1, 1) == 0);
+	CHECK(fx_series_table_add(transmit, &one, FX_DIR_TRANSMIT, 1, 1, 1) == 0);
+	CHECK_EQ_U64(fx_series_table_merge(receive, transmit), 0);
+	CHECK_EQ_U64(fx_series_table_find(receive, &one)->seen,
+		     (1u << FX_DIR_TRANSMIT) | (1u << FX_DIR_RECEIVE));
+	fx_series_table_destroy(receive);
+	fx_series_table_destroy(transmit);
 
 	/* Keys differing only in `present` are distinct series; so are NULL and non-NULL hostnames. */
 	struct fx_series_key other_present = key;
@@ -501,26 +516,41 @@ static void test_wrap_present_and_seen(void)
 	fx_series_table_destroy(NULL);
 }
 
+/* The key with value v in one field (0: present, 1: as_src, 2: as_dst, 3: iface_in, 4: iface_out). */
+static struct fx_series_key key_varying(int field, uint32_t v)
+{
+	struct fx_series_key key = {.present = FX_LABEL_ALL};
+	uint32_t *fields[] = {&key.present, &key.as_src, &key.as_dst, &key.iface_in, &key.iface_out};
+	*fields[field] = v;
+	return key;
+}
+
 static void test_growth(void)
 {
-	enum { MANY = 500000 };
-	struct fx_series_table *table = fx_series_table_create(1 << 20);
-	int failed = 0;
-	for (uint32_t i = 0; i < MANY; i++) {
-		struct fx_series_key key = {.hostname = hosts[i % N_HOSTS], .as_src = i, .present = 3};
-		failed += fx_series_table_add(table, &key, FX_DIR_RECEIVE, i, 1, i) != 0;
+	/* Many keys that differ in one field only. Besides growing through 13 doublings, 300,000 keys hold a
+	 * dozen pairs with equal 32-bit hash fragments (birthday bound), so the full key comparison behind a
+	 * matching fragment is exercised for every field. */
+	enum { MANY = 300000 };
+	for (int field = 0; field < 5; field++) {
+		struct fx_series_table *table = fx_series_table_create(1 << 20);
+		int failed = 0;
+		for (uint32_t i = 0; i < MANY; i++) {
+			struct fx_series_key key = key_varying(field, i);
+			failed += fx_series_table_add(table, &key, FX_DIR_RECEIVE, i, 1, i) != 0;
+		}
+		CHECK(failed == 0);
+		CHECK_EQ_U64(fx_series_table_count(table), MANY);
+		int wrong = 0;
+		for (uint32_t i = 0; i < MANY; i++) {
+			struct fx_series_key key = key_varying(field, i);
+			const struct fx_series *s = fx_series_table_find(table, &key);
+			wrong += !s || s->bytes[FX_DIR_RECEIVE] != i || s->records != 1;
+		}
+		CHECK(wrong == 0);
+		fx_series_table_destroy(table);
 	}
-	CHECK(failed == 0);
-	CHECK_EQ_U64(fx_series_table_count(table), MANY);
-	int wrong = 0;
-	for (uint32_t i = 0; i < MANY; i++) {
-		struct fx_series_key key = {.hostname = hosts[i % N_HOSTS], .as_src = i, .present = 3};
-		const struct fx_series *s = fx_series_table_find(table, &key);
-		wrong += !s || s->bytes[FX_DIR_RECEIVE] != i || s->records != 1;
-	}
-	CHECK(wrong == 0);
-	fx_series_table_destroy(table);
 
+	struct fx_series_table *table;
 	/* A bound that is not a power of two is reached exactly. */
 	table = fx_series_table_create(1000);
 	int ok = 0, full = 0;
@@ -551,8 +581,12 @@ static void print_timing(void)
 	struct fx_series_key *keys = malloc(KEYS * sizeof(*keys));
 	uint32_t *order = malloc(N_ADDS * sizeof(*order));
 	for (uint32_t i = 0; i < KEYS; i++)
-		keys[i] = (struct fx_series_key){.hostname = hosts[1 + i % 4], .as_src = i % 97, .as_dst = i,
-						  .iface_in = i % 7, .iface_out = i % 5, .present = FX_LABEL_ALL};
+		keys[i] = (struct fx_series_key){.hostname = hosts[1 + i % 4],
+						 .as_src = i % 97,
+						 .as_dst = i,
+						 .iface_in = i % 7,
+						 .iface_out = i % 5,
+						 .present = FX_LABEL_ALL};
 	for (uint32_t i = 0; i < N_ADDS; i++)
 		order[i] = (uint32_t)rng_below(KEYS);
 
@@ -572,8 +606,8 @@ static void print_timing(void)
 	struct fx_series_table *src = fx_series_table_create(1 << 20);
 	struct fx_series_table *dst = fx_series_table_create(1 << 20);
 	for (uint32_t i = 0; i < MERGE_SERIES; i++) {
-		struct fx_series_key key = {.hostname = hosts[1 + i % 4], .as_src = i, .as_dst = i % 1000,
-					    .present = FX_LABEL_ALL};
+		struct fx_series_key key = {
+		    .hostname = hosts[1 + i % 4], .as_src = i, .as_dst = i % 1000, .present = FX_LABEL_ALL};
 		(void)!fx_series_table_add(src, &key, FX_DIR_TRANSMIT, 1, 1, 0);
 	}
 	t0 = seconds_now();
