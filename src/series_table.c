@@ -6,7 +6,9 @@
  * power-of-two array of slots, each holding the dense position plus one (0 = empty slot) and the upper
  * 32 bits of the key's hash. The hash fragment serves twice: a probe compares it before it touches the
  * dense entry, so a mismatch costs no cache miss on the (88-byte) series; and the home slot is the
- * fragment masked, so growing the index and deleting from it never rehash a key nor read the dense array.
+ * fragment masked, so growing the index and shifting slots back after a deletion never rehash a key nor
+ * read the dense array. Growth makes room in one step for what a merge may still bring, and a merge
+ * hashes a few source keys ahead to prefetch their slots (a large destination misses the cache).
  *
  * Keys hash by the interned hostname pointer (equal strings have equal pointers), the four numbers and
  * `present`, field by field: padding bytes are never read.
