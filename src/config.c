@@ -537,7 +537,8 @@ void fx_config_usage(FILE *out)
 {
 	fprintf(out, "Usage: flow-exporter [flags]\n\n"
 		     "Consumes pmacct JSON flow records from Kafka and exports them as Prometheus counters.\n"
-		     "Flags take --flag=value, --flag value or -flag=value.\n\n");
+		     "Flags take --flag=value, --flag value or -flag=value. Each flag can also be set in the\n"
+		     "environment as FLOW_EXPORTER_<FLAG> (e.g. FLOW_EXPORTER_ASN_NAMES); the command line wins.\n\n");
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		const struct flag *f = &flags[i];
 		fprintf(out, "  --%s", f->name);
@@ -561,6 +562,20 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 		}
 	}
 	config->asn_given = false;
+	/* Then the environment (FLOW_EXPORTER_<FLAG>, e.g. FLOW_EXPORTER_ASN_NAMES), then the command line. */
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		char env_name[64] = "FLOW_EXPORTER_";
+		size_t len = strlen(env_name);
+		for (const char *c = flags[i].name; *c && len < sizeof(env_name) - 1; c++)
+			env_name[len++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+		env_name[len] = '\0';
+		const char *value = getenv(env_name);
+		if (value && flags[i].parse(config, value, why)) {
+			fprintf(err, "flow-exporter: invalid value \"%s\" for %s (--%s): %s\n", value, env_name,
+				flags[i].name, why);
+			return 2;
+		}
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (arg[0] != '-' || arg[1] == '\0') {

@@ -105,6 +105,18 @@ int main(void)
 	EXPECT_ERROR("--log-level", "--log-level=loud");
 	EXPECT_ERROR("--push-insecure-skip-verify", "--push-insecure-skip-verify=maybe");
 
+	/* The environment sets a flag; the command line wins over it. */
+	setenv("FLOW_EXPORTER_ASN_NAMES", "/tmp/names.txt", 1);
+	setenv("FLOW_EXPORTER_MAX_SERIES", "1234", 1);
+	CHECK(parse(&config, err, sizeof(err), 2, ARGS("--max-series=99")) == 0);
+	CHECK_STR(config.asn_names, "/tmp/names.txt");
+	CHECK(config.max_series == 99);
+	fx_config_free(&config);
+	setenv("FLOW_EXPORTER_MAX_SERIES", "zero", 1);
+	EXPECT_ERROR("FLOW_EXPORTER_MAX_SERIES", "--asn=1");
+	unsetenv("FLOW_EXPORTER_MAX_SERIES");
+	unsetenv("FLOW_EXPORTER_ASN_NAMES");
+
 	/* Durations. */
 	int64_t ms;
 	CHECK(fx_duration_parse("250ms", &ms) == 0 && ms == 250);
