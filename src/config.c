@@ -441,7 +441,7 @@ COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
 
 static int parse_pushgateway_url(struct fx_config *config, const char *value, char *why)
 {
-	if (parse_url(value, why))
+	if (*value && parse_url(value, why)) /* empty: no Pushgateway */
 		return -1;
 	return set_string(config, &config->pushgateway_url, value, why);
 }
