@@ -74,6 +74,18 @@ void fx_push_stats_destroy(struct fx_push_stats *stats)
 	free(stats);
 }
 
+int fx_push_stats_set_url(struct fx_push_stats *stats, const char *url)
+{
+	char *copy = strdup(url);
+	if (!copy)
+		return -1;
+	pthread_mutex_lock(&stats->lock);
+	free(stats->url);
+	stats->url = copy;
+	pthread_mutex_unlock(&stats->lock);
+	return 0;
+}
+
 void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
 		       uint64_t dropped_backlog)
 {
@@ -934,11 +946,9 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	if (!sender->http)
 		goto fail;
 	fx_push_http_set_abort(sender->http, &sender->abort);
-	char *label = strdup(fx_push_http_display_url(sender->http));
-	if (!label)
+	const char *label = fx_push_http_display_url(sender->http);
+	if (fx_push_stats_set_url(sender->stats, label) != 0)
 		goto fail;
-	free(sender->stats->url);
-	sender->stats->url = label;
 
 	if (pthread_create(&sender->thread, NULL, run, sender) != 0) {
 		fx_error("remote write %s: cannot start the thread", label);

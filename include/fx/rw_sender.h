@@ -147,6 +147,8 @@ int64_t fx_push_backoff_next(const struct fx_push_http *http, int64_t current_ms
 /* Statistics of an endpoint whose label is url. NULL on allocation failure. */
 struct fx_push_stats *fx_push_stats_create(const char *url);
 void fx_push_stats_destroy(struct fx_push_stats *stats);
+/* Replaces the url label. Returns 0 or -1 (memory). */
+int fx_push_stats_set_url(struct fx_push_stats *stats, const char *url);
 void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
 		       uint64_t dropped_backlog);
 void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests);

@@ -181,7 +181,8 @@ static struct fx_snapshot *take_snapshot(void *opaque)
 	snapshot->series[1].bytes[FX_DIR_TRANSMIT] = 2000 * store->snapshots;
 	snapshot->series[1].packets[FX_DIR_TRANSMIT] = 2 * store->snapshots;
 	snapshot->self = fx_family_list_create();
-	if (store->endpoints.n)
+	/* The pusher's thread may take a snapshot before the test has set the endpoints: publish with release. */
+	if (__atomic_load_n(&store->endpoints.n, __ATOMIC_ACQUIRE))
 		CHECK(fx_push_collect(&store->endpoints, snapshot->self) == 0);
 	return snapshot;
 }
@@ -557,7 +558,8 @@ static void test_refusals_and_secrets(void)
 	struct fx_rw_sender *sender = fx_rw_sender_create(&config);
 	CHECK(sender != NULL);
 	store.stats[0] = fx_rw_sender_stats(sender);
-	store.endpoints = (struct fx_push_endpoints){store.stats, 1};
+	store.endpoints.stats = store.stats;
+	__atomic_store_n(&store.endpoints.n, 1, __ATOMIC_RELEASE);
 	json_t *lines = wait_for(&receiver, 200, 2, 5000);
 	fx_rw_sender_destroy(sender);
 	fflush(stderr);

@@ -1,0 +1,434 @@
+/* Pushgateway pusher: every interval, the text exposition of a snapshot PUT to the group URL, on a thread of
+ * its own, with the HTTP client and retry rules of rw_sender.c.
+ *
+ * DESIGN
+ * - At most one body waits: the Pushgateway keeps only the last push of a group, so a new interval replaces
+ *   a body still being retried (the backoff continues). A 4xx other than 429 drops that body.
+ * - The text has no timestamps (the Pushgateway refuses them) and none of the metrics the Pushgateway adds
+ *   to a group itself (push_time_seconds, push_failure_time_seconds): the exporter's own are flow_exporter_*.
+ * - Shutdown: a final PUT of the current values, or the DELETE of the group when asked, bounded by the
+ *   caller's deadline.
+ *
+ * Thread: the pusher's own; the lock guards only the stop/final flags. */
+#include "fx/pushgateway.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fx/clock.h"
+#include "fx/expo_text.h"
+#include "fx/log.h"
+
+#define MAX_BODY (512u << 20)
+
+struct fx_pushgateway {
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop, final_requested, final_done; /* under lock */
+	int64_t final_deadline_ms;
+	int final_result;
+	atomic_bool abort;
+
+	struct fx_push_hooks hooks;
+	int64_t interval_ms;
+	bool delete_on_shutdown;
+	struct fx_push_http *put;
+	struct fx_push_http *delete; /* NULL unless delete_on_shutdown */
+	struct fx_push_stats *stats;
+	struct fx_buf pending; /* the body waiting to be sent; len 0 = none */
+	uint64_t pending_samples;
+	int64_t next_push_ms, retry_at_ms, backoff_ms;
+	bool failing;
+	struct fx_ratelimit refused_log;
+};
+
+static bool url_safe(const char *value)
+{
+	if (!value[0])
+		return false;
+	for (const char *p = value; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		      *p == '.' || *p == '_' || *p == '~'))
+			return false;
+	return true;
+}
+
+static int append_base64url(struct fx_buf *out, const char *value)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const unsigned char *in = (const unsigned char *)value;
+	size_t len = strlen(value);
+	if (len == 0)
+		return fx_buf_append(out, "=", 1); /* the Pushgateway's spelling of an empty value */
+	int rc = fx_buf_reserve(out, (len + 2) / 3 * 4);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t chunk = (uint32_t)in[i] << 16;
+		if (i + 1 < len)
+			chunk |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < len)
+			chunk |= in[i + 2];
+		char quad[4] = {alphabet[(chunk >> 18) & 63], alphabet[(chunk >> 12) & 63],
+				i + 1 < len ? alphabet[(chunk >> 6) & 63] : '=', i + 2 < len ? alphabet[chunk & 63] : '='};
+		if ((rc = fx_buf_append(out, quad, 4)))
+			return rc;
+	}
+	return 0;
+}
+
+static int append_group_label(struct fx_buf *out, const char *name, const char *value)
+{
+	int rc;
+	if ((rc = fx_buf_append(out, "/", 1)) || (rc = fx_buf_append_str(out, name)))
+		return rc;
+	if (url_safe(value)) {
+		if ((rc = fx_buf_append(out, "/", 1)) || (rc = fx_buf_append_str(out, value)))
+			return rc;
+		return 0;
+	}
+	if ((rc = fx_buf_append_str(out, "@base64/")))
+		return rc;
+	return append_base64url(out, value);
+}
+
+int fx_pushgateway_group_path(const char *job, const char *instance, struct fx_buf *out)
+{
+	size_t len = out->len;
+	int rc;
+	if ((rc = fx_buf_append_str(out, "/metrics")) || (rc = append_group_label(out, "job", job)) ||
+	    (rc = append_group_label(out, "instance", instance))) {
+		out->len = len;
+		return rc;
+	}
+	return 0;
+}
+
+/* base + group path, keeping the base's userinfo; NULL when the base does not parse. */
+static char *group_url(const char *base, const char *job, const char *instance)
+{
+	CURLU *parsed = curl_url();
+	char *path = NULL, *full = NULL, *copy = NULL;
+	struct fx_buf buf;
+	fx_buf_init(&buf, 1u << 16);
+	if (!parsed || curl_url_set(parsed, CURLUPART_URL, base, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto done;
+	size_t path_len = strlen(path);
+	while (path_len > 0 && path[path_len - 1] == '/')
+		path_len--;
+	if (fx_buf_append(&buf, path, path_len) || fx_pushgateway_group_path(job, instance, &buf) ||
+	    curl_url_set(parsed, CURLUPART_PATH, buf.data, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_URL, &full, 0) != CURLUE_OK)
+		goto done;
+	copy = strdup(full);
+done:
+	curl_free(path);
+	curl_free(full);
+	curl_url_cleanup(parsed);
+	fx_buf_free(&buf);
+	return copy;
+}
+
+static uint64_t count_samples(const struct fx_snapshot *snapshot)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < snapshot->n_series; i++)
+		n += 2 * (uint64_t)__builtin_popcount(snapshot->series[i].seen & 3u);
+	for (size_t f = 0; f < fx_family_list_count(snapshot->self); f++)
+		n += fx_family_list_get(snapshot->self, f)->n_samples;
+	return n;
+}
+
+/* Renders the current values into `pending`, replacing a body not yet delivered. */
+static void render(struct fx_pushgateway *pushgateway)
+{
+	struct fx_snapshot *snapshot = pushgateway->hooks.take_snapshot(pushgateway->hooks.opaque);
+	if (!snapshot) {
+		fx_warn("pushgateway %s: no snapshot this interval", fx_push_http_display_url(pushgateway->put));
+		return;
+	}
+	fx_buf_reset(&pushgateway->pending);
+	int rc = fx_expo_text_render(snapshot, &pushgateway->pending);
+	pushgateway->pending_samples = count_samples(snapshot);
+	fx_snapshot_destroy(snapshot);
+	if (rc) {
+		fx_error("pushgateway %s: rendering failed (%d)", fx_push_http_display_url(pushgateway->put), rc);
+		fx_buf_reset(&pushgateway->pending);
+	}
+	fx_push_stats_set_backlog(pushgateway->stats, pushgateway->pending.len ? 1 : 0);
+}
+
+static void tick(void *opaque)
+{
+	struct fx_pushgateway *pushgateway = opaque;
+	int64_t now = fx_mono_ms();
+	if (now < pushgateway->next_push_ms)
+		return;
+	render(pushgateway);
+	pushgateway->next_push_ms += pushgateway->interval_ms;
+	if (pushgateway->next_push_ms <= now)
+		pushgateway->next_push_ms = now + pushgateway->interval_ms;
+}
+
+/* Sends the pending body (or the DELETE); returns its outcome. */
+static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct fx_push_http *http,
+				      int64_t deadline_ms, bool ticking)
+{
+	struct fx_buf body = pushgateway->pending;
+	uint64_t samples = pushgateway->pending_samples;
+	bool is_delete = http == pushgateway->delete;
+	/* The body being sent is moved out, so that a render during the transfer does not touch it. */
+	if (!is_delete)
+		fx_buf_init(&pushgateway->pending, MAX_BODY);
+	struct fx_push_result result;
+	fx_push_http_send(http, is_delete ? "" : body.data, is_delete ? 0 : body.len, deadline_ms,
+			  ticking ? tick : NULL, pushgateway, &result);
+	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
+	const char *url = fx_push_http_display_url(http);
+	if (!is_delete && outcome == FX_PUSH_RETRY && pushgateway->pending.len == 0) {
+		/* Nothing newer came meanwhile: keep this body for the retry. */
+		fx_buf_free(&pushgateway->pending);
+		pushgateway->pending = body;
+		pushgateway->pending_samples = samples;
+	} else if (!is_delete) {
+		fx_buf_free(&body);
+	}
+	if (outcome == FX_PUSH_OK) {
+		if (!is_delete)
+			fx_push_stats_add(pushgateway->stats, samples, 0, 0, 0);
+		if (pushgateway->failing)
+			fx_info("pushgateway %s: delivering again", url);
+		pushgateway->failing = false;
+		pushgateway->backoff_ms = 0;
+		pushgateway->retry_at_ms = 0;
+	} else if (outcome == FX_PUSH_DROP) {
+		uint64_t suppressed = 0;
+		if (fx_ratelimit_allow(&pushgateway->refused_log, fx_mono_ms(), &suppressed))
+			fx_error("pushgateway %s: HTTP %ld to %s, dropped (not retried): %s", url, result.status,
+				 is_delete ? "DELETE" : "PUT", result.body_start);
+		fx_push_stats_add(pushgateway->stats, 0, 0, 1, 0);
+	} else {
+		pushgateway->backoff_ms = fx_push_backoff_next(http, pushgateway->backoff_ms);
+		int64_t delay = pushgateway->backoff_ms;
+		if (result.retry_after_ms > delay)
+			delay = result.retry_after_ms;
+		pushgateway->retry_at_ms = fx_mono_ms() + delay;
+		fx_push_stats_add(pushgateway->stats, 0, 1, 0, 0);
+		if (!pushgateway->failing) {
+			if (result.status)
+				fx_warn("pushgateway %s: HTTP %ld, retrying with backoff: %s", url, result.status,
+					result.body_start);
+			else
+				fx_warn("pushgateway %s: %s, retrying with backoff", url, result.error);
+		}
+		pushgateway->failing = true;
+	}
+	fx_push_stats_set_backlog(pushgateway->stats, pushgateway->pending.len ? 1 : 0);
+	return outcome;
+}
+
+static int finish(struct fx_pushgateway *pushgateway, int64_t deadline_ms)
+{
+	struct fx_push_http *http = pushgateway->delete ? pushgateway->delete : pushgateway->put;
+	if (!pushgateway->delete)
+		render(pushgateway);
+	else
+		fx_buf_reset(&pushgateway->pending);
+	pushgateway->retry_at_ms = 0;
+	pushgateway->backoff_ms = 0;
+	while (!atomic_load(&pushgateway->abort) && fx_mono_ms() < deadline_ms) {
+		if (!pushgateway->delete && pushgateway->pending.len == 0)
+			return -1; /* nothing to send (the snapshot failed) */
+		if (fx_mono_ms() < pushgateway->retry_at_ms) {
+			struct timespec pause = {0, 20 * 1000000L};
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		enum fx_push_outcome outcome = send_once(pushgateway, http, deadline_ms, false);
+		if (outcome != FX_PUSH_RETRY)
+			return outcome == FX_PUSH_OK ? 0 : -1;
+	}
+	return -1;
+}
+
+static void sleep_until(struct fx_pushgateway *pushgateway, int64_t wake_mono_ms)
+{
+	int64_t delay = wake_mono_ms - fx_mono_ms();
+	if (delay <= 0)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += delay / 1000;
+	until.tv_nsec += (delay % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&pushgateway->lock);
+	while (!pushgateway->stop && !pushgateway->final_requested)
+		if (pthread_cond_timedwait(&pushgateway->wake, &pushgateway->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&pushgateway->lock);
+}
+
+static void *run(void *opaque)
+{
+	struct fx_pushgateway *pushgateway = opaque;
+	pushgateway->next_push_ms = fx_mono_ms();
+	for (;;) {
+		pthread_mutex_lock(&pushgateway->lock);
+		bool stop = pushgateway->stop, final = pushgateway->final_requested;
+		int64_t deadline = pushgateway->final_deadline_ms;
+		pthread_mutex_unlock(&pushgateway->lock);
+		if (final) {
+			int rc = finish(pushgateway, deadline);
+			pthread_mutex_lock(&pushgateway->lock);
+			pushgateway->final_done = true;
+			pushgateway->final_result = rc;
+			pthread_cond_broadcast(&pushgateway->wake);
+			pthread_mutex_unlock(&pushgateway->lock);
+			break;
+		}
+		if (stop)
+			break;
+		tick(pushgateway);
+		if (pushgateway->pending.len && fx_mono_ms() >= pushgateway->retry_at_ms) {
+			send_once(pushgateway, pushgateway->put, 0, true);
+			continue;
+		}
+		int64_t wake = pushgateway->next_push_ms;
+		if (pushgateway->pending.len && pushgateway->retry_at_ms < wake)
+			wake = pushgateway->retry_at_ms;
+		sleep_until(pushgateway, wake);
+	}
+	return NULL;
+}
+
+struct fx_push_stats *fx_pushgateway_stats(struct fx_pushgateway *pushgateway) { return pushgateway->stats; }
+
+void fx_pushgateway_destroy(struct fx_pushgateway *pushgateway)
+{
+	if (!pushgateway)
+		return;
+	if (pushgateway->thread_started) {
+		pthread_mutex_lock(&pushgateway->lock);
+		pushgateway->stop = true;
+		atomic_store(&pushgateway->abort, true);
+		fx_push_http_wakeup(pushgateway->put);
+		if (pushgateway->delete)
+			fx_push_http_wakeup(pushgateway->delete);
+		pthread_cond_broadcast(&pushgateway->wake);
+		pthread_mutex_unlock(&pushgateway->lock);
+		pthread_join(pushgateway->thread, NULL);
+	}
+	fx_push_http_destroy(pushgateway->put);
+	fx_push_http_destroy(pushgateway->delete);
+	fx_push_stats_destroy(pushgateway->stats);
+	fx_buf_free(&pushgateway->pending);
+	pthread_cond_destroy(&pushgateway->wake);
+	pthread_mutex_destroy(&pushgateway->lock);
+	free(pushgateway);
+}
+
+struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config *config)
+{
+	struct fx_pushgateway *pushgateway = calloc(1, sizeof(*pushgateway));
+	char *url = NULL;
+	if (!pushgateway)
+		return NULL;
+	pthread_mutex_init(&pushgateway->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pushgateway->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	atomic_init(&pushgateway->abort, false);
+	fx_buf_init(&pushgateway->pending, MAX_BODY);
+	pushgateway->hooks = config->hooks;
+	pushgateway->interval_ms = config->interval_ms > 0 ? config->interval_ms : FX_PUSH_DEFAULT_INTERVAL_MS;
+	pushgateway->delete_on_shutdown = config->delete_on_shutdown;
+
+	if (!config->hooks.take_snapshot || !config->job || !config->job[0] || !config->instance) {
+		fx_error("pushgateway: a job name, an instance and a snapshot hook are required");
+		goto fail;
+	}
+	if (!config->http.url || (strncmp(config->http.url, "http://", 7) != 0 &&
+				  strncmp(config->http.url, "https://", 8) != 0)) {
+		fx_error("pushgateway: URL must start with http:// or https://");
+		goto fail;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		goto fail;
+	url = group_url(config->http.url, config->job, config->instance);
+	curl_global_cleanup();
+	if (!url) {
+		fx_error("pushgateway: invalid URL");
+		goto fail;
+	}
+	struct fx_push_http_config http = config->http;
+	http.url = url;
+	pushgateway->stats = fx_push_stats_create("");
+	if (!pushgateway->stats)
+		goto fail;
+	static const char *const fixed[] = {"Content-Type: " FX_TEXT_CONTENT_TYPE};
+	pushgateway->put = fx_push_http_create(&http, "PUT", fixed, 1, pushgateway->stats);
+	if (!pushgateway->put)
+		goto fail;
+	if (config->delete_on_shutdown &&
+	    !(pushgateway->delete = fx_push_http_create(&http, "DELETE", NULL, 0, pushgateway->stats)))
+		goto fail;
+	fx_push_http_set_abort(pushgateway->put, &pushgateway->abort);
+	if (pushgateway->delete)
+		fx_push_http_set_abort(pushgateway->delete, &pushgateway->abort);
+	if (fx_push_stats_set_url(pushgateway->stats, fx_push_http_display_url(pushgateway->put)) != 0)
+		goto fail;
+	free(url);
+	url = NULL;
+	if (pthread_create(&pushgateway->thread, NULL, run, pushgateway) != 0) {
+		fx_error("pushgateway: cannot start the thread");
+		goto fail;
+	}
+	pushgateway->thread_started = true;
+	fx_info("pushgateway %s: pushing every %" PRId64 " ms", fx_push_http_display_url(pushgateway->put),
+		pushgateway->interval_ms);
+	return pushgateway;
+fail:
+	free(url);
+	fx_pushgateway_destroy(pushgateway);
+	return NULL;
+}
+
+int fx_pushgateway_shutdown(struct fx_pushgateway *pushgateway, int64_t deadline_mono_ms)
+{
+	if (!pushgateway->thread_started)
+		return -1;
+	pthread_mutex_lock(&pushgateway->lock);
+	pushgateway->final_requested = true;
+	pushgateway->final_deadline_ms = deadline_mono_ms;
+	pthread_cond_broadcast(&pushgateway->wake);
+	struct timespec until = {deadline_mono_ms / 1000, (deadline_mono_ms % 1000) * 1000000L};
+	while (!pushgateway->final_done) {
+		if (pthread_cond_timedwait(&pushgateway->wake, &pushgateway->lock, &until) == ETIMEDOUT) {
+			atomic_store(&pushgateway->abort, true);
+			fx_push_http_wakeup(pushgateway->put);
+			if (pushgateway->delete)
+				fx_push_http_wakeup(pushgateway->delete);
+			while (!pushgateway->final_done)
+				pthread_cond_wait(&pushgateway->wake, &pushgateway->lock);
+		}
+	}
+	int rc = pushgateway->final_result;
+	pthread_mutex_unlock(&pushgateway->lock);
+	pthread_join(pushgateway->thread, NULL);
+	pushgateway->thread_started = false;
+	return rc;
+}
