@@ -329,24 +329,81 @@ static void handle_message(struct worker *worker, const rd_kafka_message_t *mess
 	fx_counter_message(worker->counter, message->payload ? message->payload : "", message->len, now_ms);
 }
 
-/* Closes the consumer, letting librdkafka commit the stored offsets, but gives up at the deadline so that
- * shutdown stays bounded when the broker is unreachable. */
-static void close_consumer(struct worker *worker, int64_t deadline_ms)
+/* Commits the stored offsets of every worker at once and waits for the answers until the deadline. This
+ * runs after the workers stopped and before any of them leaves the group: a member leaving starts a
+ * rebalance, during which the other members' commits would be refused. */
+static void commit_all(struct fx_consumer *consumer, int64_t deadline_ms)
 {
-	rd_kafka_queue_t *queue = rd_kafka_queue_new(worker->rk);
-	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(worker->rk, queue);
-	if (error) {
-		fx_warn("kafka: worker %zu: close: %s", worker->index, rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-	} else {
-		while (!rd_kafka_consumer_closed(worker->rk) && fx_mono_ms() < deadline_ms)
-			rd_kafka_queue_poll_callback(queue, 50);
+	size_t n = consumer->config.n_workers;
+	rd_kafka_queue_t **results = calloc(n, sizeof(*results));
+	if (!results)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct worker *worker = &consumer->workers[i];
+		results[i] = rd_kafka_queue_new(worker->rk);
+		rd_kafka_resp_err_t err = rd_kafka_commit_queue(worker->rk, NULL, results[i], NULL, NULL);
+		if (err) {
+			if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+				fx_warn("kafka: worker %zu: final commit: %s", i, rd_kafka_err2str(err));
+			rd_kafka_queue_destroy(results[i]);
+			results[i] = NULL;
+		}
 	}
-	if (!rd_kafka_consumer_closed(worker->rk))
-		fx_warn("kafka: worker %zu: the consumer did not close in time; counts since the last commit may "
-			"be read again after a restart",
-			worker->index);
-	rd_kafka_queue_destroy(queue);
+	for (size_t i = 0; i < n; i++) {
+		while (results[i] && fx_mono_ms() < deadline_ms) {
+			rd_kafka_event_t *event = rd_kafka_queue_poll(results[i], 50);
+			if (!event || rd_kafka_event_type(event) != RD_KAFKA_EVENT_OFFSET_COMMIT) {
+				rd_kafka_event_destroy(event);
+				continue;
+			}
+			rd_kafka_resp_err_t err = rd_kafka_event_error(event);
+			if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+				fx_warn("kafka: worker %zu: final commit failed: %s; the records counted since the last "
+					"commit will be read again after a restart",
+					i, rd_kafka_err2str(err));
+			else
+				fx_debug("kafka: worker %zu: final commit done", i);
+			rd_kafka_event_destroy(event);
+			break;
+		}
+		if (results[i])
+			rd_kafka_queue_destroy(results[i]);
+	}
+	free(results);
+}
+
+/* Closes every consumer at once (leaving the group, committing once more) and serves their queues until
+ * all are closed or the deadline passes, so that shutdown stays bounded when the broker is unreachable. */
+static void close_all(struct fx_consumer *consumer, int64_t deadline_ms)
+{
+	size_t n = consumer->config.n_workers;
+	rd_kafka_queue_t **queues = calloc(n, sizeof(*queues));
+	if (!queues)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct worker *worker = &consumer->workers[i];
+		queues[i] = rd_kafka_queue_new(worker->rk);
+		rd_kafka_error_t *error = rd_kafka_consumer_close_queue(worker->rk, queues[i]);
+		if (error) {
+			fx_warn("kafka: worker %zu: close: %s", i, rd_kafka_error_string(error));
+			rd_kafka_error_destroy(error);
+		}
+	}
+	for (bool open = true; open && fx_mono_ms() < deadline_ms;) {
+		open = false;
+		for (size_t i = 0; i < n; i++) {
+			if (!rd_kafka_consumer_closed(consumer->workers[i].rk)) {
+				open = true;
+				rd_kafka_queue_poll_callback(queues[i], 20);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!rd_kafka_consumer_closed(consumer->workers[i].rk))
+			fx_warn("kafka: worker %zu: the consumer did not close in time", i);
+		rd_kafka_queue_destroy(queues[i]);
+	}
+	free(queues);
 }
 
 static void *worker_main(void *arg)
@@ -463,11 +520,11 @@ void fx_consumer_destroy(struct fx_consumer *consumer, int64_t timeout_ms)
 				pthread_join(worker->thread, NULL);
 		}
 		/* Every count is handed over before any commit, so the commit covers only counted records. */
-		for (size_t i = 0; i < consumer->config.n_workers; i++) {
-			struct worker *worker = &consumer->workers[i];
-			if (worker->rk && worker->thread_started)
-				close_consumer(worker, deadline);
-		}
+		bool started = consumer->workers[consumer->config.n_workers - 1].thread_started;
+		if (started && !consumer->config.partitions_mode)
+			commit_all(consumer, deadline);
+		if (started)
+			close_all(consumer, deadline);
 		for (size_t i = 0; i < consumer->config.n_workers; i++) {
 			struct worker *worker = &consumer->workers[i];
 			if (worker->queue)
