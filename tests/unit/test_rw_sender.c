@@ -164,7 +164,7 @@ struct fake_store {
 static struct fx_snapshot *take_snapshot(void *opaque)
 {
 	struct fake_store *store = opaque;
-	store->snapshots++;
+	uint64_t k = __atomic_add_fetch(&store->snapshots, 1, __ATOMIC_RELAXED);
 	struct fx_snapshot *snapshot = calloc(1, sizeof(*snapshot));
 	snapshot->taken_ms = fx_wall_ms();
 	snapshot->label_mask = FX_LABEL_ALL;
@@ -173,13 +173,13 @@ static struct fx_snapshot *take_snapshot(void *opaque)
 	snapshot->series[0].key = (struct fx_series_key){.hostname = "r1", .as_src = 64500,
 							  .present = FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS};
 	snapshot->series[0].seen = 1u << FX_DIR_RECEIVE;
-	snapshot->series[0].bytes[FX_DIR_RECEIVE] = 1000 * store->snapshots;
-	snapshot->series[0].packets[FX_DIR_RECEIVE] = store->snapshots;
+	snapshot->series[0].bytes[FX_DIR_RECEIVE] = 1000 * k;
+	snapshot->series[0].packets[FX_DIR_RECEIVE] = k;
 	snapshot->series[1].key = (struct fx_series_key){.hostname = "r2", .as_dst = 64501,
 							  .present = FX_LABEL_HOSTNAME | FX_LABEL_DESTINATION_AS};
 	snapshot->series[1].seen = 1u << FX_DIR_TRANSMIT;
-	snapshot->series[1].bytes[FX_DIR_TRANSMIT] = 2000 * store->snapshots;
-	snapshot->series[1].packets[FX_DIR_TRANSMIT] = 2 * store->snapshots;
+	snapshot->series[1].bytes[FX_DIR_TRANSMIT] = 2000 * k;
+	snapshot->series[1].packets[FX_DIR_TRANSMIT] = 2 * k;
 	snapshot->self = fx_family_list_create();
 	/* The pusher's thread may take a snapshot before the test has set the endpoints: publish with release. */
 	if (__atomic_load_n(&store->endpoints.n, __ATOMIC_ACQUIRE))
@@ -397,8 +397,8 @@ static void test_slow_receiver(void)
 	CHECK_EQ_U64(total_violations(lines), 0);
 	/* The interval kept ticking while requests were slow: more pushes than requests answered. */
 	fprintf(stderr, "slow receiver: %zu requests answered, %llu snapshots taken\n", json_array_size(lines),
-		(unsigned long long)store.snapshots);
-	CHECK(store.snapshots > json_array_size(lines) + 3);
+		(unsigned long long)__atomic_load_n(&store.snapshots, __ATOMIC_RELAXED));
+	CHECK(__atomic_load_n(&store.snapshots, __ATOMIC_RELAXED) > json_array_size(lines) + 3);
 	json_decref(lines);
 	stop_receiver(&receiver);
 }
@@ -420,7 +420,7 @@ static void test_outage_survived(void)
 	struct receiver receiver;
 	CHECK(start_receiver(&receiver, port, "hang=3000,bigbody=1048576:500,200", "toutage") == 0);
 	usleep(3500000);
-	uint64_t snapshots = store.snapshots;
+	uint64_t snapshots = __atomic_load_n(&store.snapshots, __ATOMIC_RELAXED);
 	/* Drained: the backlog is empty again. */
 	int64_t end = fx_mono_ms() + 5000;
 	while (stat_value(sender, "flow_exporter_push_backlog_requests", NULL, NULL) > 1 && fx_mono_ms() < end)
