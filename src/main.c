@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fx/asn_names.h"
 #include "fx/clock.h"
@@ -19,6 +20,9 @@
 #include "fx/http_server.h"
 #include "fx/intern.h"
 #include "fx/log.h"
+#include "fx/pushgateway.h"
+#include "fx/rw_encode.h"
+#include "fx/rw_sender.h"
 #include "fx/store.h"
 
 #define DEMO_LOCAL_ASN 64500
@@ -33,6 +37,14 @@ struct exporter {
 	struct fx_store *store;
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
+	struct fx_rw_sender *senders[FX_MAX_REPEAT];
+	size_t n_senders;
+	struct fx_pushgateway *pushgateway;
+	struct fx_push_stats *push_stats[FX_MAX_REPEAT + 1];
+	struct fx_push_endpoints push_endpoints;
+	struct fx_label external_labels[FX_MAX_REPEAT + 2]; /* strings point into config or the buffers below */
+	size_t n_external_labels;
+	char label_text[FX_MAX_REPEAT + 2][256];
 	int64_t started_ms;
 };
 
@@ -139,6 +151,117 @@ static int start_consumer(struct exporter *exporter)
 	return 0;
 }
 
+/* The labels every pushed series carries: the user's --external-label, plus job and instance unless given,
+ * so that two exporters never collide in one TSDB (instance = this host's name and the /metrics port). */
+static int make_external_labels(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	bool has_job = false, has_instance = false;
+	for (size_t i = 0; i < config->n_external_labels; i++) {
+		char *text = exporter->label_text[i];
+		snprintf(text, sizeof(exporter->label_text[i]), "%s", config->external_labels[i]);
+		char *eq = strchr(text, '=');
+		*eq = '\0';
+		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){text, eq + 1};
+		has_job = has_job || !strcmp(text, "job");
+		has_instance = has_instance || !strcmp(text, "instance");
+	}
+	if (!has_job)
+		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){"job", "flow-exporter"};
+	if (!has_instance) {
+		char host[200] = "localhost";
+		gethostname(host, sizeof(host) - 1);
+		char *text = exporter->label_text[FX_MAX_REPEAT + 1];
+		snprintf(text, sizeof(exporter->label_text[0]), "%s:%u", host, fx_http_server_port(exporter->http));
+		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){"instance", text};
+	}
+	char why[256];
+	if (fx_rw_check_external_labels(exporter->external_labels, exporter->n_external_labels, why, sizeof(why))) {
+		fprintf(stderr, "flow-exporter: invalid value for --external-label: %s\n", why);
+		return 2;
+	}
+	return 0;
+}
+
+static const char *label_value(const struct exporter *exporter, const char *name)
+{
+	for (size_t i = 0; i < exporter->n_external_labels; i++)
+		if (!strcmp(exporter->external_labels[i].name, name))
+			return exporter->external_labels[i].value;
+	return "";
+}
+
+/* Remote-write senders and the Pushgateway pusher. A bad option (unreadable password file, TLS file,
+ * reserved header) is a configuration error: exit code 2. */
+static int start_pushers(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	int rc = make_external_labels(exporter);
+	if (rc)
+		return rc;
+	struct fx_push_http_config http = {
+		.timeout_ms = config->push_timeout_ms,
+		.basic_auth_user = config->push_username[0] ? config->push_username : NULL,
+		.basic_auth_password_file = config->push_password_file[0] ? config->push_password_file : NULL,
+		.bearer_token_file = config->push_bearer_token_file[0] ? config->push_bearer_token_file : NULL,
+		.ca_file = config->push_ca_file[0] ? config->push_ca_file : NULL,
+		.cert_file = config->push_cert_file[0] ? config->push_cert_file : NULL,
+		.key_file = config->push_key_file[0] ? config->push_key_file : NULL,
+		.insecure_skip_verify = config->push_insecure_skip_verify,
+		.headers = config->push_headers,
+		.n_headers = config->n_push_headers,
+	};
+	struct fx_push_hooks hooks = {take_snapshot, exporter};
+	for (size_t i = 0; i < config->n_remote_write_urls; i++) {
+		struct fx_rw_sender_config sender = {
+			.http = http,
+			.interval_ms = config->push_interval_ms,
+			.backlog_ms = config->push_backlog_ms,
+			.max_series_per_request = config->remote_write_max_series,
+			.external_labels = exporter->external_labels,
+			.n_external_labels = exporter->n_external_labels,
+			.hooks = hooks,
+		};
+		sender.http.url = config->remote_write_urls[i];
+		exporter->senders[i] = fx_rw_sender_create(&sender);
+		if (!exporter->senders[i])
+			return 2;
+		exporter->n_senders++;
+		exporter->push_stats[exporter->push_endpoints.n++] = fx_rw_sender_stats(exporter->senders[i]);
+	}
+	if (config->pushgateway_url[0]) {
+		struct fx_pushgateway_config pushgateway = {
+			.http = http,
+			.job = label_value(exporter, "job"),
+			.instance = label_value(exporter, "instance"),
+			.interval_ms = config->push_interval_ms,
+			.delete_on_shutdown = config->pushgateway_delete,
+			.hooks = hooks,
+		};
+		pushgateway.http.url = config->pushgateway_url;
+		exporter->pushgateway = fx_pushgateway_create(&pushgateway);
+		if (!exporter->pushgateway)
+			return 2;
+		exporter->push_stats[exporter->push_endpoints.n++] = fx_pushgateway_stats(exporter->pushgateway);
+	}
+	exporter->push_endpoints.stats = exporter->push_stats;
+	if (exporter->push_endpoints.n &&
+	    fx_store_add_collector(exporter->store, fx_push_collect, &exporter->push_endpoints))
+		return 1;
+	return 0;
+}
+
+/* The final push of every endpoint, all bounded by the same deadline. */
+static void stop_pushers(struct exporter *exporter)
+{
+	int64_t deadline = fx_mono_ms() + exporter->config.shutdown_timeout_ms;
+	for (size_t i = 0; i < exporter->n_senders; i++)
+		if (fx_rw_sender_shutdown(exporter->senders[i], deadline))
+			fx_warn("remote write: the final push did not reach every endpoint before the deadline");
+	if (exporter->pushgateway && fx_pushgateway_shutdown(exporter->pushgateway, deadline))
+		fx_warn("pushgateway: the final push did not get through before the deadline");
+}
+
 static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 {
 	struct timespec tick = {0, TICK_MS * 1000000L};
@@ -218,18 +341,29 @@ int main(int argc, char **argv)
 	exporter.http = fx_http_server_create(config->addr, &hooks);
 	if (!exporter.http)
 		goto out;
-	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http) ||
-	    fx_consumer_start(exporter.consumer))
+	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http))
+		goto out;
+	if ((rc = start_pushers(&exporter))) {
+		status = rc;
+		goto out;
+	}
+	if (fx_consumer_start(exporter.consumer))
 		goto out;
 	fx_info("serving /metrics on %s (port %u)", config->addr, fx_http_server_port(exporter.http));
 
 	wait_for_signal(&exporter, &signals);
 	status = 0;
 out:
-	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them. */
+	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them;
+	 * then the pushers push those final values. */
 	fx_consumer_destroy(exporter.consumer, config->shutdown_timeout_ms);
 	if (exporter.store)
 		fx_store_tick(exporter.store);
+	if (status == 0)
+		stop_pushers(&exporter);
+	fx_pushgateway_destroy(exporter.pushgateway);
+	for (size_t i = 0; i < exporter.n_senders; i++)
+		fx_rw_sender_destroy(exporter.senders[i]);
 	fx_http_server_destroy(exporter.http);
 	fx_store_destroy(exporter.store);
 	fx_intern_destroy(exporter.hostnames);
