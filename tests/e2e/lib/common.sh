@@ -13,6 +13,9 @@ set -euo pipefail
 : "${FX_TOOLS:?FX_TOOLS must name the directory of the test tools}"
 : "${FX_TEST_DATA:?FX_TEST_DATA must name tests/data}"
 
+# The exporter also reads FLOW_EXPORTER_<FLAG> from the environment: a test sees only its own flags.
+while read -r variable; do unset "$variable"; done < <(compgen -e | grep '^FLOW_EXPORTER_' || true)
+
 FX_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PYTHON=/usr/bin/python3
 FLOWS_PY="$FX_LIB_DIR/flows.py"
@@ -53,12 +56,17 @@ dump_logs() {
 }
 
 cleanup() {
-	local status=$? pid
+	local status=$? pid i reversed=()
 	trap - EXIT
-	for pid in "${STARTED_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
+	# Newest first: the exporters stop while the mock cluster they talk to is still there.
+	for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+		reversed+=("${STARTED_PIDS[i]}")
 	done
-	for pid in "${STARTED_PIDS[@]}"; do
+	for pid in "${reversed[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+		sleep 0.2
+	done
+	for pid in "${reversed[@]}"; do
 		local waited=0
 		while kill -0 "$pid" 2>/dev/null && ((waited < 50)); do
 			sleep 0.1
@@ -197,19 +205,41 @@ metrics_match() {
 	"$PYTHON" "$METRICS_PY" compare "$TEST_TMP/last-scrape.prom" "$2" >"$TEST_TMP/last-scrape.diff" 2>&1
 }
 
-# wait_metrics PORT EXPECTED SECONDS: waits until /metrics matches EXPECTED exactly; on timeout prints
-# the last differences and fails.
+# wait_metrics PORT EXPECTED SECONDS [COUNTS]: waits until /metrics matches EXPECTED exactly; on timeout
+# prints the last differences and fails. With COUNTS (flows.py expect --counts-out), it also shows how the
+# record self-metrics differ, and fails at once when more Kafka messages were consumed than produced
+# (something was read twice: the flow series can never come back down to the expectation).
 wait_metrics() {
-	local port=$1 expected=$2 timeout=$3
-	local deadline=$((SECONDS + timeout))
+	local port=$1 expected=$2 timeout=$3 counts=${4:-}
+	local deadline=$((SECONDS + timeout)) reason=""
 	until metrics_match "$port" "$expected"; do
-		if ((SECONDS >= deadline)); then
-			log "last differences from $(basename "$expected"):"
-			cat "$TEST_TMP/last-scrape.diff" >&2 || true
-			fail "/metrics on $port did not match $(basename "$expected") within ${timeout}s"
+		if [[ -n $counts ]] && over_consumed "$TEST_TMP/last-scrape.prom" "$counts"; then
+			reason="more Kafka messages consumed than produced"
+			sleep 1 # let the flush show everything
+			metrics_match "$port" "$expected" || true
+		elif ((SECONDS >= deadline)); then
+			reason="timed out after ${timeout}s"
+		else
+			sleep 0.5
+			continue
 		fi
-		sleep 0.5
+		log "last differences from $(basename "$expected"):"
+		cat "$TEST_TMP/last-scrape.diff" >&2 || true
+		if [[ -n $counts ]]; then
+			log "record self-metrics against $(basename "$counts"):"
+			"$PYTHON" "$METRICS_PY" self-check "$TEST_TMP/last-scrape.prom" "$counts" >&2 || true
+		fi
+		fail "/metrics on $port does not match $(basename "$expected"): $reason"
 	done
+}
+
+# over_consumed BODY COUNTS: true when flow_exporter_kafka_messages_total in BODY exceeds the messages
+# in COUNTS.
+over_consumed() {
+	local consumed produced
+	consumed=$("$PYTHON" "$METRICS_PY" get "$1" flow_exporter_kafka_messages_total 2>/dev/null) || return 1
+	produced=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["messages"])' "$2")
+	((consumed > produced))
 }
 
 # assert_metrics PORT EXPECTED: one scrape must match exactly.
