@@ -393,18 +393,25 @@ struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config 
 		goto fail;
 	free(url);
 	url = NULL;
-	if (pthread_create(&pushgateway->thread, NULL, run, pushgateway) != 0) {
-		fx_error("pushgateway: cannot start the thread");
-		goto fail;
-	}
-	pushgateway->thread_started = true;
-	fx_info("pushgateway %s: pushing every %" PRId64 " ms", fx_push_http_display_url(pushgateway->put),
-		pushgateway->interval_ms);
 	return pushgateway;
 fail:
 	free(url);
 	fx_pushgateway_destroy(pushgateway);
 	return NULL;
+}
+
+int fx_pushgateway_start(struct fx_pushgateway *pushgateway)
+{
+	if (pushgateway->thread_started)
+		return 0;
+	if (pthread_create(&pushgateway->thread, NULL, run, pushgateway) != 0) {
+		fx_error("pushgateway: cannot start the thread");
+		return -1;
+	}
+	pushgateway->thread_started = true;
+	fx_info("pushgateway %s: pushing every %" PRId64 " ms", fx_push_http_display_url(pushgateway->put),
+		pushgateway->interval_ms);
+	return 0;
 }
 
 int fx_pushgateway_shutdown(struct fx_pushgateway *pushgateway, int64_t deadline_mono_ms)

@@ -950,17 +950,25 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	if (fx_push_stats_set_url(sender->stats, label) != 0)
 		goto fail;
 
-	if (pthread_create(&sender->thread, NULL, run, sender) != 0) {
-		fx_error("remote write %s: cannot start the thread", label);
-		goto fail;
-	}
-	sender->thread_started = true;
-	fx_info("remote write %s: pushing every %" PRId64 " ms, backlog of %" PRIu64 " pushes", label,
-		sender->interval_ms, sender->max_pushes);
 	return sender;
 fail:
 	fx_rw_sender_destroy(sender);
 	return NULL;
+}
+
+int fx_rw_sender_start(struct fx_rw_sender *sender)
+{
+	const char *url = fx_push_http_display_url(sender->http);
+	if (sender->thread_started)
+		return 0;
+	if (pthread_create(&sender->thread, NULL, run, sender) != 0) {
+		fx_error("remote write %s: cannot start the thread", url);
+		return -1;
+	}
+	sender->thread_started = true;
+	fx_info("remote write %s: pushing every %" PRId64 " ms, backlog of %" PRIu64 " pushes", url,
+		sender->interval_ms, sender->max_pushes);
+	return 0;
 }
 
 int fx_rw_sender_shutdown(struct fx_rw_sender *sender, int64_t deadline_mono_ms)

@@ -4,7 +4,7 @@
  * Pushgateway keeps only the last value, so a new interval replaces a push still waiting to be retried.
  * Optionally the group is deleted on shutdown.
  *
- * Thread: one thread of its own; create, shutdown, destroy and stats from any thread. */
+ * Thread: one thread of its own; create, start, shutdown, destroy and stats from any thread. */
 #ifndef FX_PUSHGATEWAY_H
 #define FX_PUSHGATEWAY_H
 
@@ -31,8 +31,10 @@ __attribute__((warn_unused_result)) int fx_pushgateway_group_path(const char *jo
 
 struct fx_pushgateway;
 
-/* Checks the options like fx_rw_sender_create, starts the thread. NULL (logged) on failure. */
+/* Checks the options like fx_rw_sender_create and prepares; no thread yet. NULL (logged) on failure. */
 struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config *config);
+/* Starts the thread; the first PUT is made at once. Returns 0 or -1 (logged). */
+int fx_pushgateway_start(struct fx_pushgateway *pushgateway);
 /* A final PUT of the current values (or the DELETE of the group when delete_on_shutdown), retried until
  * deadline_mono_ms, then stops the thread. Returns 0 when it was delivered, -1 otherwise. Call once. */
 int fx_pushgateway_shutdown(struct fx_pushgateway *pushgateway, int64_t deadline_mono_ms);

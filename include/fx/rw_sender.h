@@ -8,8 +8,8 @@
  * capped exponential backoff (or Retry-After); any other 4xx -> logged, counted, that request dropped.
  * The backlog keeps at most backlog_ms / interval_ms pushes; past it the oldest push is dropped and counted.
  *
- * Thread: create, shutdown, destroy and fx_push_collect may be called from any thread (main, and the thread
- * that takes a snapshot); everything else runs on the sender's own thread. */
+ * Thread: create, start, shutdown, destroy and fx_push_collect may be called from any thread (main, and the
+ * thread that takes a snapshot); everything else runs on the sender's own thread. */
 #ifndef FX_RW_SENDER_H
 #define FX_RW_SENDER_H
 
@@ -68,9 +68,13 @@ struct fx_rw_sender_config {
 
 struct fx_rw_sender;
 
-/* Checks the options (reserved headers, auth files, TLS files given but unreadable), starts the thread.
+/* Checks the options (reserved headers, auth files, TLS files given but unreadable, external labels) and
+ * prepares the sender; no thread yet, so its statistics can be registered as a collector first.
  * Returns NULL and logs a clear reason (never a secret) on failure. */
 struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *config);
+
+/* Starts the thread; the first push is made at once. Returns 0 or -1 (logged). */
+int fx_rw_sender_start(struct fx_rw_sender *sender);
 
 /* Makes a final push of the current values, sends what the backlog holds until it is empty or
  * deadline_mono_ms (fx_mono_ms clock) passes, then stops the thread. Returns 0 when everything was

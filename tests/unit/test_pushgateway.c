@@ -210,6 +210,7 @@ static void test_put_and_delete(void)
 	store.stats[0] = fx_pushgateway_stats(pushgateway);
 	store.endpoints.stats = store.stats;
 	__atomic_store_n(&store.endpoints.n, 1, __ATOMIC_RELEASE);
+	CHECK(fx_pushgateway_start(pushgateway) == 0);
 	/* 503, then the same body again with 200. */
 	CHECK(wait_count(&server, 2, 3000) == 0);
 	CHECK(fx_pushgateway_shutdown(pushgateway, fx_mono_ms() + 3000) == 0);
@@ -256,6 +257,7 @@ static void test_final_put(void)
 	};
 	struct fx_pushgateway *pushgateway = fx_pushgateway_create(&config);
 	CHECK(pushgateway != NULL);
+	CHECK(fx_pushgateway_start(pushgateway) == 0);
 	CHECK(wait_count(&server, 1, 3000) == 0);
 	usleep(400000);
 	CHECK_EQ_U64(server_count(&server), 1);

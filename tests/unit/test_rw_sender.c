@@ -206,6 +206,7 @@ static struct fx_rw_sender *start_sender(const struct fx_rw_sender_config *confi
 {
 	struct fx_rw_sender *sender = fx_rw_sender_create(config);
 	CHECK(sender != NULL);
+	CHECK(fx_rw_sender_start(sender) == 0);
 	return sender;
 }
 
@@ -560,6 +561,7 @@ static void test_refusals_and_secrets(void)
 	store.stats[0] = fx_rw_sender_stats(sender);
 	store.endpoints.stats = store.stats;
 	__atomic_store_n(&store.endpoints.n, 1, __ATOMIC_RELEASE);
+	CHECK(fx_rw_sender_start(sender) == 0);
 	json_t *lines = wait_for(&receiver, 200, 2, 5000);
 	fx_rw_sender_destroy(sender);
 	fflush(stderr);
