@@ -1,0 +1,1184 @@
+/* Step (2) of the data path: one pmacct JSON record -> struct fx_flow.
+ *
+ * DESIGN
+ * Two decoders share one contract and must give identical results on every input:
+ *  - fx_decode_record: a single-pass, allocation-free scanner for the shape pmacct writes, one flat JSON
+ *    object whose values are strings, numbers and literals. It validates the whole record against
+ *    RFC 8259 first (a syntax error anywhere outranks a wrong type earlier), remembering where the nine
+ *    keys we read are, then applies the field rules. A nested object or array, or more unknown keys than
+ *    it dedups cheaply, sends the record to the reference decoder instead.
+ *  - fx_decode_record_jansson: the reference, built on jansson. jansson cannot hold every JSON number
+ *    (see rewrite_unrepresentable_numbers), so it parses a copy of the record in which those few number
+ *    tokens are replaced by stand-ins with the same meaning for our rules.
+ *
+ * Rules, first match wins: too large; not UTF-8 (checked on the raw bytes by both decoders, before any
+ * parsing); not exactly one JSON object; event_type; then label, peer_ip_src, as_src, as_dst, iface_in,
+ * iface_out, bytes, packets, each checked for type, range, U+0000 and presence in that order.
+ *
+ * Two limits come from jansson and so hold for both decoders: an object key containing U+0000 is
+ * refused as invalid JSON (jansson cannot store it), and so is nesting deeper than 2048 levels. With
+ * those, the two decoders agree on every input; the unit and fuzz tests compare them.
+ *
+ * Thread: a decoder belongs to one consumer thread. The scratch buffer is reused by every call; the
+ * hostname handed out points into it and is valid until the next call. */
+#include "fx/flow_decode.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fx/log.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* The fast scanner keeps unknown keys in a small array to refuse duplicates; a record with more than
+ * this many (pmacct writes about five) goes to jansson, whose hash table keeps the check linear. */
+#define FAST_MAX_UNKNOWN_KEYS 32
+
+struct key_span {
+	const char *bytes;
+	size_t len;
+};
+
+struct fx_decoder {
+	size_t max_record_bytes;
+	/* max_record_bytes + 1 bytes: unescaped strings (fast path) or the rewritten copy of the record
+	 * (jansson path), then the NUL-terminated hostname. Never more than the record plus one byte: every
+	 * unescaped string is shorter than its quoted source. */
+	char *scratch;
+	struct key_span unknown_keys[FAST_MAX_UNKNOWN_KEYS];
+};
+
+static const char *const kind_names[FX_REC_KIND_COUNT] = {
+    [FX_REC_FLOW] = "flow",
+    [FX_REC_MARKER] = "marker",
+    [FX_REC_OTHER_EVENT] = "other_event",
+    [FX_REC_INVALID_JSON] = "json",
+    [FX_REC_INVALID_TYPE] = "type",
+    [FX_REC_INVALID_MISSING] = "missing",
+    [FX_REC_INVALID_RANGE] = "range",
+    [FX_REC_INVALID_UTF8] = "utf8",
+    [FX_REC_INVALID_TOO_LARGE] = "too_large",
+};
+
+const char *fx_record_kind_name(enum fx_record_kind kind)
+{
+	if ((unsigned)kind >= FX_REC_KIND_COUNT)
+		return "unknown";
+	return kind_names[kind];
+}
+
+struct fx_decoder *fx_decoder_create(size_t max_record_bytes)
+{
+	struct fx_decoder *decoder = NULL;
+
+	/* The reference decoder writes record offsets on 17 digits (SENTINEL_BASE): far above any real
+	 * bound, but refused rather than assumed. */
+	if (max_record_bytes >= UINT64_C(100000000000000000)) {
+		fx_error("flow decoder: max_record_bytes %zu is too large", max_record_bytes);
+		return NULL;
+	}
+	decoder = calloc(1, sizeof(*decoder));
+	if (!decoder)
+		goto fail;
+	decoder->max_record_bytes = max_record_bytes;
+	decoder->scratch = malloc(max_record_bytes + 1);
+	if (!decoder->scratch)
+		goto fail;
+	return decoder;
+
+fail:
+	fx_error("flow decoder: cannot allocate a %zu-byte scratch buffer", max_record_bytes);
+	fx_decoder_destroy(decoder);
+	return NULL;
+}
+
+void fx_decoder_destroy(struct fx_decoder *decoder)
+{
+	if (!decoder)
+		return;
+	free(decoder->scratch);
+	free(decoder);
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Shared by both decoders: raw-byte checks and the field limits.
+ * ------------------------------------------------------------------------------------------------ */
+
+#define AS_MAX UINT32_MAX
+#define IFACE_MAX UINT32_MAX
+#define COUNTER_MAX UINT64_MAX
+
+static inline bool is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+static inline bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* RFC 3629 (Unicode Table 3-7): refuses overlong forms, UTF-16 surrogates, code points above U+10FFFF
+ * and truncated sequences. ASCII, almost all of a pmacct record, goes eight bytes at a time. */
+static bool utf8_is_valid(const unsigned char *text, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		if (len - i >= 16) {
+			uint64_t words[2];
+			memcpy(words, text + i, sizeof(words));
+			if (((words[0] | words[1]) & UINT64_C(0x8080808080808080)) == 0) {
+				i += 16;
+				continue;
+			}
+		}
+		unsigned char lead = text[i];
+		if (lead < 0x80) {
+			i++;
+			continue;
+		}
+		size_t trail;
+		unsigned char second_min = 0x80, second_max = 0xBF;
+		if (lead >= 0xC2 && lead <= 0xDF) {
+			trail = 1;
+		} else if (lead >= 0xE0 && lead <= 0xEF) {
+			trail = 2;
+			if (lead == 0xE0)
+				second_min = 0xA0; /* overlong */
+			else if (lead == 0xED)
+				second_max = 0x9F; /* U+D800..U+DFFF */
+		} else if (lead >= 0xF0 && lead <= 0xF4) {
+			trail = 3;
+			if (lead == 0xF0)
+				second_min = 0x90; /* overlong */
+			else if (lead == 0xF4)
+				second_max = 0x8F; /* above U+10FFFF */
+		} else {
+			return false; /* continuation byte, C0/C1 overlong lead, or F5..FF */
+		}
+		if (len - i - 1 < trail)
+			return false;
+		if (text[i + 1] < second_min || text[i + 1] > second_max)
+			return false;
+		for (size_t k = 2; k <= trail; k++) {
+			if ((text[i + k] & 0xC0) != 0x80)
+				return false;
+		}
+		i += trail + 1;
+	}
+	return true;
+}
+
+/* The checks every record goes through before it is parsed. Returns FX_REC_FLOW to mean "go on". */
+static enum fx_record_kind check_raw_bytes(const struct fx_decoder *decoder, const char *record, size_t len)
+{
+	if (len > decoder->max_record_bytes)
+		return FX_REC_INVALID_TOO_LARGE;
+	if (!utf8_is_valid((const unsigned char *)record, len))
+		return FX_REC_INVALID_UTF8;
+	return FX_REC_FLOW;
+}
+
+static bool bytes_equal(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+	return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
+/* event_type decides whether a record carries counters. Returns FX_REC_FLOW to mean "read the flow". */
+static enum fx_record_kind classify_event_type(const char *value, size_t len)
+{
+	if (bytes_equal(value, len, "purge", 5))
+		return FX_REC_FLOW;
+	if (bytes_equal(value, len, "purge_init", 10) || bytes_equal(value, len, "purge_close", 11))
+		return FX_REC_MARKER;
+	return FX_REC_OTHER_EVENT;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * The fast scanner.
+ * ------------------------------------------------------------------------------------------------ */
+
+/* The keys we read, in the order their rules apply. */
+enum field {
+	FIELD_EVENT_TYPE,
+	FIELD_LABEL,
+	FIELD_PEER_IP_SRC,
+	FIELD_AS_SRC,
+	FIELD_AS_DST,
+	FIELD_IFACE_IN,
+	FIELD_IFACE_OUT,
+	FIELD_BYTES,
+	FIELD_PACKETS,
+	FIELD_COUNT,
+	FIELD_UNKNOWN = FIELD_COUNT
+};
+
+enum value_type { VALUE_STRING, VALUE_NUMBER, VALUE_LITERAL };
+
+/* Where a value sits in the record; interpreted only after the whole record proved to be valid JSON. */
+struct raw_value {
+	const char *text; /* string: between the quotes, still escaped; number: the token */
+	size_t len;
+	enum value_type type;
+	bool escaped;	    /* string: holds at least one backslash escape */
+	bool negative;	    /* number: starts with '-' (even -0) */
+	bool integral;	    /* number: no fraction and no exponent */
+	const char *digits; /* number: the integer part, without the sign */
+	size_t digit_count;
+};
+
+enum scan_result { SCAN_OK, SCAN_BAD_JSON, SCAN_FALLBACK };
+
+struct scan {
+	const char *end;
+	char *scratch_next; /* where the next unescaped string goes */
+	unsigned seen;	    /* bit per enum field */
+	struct raw_value fields[FIELD_COUNT];
+	size_t unknown_count;
+};
+
+static inline const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && is_json_space(*p))
+		p++;
+	return p;
+}
+
+/* SWAR helpers: a byte-wise mask with the top bit set in each byte of `word` that matches. Only the
+ * lowest flagged byte is exact (a match can set false flags above it), which is all we need. */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+static inline uint64_t bytes_equal_to(uint64_t word, unsigned char c)
+{
+	uint64_t x = word ^ (ONES * c);
+	return (x - ONES) & ~x & HIGHS;
+}
+static inline uint64_t bytes_below(uint64_t word, unsigned char limit)
+{
+	return (word - ONES * limit) & ~word & HIGHS;
+}
+
+/* The first byte in [p, end) that ends the plain run of a string: '"', '\\' or a control character.
+ * Strings are most of a record, so this goes eight bytes at a time where the byte order allows. */
+static const char *find_string_stop(const char *p, const char *end)
+{
+#ifdef __SSE2__
+	/* x86-64 always has SSE2: sixteen bytes a step. A byte is a control character when min(byte, 0x1F)
+	 * is the byte itself (unsigned compare). */
+	const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+	const __m128i control_max = _mm_set1_epi8(0x1F);
+	while (end - p >= 16) {
+		__m128i chunk = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i stops =
+		    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)),
+				 _mm_cmpeq_epi8(_mm_min_epu8(chunk, control_max), chunk));
+		unsigned mask = (unsigned)_mm_movemask_epi8(stops);
+		if (mask)
+			return p + __builtin_ctz(mask);
+		p += 16;
+	}
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (end - p >= 8) {
+		uint64_t word;
+		memcpy(&word, p, sizeof(word));
+		uint64_t stops =
+		    bytes_equal_to(word, '"') | bytes_equal_to(word, '\\') | bytes_below(word, 0x20);
+		if (stops)
+			return p + (__builtin_ctzll(stops) >> 3);
+		p += 8;
+	}
+#endif
+	while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+		p++;
+	return p;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The 16-bit code unit of the 4 hex digits at p (callers checked there are 4 bytes), or -1. */
+static long hex4(const char *p)
+{
+	long unit = 0;
+	for (int i = 0; i < 4; i++) {
+		int digit = hex_value(p[i]);
+		if (digit < 0)
+			return -1;
+		unit = unit << 4 | digit;
+	}
+	return unit;
+}
+
+static inline bool is_high_surrogate(long unit)
+{
+	return unit >= 0xD800 && unit <= 0xDBFF;
+}
+static inline bool is_low_surrogate(long unit)
+{
+	return unit >= 0xDC00 && unit <= 0xDFFF;
+}
+
+/* Validates one escape; p is just after the backslash. Returns the byte after it, or NULL. A \u escape
+ * for a surrogate must be a high one followed at once by a \u low one: lone halves are not text. */
+static const char *scan_escape(const char *p, const char *end)
+{
+	if (p == end)
+		return NULL;
+	switch (*p) {
+	case '"':
+	case '\\':
+	case '/':
+	case 'b':
+	case 'f':
+	case 'n':
+	case 'r':
+	case 't':
+		return p + 1;
+	case 'u':
+		break;
+	default:
+		return NULL;
+	}
+	if (end - p < 5)
+		return NULL;
+	long unit = hex4(p + 1);
+	p += 5;
+	if (unit < 0 || is_low_surrogate(unit))
+		return NULL;
+	if (is_high_surrogate(unit)) {
+		if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !is_low_surrogate(hex4(p + 2)))
+			return NULL;
+		p += 6;
+	}
+	return p;
+}
+
+/* Scans a string whose opening quote is just before p. Returns the closing quote, or NULL when the
+ * string is not valid JSON. Sets *escaped when it holds an escape (and so must be unescaped to use). */
+static const char *scan_string(const char *p, const char *end, bool *escaped)
+{
+	*escaped = false;
+	for (;;) {
+		p = find_string_stop(p, end);
+		if (p == end || (unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '"')
+			return p;
+		*escaped = true;
+		p = scan_escape(p + 1, end);
+		if (!p)
+			return NULL;
+	}
+}
+
+static char *put_utf8(char *out, uint32_t code_point)
+{
+	if (code_point < 0x80) {
+		*out++ = (char)code_point;
+	} else if (code_point < 0x800) {
+		*out++ = (char)(0xC0 | code_point >> 6);
+		*out++ = (char)(0x80 | (code_point & 0x3F));
+	} else if (code_point < 0x10000) {
+		*out++ = (char)(0xE0 | code_point >> 12);
+		*out++ = (char)(0x80 | (code_point >> 6 & 0x3F));
+		*out++ = (char)(0x80 | (code_point & 0x3F));
+	} else {
+		*out++ = (char)(0xF0 | code_point >> 18);
+		*out++ = (char)(0x80 | (code_point >> 12 & 0x3F));
+		*out++ = (char)(0x80 | (code_point >> 6 & 0x3F));
+		*out++ = (char)(0x80 | (code_point & 0x3F));
+	}
+	return out;
+}
+
+/* Unescapes a string that scan_string accepted into out (at most len bytes). Returns the length. */
+static size_t unescape(const char *text, size_t len, char *out)
+{
+	const char *end = text + len;
+	char *start = out;
+	while (text < end) {
+		const char *backslash = memchr(text, '\\', (size_t)(end - text));
+		size_t plain = (size_t)((backslash ? backslash : end) - text);
+		memcpy(out, text, plain);
+		out += plain;
+		text += plain;
+		if (!backslash)
+			break;
+		char escape = text[1];
+		text += 2;
+		switch (escape) {
+		case 'b':
+			*out++ = '\b';
+			break;
+		case 'f':
+			*out++ = '\f';
+			break;
+		case 'n':
+			*out++ = '\n';
+			break;
+		case 'r':
+			*out++ = '\r';
+			break;
+		case 't':
+			*out++ = '\t';
+			break;
+		case 'u': {
+			uint32_t code_point = (uint32_t)hex4(text);
+			text += 4;
+			if (is_high_surrogate(code_point)) {
+				uint32_t low = (uint32_t)hex4(text + 2);
+				text += 6;
+				code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
+			}
+			out = put_utf8(out, code_point);
+			break;
+		}
+		default: /* '"', '\\', '/' stand for themselves */
+			*out++ = escape;
+			break;
+		}
+	}
+	return (size_t)(out - start);
+}
+
+/* Scans a number per RFC 8259 (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?) starting at p. Returns
+ * the byte after it, or NULL. What follows the token is checked by the caller's grammar ("01" fails
+ * there, at the '1'). */
+static const char *scan_number(const char *p, const char *end, struct raw_value *number)
+{
+	const char *start = p;
+	number->negative = *p == '-';
+	if (number->negative)
+		p++;
+	number->digits = p;
+	if (p == end || !is_digit(*p))
+		return NULL;
+	if (*p == '0') {
+		p++;
+	} else {
+		while (p < end && is_digit(*p))
+			p++;
+	}
+	number->digit_count = (size_t)(p - number->digits);
+	number->integral = true;
+	if (p < end && *p == '.') {
+		number->integral = false;
+		if (++p == end || !is_digit(*p))
+			return NULL;
+		while (p < end && is_digit(*p))
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		number->integral = false;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p == end || !is_digit(*p))
+			return NULL;
+		while (p < end && is_digit(*p))
+			p++;
+	}
+	number->type = VALUE_NUMBER;
+	number->text = start;
+	number->len = (size_t)(p - start);
+	return p;
+}
+
+/* The field a key names. Keys are short, so their length and a memcmp pick them out. */
+static enum field identify_key(const char *key, size_t len)
+{
+	switch (len) {
+	case 5:
+		if (memcmp(key, "bytes", 5) == 0)
+			return FIELD_BYTES;
+		if (memcmp(key, "label", 5) == 0)
+			return FIELD_LABEL;
+		break;
+	case 6:
+		if (memcmp(key, "as_src", 6) == 0)
+			return FIELD_AS_SRC;
+		if (memcmp(key, "as_dst", 6) == 0)
+			return FIELD_AS_DST;
+		break;
+	case 7:
+		if (memcmp(key, "packets", 7) == 0)
+			return FIELD_PACKETS;
+		break;
+	case 8:
+		if (memcmp(key, "iface_in", 8) == 0)
+			return FIELD_IFACE_IN;
+		break;
+	case 9:
+		if (memcmp(key, "iface_out", 9) == 0)
+			return FIELD_IFACE_OUT;
+		break;
+	case 10:
+		if (memcmp(key, "event_type", 10) == 0)
+			return FIELD_EVENT_TYPE;
+		break;
+	case 11:
+		if (memcmp(key, "peer_ip_src", 11) == 0)
+			return FIELD_PEER_IP_SRC;
+		break;
+	}
+	return FIELD_UNKNOWN;
+}
+
+/* Notes a key, refusing a duplicate. Known keys are one bit each; unknown ones are compared with the
+ * few seen before (an unknown key can never equal a known one). */
+static enum scan_result remember_key(struct fx_decoder *decoder, struct scan *scan, const char *key,
+				     size_t len, enum field *field)
+{
+	*field = identify_key(key, len);
+	if (*field != FIELD_UNKNOWN) {
+		unsigned bit = 1u << *field;
+		if (scan->seen & bit)
+			return SCAN_BAD_JSON;
+		scan->seen |= bit;
+		return SCAN_OK;
+	}
+	for (size_t i = 0; i < scan->unknown_count; i++) {
+		if (bytes_equal(decoder->unknown_keys[i].bytes, decoder->unknown_keys[i].len, key, len))
+			return SCAN_BAD_JSON;
+	}
+	if (scan->unknown_count == FAST_MAX_UNKNOWN_KEYS)
+		return SCAN_FALLBACK;
+	decoder->unknown_keys[scan->unknown_count++] = (struct key_span){key, len};
+	return SCAN_OK;
+}
+
+/* Scans one key (p is just after its opening quote) up to and including the ':' after it. */
+static const char *scan_key(struct fx_decoder *decoder, struct scan *scan, const char *p, enum field *field,
+			    enum scan_result *result)
+{
+	bool escaped;
+	const char *close = scan_string(p, scan->end, &escaped);
+	*result = SCAN_BAD_JSON;
+	if (!close)
+		return NULL;
+	const char *key = p;
+	size_t len = (size_t)(close - p);
+	if (escaped) {
+		/* Keys compare by their unescaped bytes ("by\u0074es" is bytes). */
+		len = unescape(p, len, scan->scratch_next);
+		key = scan->scratch_next;
+		scan->scratch_next += len;
+		if (memchr(key, '\0', len))
+			return NULL; /* jansson cannot hold such a key: invalid for both decoders */
+	}
+	*result = remember_key(decoder, scan, key, len, field);
+	if (*result != SCAN_OK)
+		return NULL;
+	p = skip_space(close + 1, scan->end);
+	if (p == scan->end || *p != ':') {
+		*result = SCAN_BAD_JSON;
+		return NULL;
+	}
+	return p + 1;
+}
+
+static const char *scan_literal(const char *p, const char *end, const char *word, size_t len)
+{
+	if ((size_t)(end - p) < len || memcmp(p, word, len) != 0)
+		return NULL;
+	return p + len;
+}
+
+/* Scans one value starting at p into *value. Returns the byte after it, or NULL with *result set. */
+static const char *scan_value(const char *p, const char *end, struct raw_value *value,
+			      enum scan_result *result)
+{
+	*result = SCAN_BAD_JSON;
+	switch (*p) {
+	case '"': {
+		const char *close = scan_string(p + 1, end, &value->escaped);
+		if (!close)
+			return NULL;
+		value->type = VALUE_STRING;
+		value->text = p + 1;
+		value->len = (size_t)(close - (p + 1));
+		return close + 1;
+	}
+	case '-':
+	case '0':
+	case '1':
+	case '2':
+	case '3':
+	case '4':
+	case '5':
+	case '6':
+	case '7':
+	case '8':
+	case '9':
+		return scan_number(p, end, value);
+	case 't':
+		value->type = VALUE_LITERAL;
+		return scan_literal(p, end, "true", 4);
+	case 'f':
+		value->type = VALUE_LITERAL;
+		return scan_literal(p, end, "false", 5);
+	case 'n':
+		value->type = VALUE_LITERAL;
+		return scan_literal(p, end, "null", 4);
+	case '{':
+	case '[':
+		*result = SCAN_FALLBACK; /* outside the flat shape: jansson decides */
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* Checks that [record, end) is exactly one flat JSON object, noting the fields we read. */
+static enum scan_result scan_object(struct fx_decoder *decoder, struct scan *scan, const char *record)
+{
+	const char *end = scan->end;
+	const char *p = skip_space(record, end);
+	if (p == end || *p != '{')
+		return SCAN_BAD_JSON;
+	p = skip_space(p + 1, end);
+	if (p < end && *p == '}') {
+		p++;
+	} else {
+		for (;;) {
+			enum scan_result result;
+			enum field field;
+			struct raw_value ignored;
+			if (p == end || *p != '"')
+				return SCAN_BAD_JSON;
+			p = scan_key(decoder, scan, p + 1, &field, &result);
+			if (!p)
+				return result;
+			p = skip_space(p, end);
+			if (p == end)
+				return SCAN_BAD_JSON;
+			p = scan_value(p, end, field == FIELD_UNKNOWN ? &ignored : &scan->fields[field],
+				       &result);
+			if (!p)
+				return result;
+			p = skip_space(p, end);
+			if (p == end)
+				return SCAN_BAD_JSON;
+			if (*p == '}') {
+				p++;
+				break;
+			}
+			if (*p != ',')
+				return SCAN_BAD_JSON;
+			p = skip_space(p + 1, end);
+		}
+	}
+	return skip_space(p, end) == end ? SCAN_OK : SCAN_BAD_JSON;
+}
+
+/* The decimal digits of a JSON integer as a uint64_t; false when it does not fit. Up to 19 digits
+ * always fit (10^19 - 1 < 2^64), so only a 20th digit needs the overflow test. */
+static bool digits_to_u64(const char *digits, size_t count, uint64_t *value)
+{
+	if (count > 20)
+		return false;
+	uint64_t total = 0;
+	size_t i = 0;
+	for (; i < count && i < 19; i++)
+		total = total * 10 + (uint64_t)(digits[i] - '0');
+	if (i < count) {
+		uint64_t digit = (uint64_t)(digits[i] - '0');
+		if (total > (UINT64_MAX - digit) / 10)
+			return false;
+		total = total * 10 + digit;
+	}
+	*value = total;
+	return true;
+}
+
+/* Applies the number rules to a field the scan found. Returns FX_REC_FLOW when *out holds the value. */
+static enum fx_record_kind read_number(const struct raw_value *value, uint64_t max, uint64_t *out)
+{
+	if (value->type != VALUE_NUMBER)
+		return FX_REC_INVALID_TYPE;
+	if (value->negative || !value->integral)
+		return FX_REC_INVALID_RANGE;
+	if (!digits_to_u64(value->digits, value->digit_count, out) || *out > max)
+		return FX_REC_INVALID_RANGE;
+	return FX_REC_FLOW;
+}
+
+/* A string field: its unescaped bytes (in the scratch buffer when it had escapes; raw otherwise). */
+struct text {
+	const char *bytes;
+	size_t len;
+	bool in_scratch; /* already NUL-terminated in the scratch buffer */
+};
+
+static enum fx_record_kind read_string(struct scan *scan, const struct raw_value *value, struct text *out)
+{
+	if (value->type != VALUE_STRING)
+		return FX_REC_INVALID_TYPE;
+	if (!value->escaped) {
+		/* Raw control bytes are invalid JSON, so without escapes there is no U+0000. */
+		*out = (struct text){value->text, value->len, false};
+		return FX_REC_FLOW;
+	}
+	char *unescaped = scan->scratch_next;
+	size_t len = unescape(value->text, value->len, unescaped);
+	unescaped[len] = '\0';
+	scan->scratch_next += len + 1;
+	*out = (struct text){unescaped, len, true};
+	return memchr(unescaped, '\0', len) ? FX_REC_INVALID_UTF8 : FX_REC_FLOW;
+}
+
+static enum fx_record_kind read_event_type(struct scan *scan)
+{
+	if (!(scan->seen & 1u << FIELD_EVENT_TYPE))
+		return FX_REC_FLOW;
+	const struct raw_value *value = &scan->fields[FIELD_EVENT_TYPE];
+	if (value->type != VALUE_STRING)
+		return FX_REC_INVALID_TYPE;
+	const char *text = value->text;
+	size_t len = value->len;
+	if (value->escaped) {
+		len = unescape(value->text, value->len, scan->scratch_next);
+		text = scan->scratch_next;
+		scan->scratch_next += len;
+	}
+	return classify_event_type(text, len);
+}
+
+/* The hostname rule: label if non-empty, else peer_ip_src if non-empty, else none. */
+static void set_hostname(struct scan *scan, const struct text *label, const struct text *peer,
+			 struct fx_flow *flow)
+{
+	const struct text *chosen = label->len ? label : peer->len ? peer : NULL;
+	flow->hostname = NULL;
+	flow->hostname_len = 0;
+	if (!chosen)
+		return;
+	if (chosen->in_scratch) {
+		flow->hostname = chosen->bytes;
+	} else {
+		memcpy(scan->scratch_next, chosen->bytes, chosen->len);
+		scan->scratch_next[chosen->len] = '\0';
+		flow->hostname = scan->scratch_next;
+	}
+	flow->hostname_len = chosen->len;
+}
+
+/* Applies rules d to f to a record that scanned as valid JSON. */
+static enum fx_record_kind read_flow(struct scan *scan, struct fx_flow *flow)
+{
+	static const struct {
+		enum field field;
+		uint64_t max;
+		bool required;
+	} numbers[] = {
+	    {FIELD_AS_SRC, AS_MAX, true},	{FIELD_AS_DST, AS_MAX, true},
+	    {FIELD_IFACE_IN, IFACE_MAX, false}, {FIELD_IFACE_OUT, IFACE_MAX, false},
+	    {FIELD_BYTES, COUNTER_MAX, true},	{FIELD_PACKETS, COUNTER_MAX, true},
+	};
+	uint64_t values[FIELD_COUNT] = {0};
+	struct text label = {NULL, 0, false}, peer = {NULL, 0, false};
+
+	enum fx_record_kind kind = read_event_type(scan);
+	if (kind != FX_REC_FLOW)
+		return kind;
+	if (scan->seen & 1u << FIELD_LABEL) {
+		kind = read_string(scan, &scan->fields[FIELD_LABEL], &label);
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+	if (scan->seen & 1u << FIELD_PEER_IP_SRC) {
+		kind = read_string(scan, &scan->fields[FIELD_PEER_IP_SRC], &peer);
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		enum field field = numbers[i].field;
+		if (!(scan->seen & 1u << field)) {
+			if (numbers[i].required)
+				return FX_REC_INVALID_MISSING;
+			continue;
+		}
+		kind = read_number(&scan->fields[field], numbers[i].max, &values[field]);
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+
+	set_hostname(scan, &label, &peer, flow);
+	flow->as_src = (uint32_t)values[FIELD_AS_SRC];
+	flow->as_dst = (uint32_t)values[FIELD_AS_DST];
+	flow->has_iface_in = scan->seen & 1u << FIELD_IFACE_IN;
+	flow->has_iface_out = scan->seen & 1u << FIELD_IFACE_OUT;
+	flow->iface_in = (uint32_t)values[FIELD_IFACE_IN];
+	flow->iface_out = (uint32_t)values[FIELD_IFACE_OUT];
+	flow->bytes = values[FIELD_BYTES];
+	flow->packets = values[FIELD_PACKETS];
+	return FX_REC_FLOW;
+}
+
+enum fx_record_kind fx_decode_record(struct fx_decoder *decoder, const char *record, size_t len,
+				     struct fx_flow *flow)
+{
+	enum fx_record_kind kind = check_raw_bytes(decoder, record, len);
+	if (kind != FX_REC_FLOW)
+		return kind;
+
+	struct scan scan;
+	scan.end = record + len;
+	scan.scratch_next = decoder->scratch;
+	scan.seen = 0;
+	scan.unknown_count = 0;
+	switch (scan_object(decoder, &scan, record)) {
+	case SCAN_OK:
+		return read_flow(&scan, flow);
+	case SCAN_FALLBACK:
+		return fx_decode_record_jansson(decoder, record, len, flow);
+	case SCAN_BAD_JSON:
+		break;
+	}
+	return FX_REC_INVALID_JSON;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * The reference decoder, on jansson.
+ * ------------------------------------------------------------------------------------------------ */
+
+/* jansson stores integers as int64_t and reals as double, and refuses a number outside them ("too big
+ * integer", "real number overflow"). It also reads "-0" as the integer 0, which loses the sign our range
+ * rule needs. So before parsing, the number tokens it cannot represent are replaced in a copy of the
+ * record by tokens of the same meaning for our rules, padded with spaces to the same length:
+ *  - "-0"                                     -> "-1"       (negative either way: range error)
+ *  - a negative integer of 18 or more digits  -> "-1"       (negative either way)
+ *  - a real whose magnitude may reach 1e308   -> "0.0"      (a fraction either way: range error)
+ *  - a positive integer of 19 or more digits  -> "-1" followed by its offset in the record on 17
+ *    digits, a "sentinel" in [-(2e17 - 1), -1e17]. No genuine token can hold such a value, because every
+ *    negative 18-digit integer was replaced by "-1" above; so a sentinel found in a field we read is
+ *    decoded by re-reading the original token at that offset with strtoull (read_sentinel).
+ *
+ * Every stand-in is a number, so a string field still sees a wrong type, and it gets the same verdict
+ * as the original in every numeric field (negative, fractional or too large stay so; a sentinel gives
+ * the exact value back). This keeps jansson the judge of validity: only runs that are exactly one
+ * RFC 8259 number are replaced, always by another valid number followed by JSON whitespace, so a record
+ * is valid after the rewrite exactly when it was valid before (string contents, keys and structure are
+ * untouched). Runs found outside strings only because the record is already invalid change nothing: it
+ * stays invalid.
+ *
+ * Why not re-parse at jansson's error.position instead: that needs one parse per such token, quadratic
+ * on a hostile record (this fallback also serves production traffic), and "-0" raises no error at all.
+ * One linear pass covers all three cases. */
+#define SENTINEL_BASE INT64_C(100000000000000000) /* 1e17: "-1" + 17 digits */
+#define SENTINEL_LEN 19
+
+struct number_shape {
+	bool negative;
+	bool real;
+	size_t int_digits;
+	long exponent; /* saturated at +-1000000 */
+};
+
+/* Whether [text, text + len) is exactly one RFC 8259 number, and its shape. Written apart from
+ * scan_number on purpose: the differential tests compare the two. */
+static bool number_shape(const char *text, size_t len, struct number_shape *shape)
+{
+	size_t i = 0;
+	shape->negative = len > 0 && text[0] == '-';
+	shape->real = false;
+	shape->exponent = 0;
+	if (shape->negative)
+		i++;
+	size_t int_start = i;
+	if (i < len && text[i] == '0') {
+		i++;
+	} else {
+		if (i == len || text[i] < '1' || text[i] > '9')
+			return false;
+		while (i < len && is_digit(text[i]))
+			i++;
+	}
+	shape->int_digits = i - int_start;
+	if (i < len && text[i] == '.') {
+		shape->real = true;
+		size_t fraction_start = ++i;
+		while (i < len && is_digit(text[i]))
+			i++;
+		if (i == fraction_start)
+			return false;
+	}
+	if (i < len && (text[i] == 'e' || text[i] == 'E')) {
+		shape->real = true;
+		i++;
+		bool exponent_negative = false;
+		if (i < len && (text[i] == '+' || text[i] == '-'))
+			exponent_negative = text[i++] == '-';
+		size_t exponent_start = i;
+		long exponent = 0;
+		while (i < len && is_digit(text[i])) {
+			if (exponent < 1000000)
+				exponent = exponent * 10 + (text[i] - '0');
+			i++;
+		}
+		if (i == exponent_start)
+			return false;
+		shape->exponent = exponent_negative ? -exponent : exponent;
+	}
+	return i == len;
+}
+
+static void replace_token(char *token, size_t len, const char *with, size_t with_len)
+{
+	memcpy(token, with, with_len);
+	memset(token + with_len, ' ', len - with_len);
+}
+
+static void rewrite_number(char *token, size_t len, size_t offset)
+{
+	struct number_shape shape;
+	if (!number_shape(token, len, &shape))
+		return; /* not a number: left for jansson to refuse */
+	if (shape.real) {
+		/* |value| < 10^(int_digits + exponent), and 10^308 < DBL_MAX: below that nothing overflows.
+		 */
+		if ((long)shape.int_digits + shape.exponent > 308)
+			replace_token(token, len, "0.0", 3);
+	} else if (shape.negative) {
+		if (shape.int_digits >= 18 || (len == 2 && token[1] == '0'))
+			replace_token(token, len, "-1", 2);
+	} else if (shape.int_digits >= 19) {
+		char sentinel[SENTINEL_LEN];
+		uint64_t rest = (uint64_t)offset;
+		sentinel[0] = '-';
+		sentinel[1] = '1';
+		for (int i = SENTINEL_LEN - 1; i >= 2; i--) {
+			sentinel[i] = (char)('0' + rest % 10);
+			rest /= 10;
+		}
+		replace_token(token, len, sentinel, SENTINEL_LEN);
+	}
+}
+
+static void rewrite_unrepresentable_numbers(char *text, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		char c = text[i];
+		if (c == '"') {
+			/* Skip the string: a backslash always escapes the byte after it. */
+			for (i++; i < len && text[i] != '"'; i++) {
+				if (text[i] == '\\')
+					i++;
+			}
+			i++;
+		} else if (c == '-' || is_digit(c)) {
+			size_t start = i;
+			while (i < len && (is_digit(text[i]) || text[i] == '-' || text[i] == '+' ||
+					   text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
+				i++;
+			rewrite_number(text + start, i - start, start);
+		} else {
+			i++;
+		}
+	}
+}
+
+/* The original token behind a sentinel: a positive integer of at least 19 digits at `offset`. */
+static enum fx_record_kind read_sentinel(const char *record, size_t len, json_int_t sentinel, uint64_t max,
+					 uint64_t *out)
+{
+	size_t offset = (size_t)(-(sentinel + SENTINEL_BASE));
+	size_t digits = 0;
+	while (offset + digits < len && is_digit(record[offset + digits]))
+		digits++;
+	char token[24];
+	if (digits >= sizeof(token))
+		return FX_REC_INVALID_RANGE; /* no leading zeros: more than 23 digits is far above 2^64 */
+	memcpy(token, record + offset, digits);
+	token[digits] = '\0';
+	errno = 0;
+	unsigned long long value = strtoull(token, NULL, 10);
+	if (errno == ERANGE || value > max)
+		return FX_REC_INVALID_RANGE;
+	*out = value;
+	return FX_REC_FLOW;
+}
+
+static bool is_sentinel(json_int_t value)
+{
+	return value <= -SENTINEL_BASE && value > -2 * SENTINEL_BASE;
+}
+
+static enum fx_record_kind json_read_number(const json_t *value, const char *record, size_t len, uint64_t max,
+					    uint64_t *out)
+{
+	if (json_is_real(value))
+		return FX_REC_INVALID_RANGE;
+	if (!json_is_integer(value))
+		return FX_REC_INVALID_TYPE;
+	json_int_t number = json_integer_value(value);
+	if (is_sentinel(number))
+		return read_sentinel(record, len, number, max, out);
+	if (number < 0 || (uint64_t)number > max)
+		return FX_REC_INVALID_RANGE;
+	*out = (uint64_t)number;
+	return FX_REC_FLOW;
+}
+
+/* label or peer_ip_src; absent reads as the empty string. */
+static enum fx_record_kind json_read_string(const json_t *root, const char *key, const char **text,
+					    size_t *len)
+{
+	const json_t *value = json_object_get(root, key);
+	*text = "";
+	*len = 0;
+	if (!value)
+		return FX_REC_FLOW;
+	if (!json_is_string(value))
+		return FX_REC_INVALID_TYPE;
+	*text = json_string_value(value);
+	*len = json_string_length(value);
+	return memchr(*text, '\0', *len) ? FX_REC_INVALID_UTF8 : FX_REC_FLOW;
+}
+
+/* Rules d to f on a parsed object. */
+static enum fx_record_kind json_read_flow(struct fx_decoder *decoder, const json_t *root, const char *record,
+					  size_t len, struct fx_flow *flow)
+{
+	static const struct {
+		const char *key;
+		uint64_t max;
+		bool required;
+	} numbers[] = {
+	    {"as_src", AS_MAX, true},	     {"as_dst", AS_MAX, true},	   {"iface_in", IFACE_MAX, false},
+	    {"iface_out", IFACE_MAX, false}, {"bytes", COUNTER_MAX, true}, {"packets", COUNTER_MAX, true},
+	};
+	uint64_t values[6] = {0};
+	const char *label, *peer;
+	size_t label_len, peer_len;
+	enum fx_record_kind kind;
+
+	const json_t *event_type = json_object_get(root, "event_type");
+	if (event_type) {
+		if (!json_is_string(event_type))
+			return FX_REC_INVALID_TYPE;
+		kind = classify_event_type(json_string_value(event_type), json_string_length(event_type));
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+	kind = json_read_string(root, "label", &label, &label_len);
+	if (kind != FX_REC_FLOW)
+		return kind;
+	kind = json_read_string(root, "peer_ip_src", &peer, &peer_len);
+	if (kind != FX_REC_FLOW)
+		return kind;
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		const json_t *value = json_object_get(root, numbers[i].key);
+		if (!value) {
+			if (numbers[i].required)
+				return FX_REC_INVALID_MISSING;
+			continue;
+		}
+		kind = json_read_number(value, record, len, numbers[i].max, &values[i]);
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+
+	/* jansson's strings die with the tree: the hostname is copied to the scratch buffer, which the
+	 * rewritten record no longer needs. */
+	const char *hostname = label_len ? label : peer_len ? peer : NULL;
+	size_t hostname_len = label_len ? label_len : peer_len;
+	flow->hostname = NULL;
+	flow->hostname_len = 0;
+	if (hostname) {
+		memcpy(decoder->scratch, hostname, hostname_len);
+		decoder->scratch[hostname_len] = '\0';
+		flow->hostname = decoder->scratch;
+		flow->hostname_len = hostname_len;
+	}
+	flow->as_src = (uint32_t)values[0];
+	flow->as_dst = (uint32_t)values[1];
+	flow->has_iface_in = json_object_get(root, "iface_in") != NULL;
+	flow->has_iface_out = json_object_get(root, "iface_out") != NULL;
+	flow->iface_in = (uint32_t)values[2];
+	flow->iface_out = (uint32_t)values[3];
+	flow->bytes = values[4];
+	flow->packets = values[5];
+	return FX_REC_FLOW;
+}
+
+enum fx_record_kind fx_decode_record_jansson(struct fx_decoder *decoder, const char *record, size_t len,
+					     struct fx_flow *flow)
+{
+	enum fx_record_kind kind = check_raw_bytes(decoder, record, len);
+	if (kind != FX_REC_FLOW)
+		return kind;
+
+	/* A raw NUL byte is never valid JSON (not whitespace, not a token, a control character inside a
+	 * string), but jansson 2.14 skips one that directly follows a number or a literal: after it puts the
+	 * byte back, its one-character buffer reads as empty. Refuse it here so that both decoders agree. */
+	if (memchr(record, '\0', len))
+		return FX_REC_INVALID_JSON;
+
+	memcpy(decoder->scratch, record, len);
+	rewrite_unrepresentable_numbers(decoder->scratch, len);
+	json_error_t error;
+	/* JSON_ALLOW_NUL: "\u0000" is valid JSON; only label and peer_ip_src refuse it (rule e). Any failure
+	 * is invalid JSON, including jansson's own limits (a NUL in a key, nesting deeper than 2048) and an
+	 * out-of-memory, which jansson does not tell apart. */
+	json_t *root = json_loadb(decoder->scratch, len,
+				  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	if (!root)
+		return FX_REC_INVALID_JSON;
+	kind = json_is_object(root) ? json_read_flow(decoder, root, record, len, flow) : FX_REC_INVALID_JSON;
+	json_decref(root);
+	return kind;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Messages.
+ * ------------------------------------------------------------------------------------------------ */
+
+static bool is_blank(const char *p, const char *end)
+{
+	for (; p < end; p++) {
+		if (*p != ' ' && *p != '\t' && *p != '\r')
+			return false;
+	}
+	return true;
+}
+
+size_t fx_decode_message(struct fx_decoder *decoder, const char *message, size_t len, fx_record_fn on_record,
+			 void *opaque)
+{
+	size_t records = 0;
+	if (len == 0)
+		return 0;
+	const char *end = message + len;
+	const char *line = message;
+	for (;;) {
+		const char *newline = memchr(line, '\n', (size_t)(end - line));
+		const char *line_end = newline ? newline : end;
+		if (!is_blank(line, line_end)) {
+			struct fx_flow flow;
+			size_t line_len = (size_t)(line_end - line);
+			enum fx_record_kind kind = fx_decode_record(decoder, line, line_len, &flow);
+			on_record(opaque, kind, kind == FX_REC_FLOW ? &flow : NULL, line, line_len);
+			records++;
+		}
+		if (!newline || newline + 1 == end)
+			break;
+		line = newline + 1;
+	}
+	return records;
+}
