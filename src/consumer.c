@@ -67,14 +67,59 @@ struct fx_consumer {
 	pthread_mutex_t stats_lock; /* guards the workers' published fields and errors[] */
 	struct error_count errors[MAX_ERROR_KINDS];
 	size_t n_errors;
+	/* Group mode: the next offset to count of every partition this process has read, by topic index and
+	 * partition ([topic * FX_MAX_PARTITIONS + partition], -1 when none), so that a partition coming back
+	 * after a rebalance resumes where this process stopped counting, even when the commit made at the
+	 * revocation failed (as it does during a rebalance or an outage). Guarded by positions_lock, taken once
+	 * per batch and once per assignment. */
+	pthread_mutex_t positions_lock;
+	int64_t *positions;
 };
 
-static const char *topic_of(const struct fx_consumer *consumer, const char *name)
+static ssize_t topic_index(const struct fx_consumer *consumer, const char *name)
 {
 	for (size_t i = 0; i < consumer->config.n_topics; i++)
 		if (!strcmp(consumer->config.topics[i], name))
-			return consumer->config.topics[i];
-	return NULL;
+			return (ssize_t)i;
+	return -1;
+}
+
+static const char *topic_of(const struct fx_consumer *consumer, const char *name)
+{
+	ssize_t i = topic_index(consumer, name);
+	return i < 0 ? NULL : consumer->config.topics[i];
+}
+
+/* The slot of a partition in consumer->positions, or NULL for a topic or partition out of range. */
+static int64_t *position_of(struct fx_consumer *consumer, const char *topic, int32_t partition)
+{
+	ssize_t t = topic_index(consumer, topic);
+	if (t < 0 || partition < 0 || partition >= FX_MAX_PARTITIONS)
+		return NULL;
+	return &consumer->positions[(size_t)t * FX_MAX_PARTITIONS + (size_t)partition];
+}
+
+/* Starts each assigned partition at the later of the committed offset and where this process stopped
+ * counting it. The committed offset wins when another process counted further and committed. */
+static void resume_positions(struct worker *worker, rd_kafka_topic_partition_list_t *partitions)
+{
+	struct fx_consumer *consumer = worker->consumer;
+	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(partitions);
+	if (rd_kafka_committed(worker->rk, committed, 5000))
+		for (int i = 0; i < committed->cnt; i++)
+			committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+	pthread_mutex_lock(&consumer->positions_lock);
+	for (int i = 0; i < partitions->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &partitions->elems[i];
+		int64_t *ours = position_of(consumer, p->topic, p->partition);
+		if (!ours || *ours < 0)
+			continue;
+		int64_t theirs = committed->elems[i].err ? RD_KAFKA_OFFSET_INVALID : committed->elems[i].offset;
+		p->offset = theirs > *ours ? theirs : *ours;
+		fx_debug("kafka: %s[%d] resumes at offset %lld", p->topic, p->partition, (long long)p->offset);
+	}
+	pthread_mutex_unlock(&consumer->positions_lock);
+	rd_kafka_topic_partition_list_destroy(committed);
 }
 
 /* @locality any thread. */
@@ -139,6 +184,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	struct worker *worker = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		fx_info("kafka: worker %zu assigned %d partition(s)", worker->index, partitions->cnt);
+		resume_positions(worker, partitions);
 		rd_kafka_assign(rk, partitions);
 		set_assignment(worker, partitions);
 	} else {
@@ -280,6 +326,14 @@ static void store_offsets(struct worker *worker, rd_kafka_message_t **batch, siz
 	}
 	if (!offsets)
 		return;
+	struct fx_consumer *consumer = worker->consumer;
+	pthread_mutex_lock(&consumer->positions_lock);
+	for (int i = 0; i < offsets->cnt; i++) {
+		int64_t *ours = position_of(consumer, offsets->elems[i].topic, offsets->elems[i].partition);
+		if (ours && offsets->elems[i].offset > *ours)
+			*ours = offsets->elems[i].offset;
+	}
+	pthread_mutex_unlock(&consumer->positions_lock);
 	rd_kafka_resp_err_t err = rd_kafka_offsets_store(worker->rk, offsets);
 	if (err && err != RD_KAFKA_RESP_ERR__STATE) /* _STATE: the partition was revoked meanwhile */
 		count_error(worker, err, "cannot store offsets");
@@ -447,7 +501,16 @@ struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, 
 	}
 	consumer->config = *config;
 	pthread_mutex_init(&consumer->stats_lock, NULL);
+	pthread_mutex_init(&consumer->positions_lock, NULL);
 	atomic_init(&consumer->stop, false);
+	size_t n_positions = config->n_topics * FX_MAX_PARTITIONS;
+	consumer->positions = malloc(n_positions * sizeof(*consumer->positions));
+	if (!consumer->positions) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < n_positions; i++)
+		consumer->positions[i] = -1;
 	consumer->workers = calloc(config->n_workers, sizeof(*consumer->workers));
 	if (!consumer->workers) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -538,7 +601,9 @@ void fx_consumer_destroy(struct fx_consumer *consumer, int64_t timeout_ms)
 		}
 	}
 	free(consumer->workers);
+	free(consumer->positions);
 	pthread_mutex_destroy(&consumer->stats_lock);
+	pthread_mutex_destroy(&consumer->positions_lock);
 	free(consumer);
 }
 

@@ -248,6 +248,12 @@ static int start_pushers(struct exporter *exporter)
 	if (exporter->push_endpoints.n &&
 	    fx_store_add_collector(exporter->store, fx_push_collect, &exporter->push_endpoints))
 		return 1;
+	/* Threads start only now: their first snapshot must see the push collector registered. */
+	for (size_t i = 0; i < exporter->n_senders; i++)
+		if (fx_rw_sender_start(exporter->senders[i]))
+			return 1;
+	if (exporter->pushgateway && fx_pushgateway_start(exporter->pushgateway))
+		return 1;
 	return 0;
 }
 
