@@ -1,0 +1,109 @@
+# Helpers of the deploy_* tests: a Debian 12 minbase tree made by debootstrap from the mirror apt uses, and
+# podman/buildah on a storage of their own. Both are kept between runs in one directory outside the
+# repository, so that a second run does not download or build again:
+#
+#   $FX_DEPLOY_CACHE (default /var/tmp/fx-deploy-cache)
+#     rootfs-bookworm/     the debootstrap --variant=minbase tree (never modified; tests copy it)
+#     containers/          podman and buildah storage (--root): the imported base image, the build cache,
+#                          the image built by deploy_image
+#     lock                 flock: one test at a time creates the tree or imports the base image
+#
+# Everything works from an empty cache (a fresh machine): debootstrap takes about a minute, the image
+# build a few more. FX_DEPLOY_CACHE=<empty dir> forces a cold run. This file is sourced after common.sh.
+# shellcheck shell=bash
+
+FX_DEPLOY_CACHE=${FX_DEPLOY_CACHE:-/var/tmp/fx-deploy-cache}
+DEPLOY_ROOTFS="$FX_DEPLOY_CACHE/rootfs-bookworm"
+DEPLOY_STORAGE="$FX_DEPLOY_CACHE/containers"
+# The name the Dockerfile's FROM resolves to (docker.io/library/... is what "debian:bookworm-slim" means).
+DEPLOY_BASE_IMAGE=docker.io/library/debian:bookworm-slim
+
+# require_root_tools TOOL...: the deploy tests run as root with the tools deploy/install-deps.sh installs.
+require_root_tools() {
+	((EUID == 0)) || fail "the deploy tests run as root (chroot, debootstrap, podman)"
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || fail "$tool is missing (deploy/install-deps.sh installs it)"
+	done
+}
+
+# debian_mirror: the Debian archive apt on this machine uses (deb822 .sources first, then sources.list).
+debian_mirror() {
+	local file line
+	for file in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $file ]] || continue
+		# The stanza whose Suites include bookworm and whose URI is a debian archive (not -security).
+		if grep -qE '^Suites:.*\bbookworm\b' "$file"; then
+			line=$(grep -E '^URIs:' "$file" | grep -v -- '-security' | head -n1 | awk '{print $2}')
+			if [[ -n $line ]]; then
+				printf '%s\n' "${line%/}"
+				return 0
+			fi
+		fi
+	done
+	for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[[ -f $file ]] || continue
+		line=$(grep -E '^deb\s+(\[[^]]*\]\s+)?https?://\S+\s+bookworm\s' "$file" | head -n1 |
+			sed -E 's/^deb\s+(\[[^]]*\]\s+)?//' | awk '{print $1}') || true
+		if [[ -n $line ]]; then
+			printf '%s\n' "${line%/}"
+			return 0
+		fi
+	done
+	printf '%s\n' http://deb.debian.org/debian
+}
+
+# with_cache_lock COMMAND...: runs COMMAND holding the cache's lock (other deploy tests wait).
+with_cache_lock() {
+	mkdir -p "$FX_DEPLOY_CACHE"
+	(
+		flock -w 900 9 || fail "could not lock $FX_DEPLOY_CACHE/lock within 15 minutes"
+		"$@"
+	) 9>"$FX_DEPLOY_CACHE/lock"
+}
+
+make_rootfs() {
+	[[ -e $DEPLOY_ROOTFS/.complete ]] && return 0
+	local mirror work="$DEPLOY_ROOTFS.tmp.$$"
+	mirror=$(debian_mirror)
+	log "debootstrap --variant=minbase bookworm from $mirror (once; kept in $DEPLOY_ROOTFS)"
+	rm -rf "$DEPLOY_ROOTFS" "$work"
+	if ! debootstrap --variant=minbase bookworm "$work" "$mirror" >"$TEST_TMP/debootstrap.log" 2>&1; then
+		rm -rf "$work"
+		fail "debootstrap failed (see debootstrap.log)"
+	fi
+	# What debootstrap downloaded is not part of a slim image.
+	rm -f "$work"/var/cache/apt/archives/*.deb
+	: >"$work/.complete"
+	mv "$work" "$DEPLOY_ROOTFS"
+}
+
+# deploy_rootfs: makes sure the pristine minbase tree exists (DEPLOY_ROOTFS).
+deploy_rootfs() {
+	with_cache_lock make_rootfs
+}
+
+# fx_podman / fx_buildah ARGS...: the tools on the cache's storage, so that they touch nothing else here.
+fx_podman() {
+	podman --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver overlay "$@"
+}
+fx_buildah() {
+	buildah --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver overlay "$@"
+}
+
+import_base_image() {
+	if fx_podman image exists "$DEPLOY_BASE_IMAGE"; then
+		return 0
+	fi
+	log "podman import the minbase tree as $DEPLOY_BASE_IMAGE"
+	tar -C "$DEPLOY_ROOTFS" --numeric-owner --exclude=./.complete --exclude='./var/lib/apt/lists/*' \
+		--exclude='./var/cache/apt/*.bin' -cf - . |
+		fx_podman import --change 'CMD ["bash"]' - "$DEPLOY_BASE_IMAGE" >"$TEST_TMP/import.log" 2>&1 ||
+		fail "podman import failed (see import.log)"
+}
+
+# deploy_base_image: makes sure debian:bookworm-slim exists in the cache's storage.
+deploy_base_image() {
+	deploy_rootfs
+	with_cache_lock import_base_image
+}
