@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -282,6 +283,19 @@ static int parse_kafka_opt(struct fx_config *config, const char *value, char *wh
 	const char *eq = strchr(value, '=');
 	if (!eq || eq == value)
 		return fail(why, "expected key=value, e.g. security.protocol=ssl");
+	/* Ask librdkafka now, so that a bad setting stops startup before anything starts. */
+	char key[256];
+	size_t len = (size_t)(eq - value);
+	if (len >= sizeof(key))
+		return fail(why, "key too long");
+	memcpy(key, value, len);
+	key[len] = '\0';
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char librdkafka_why[200];
+	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, eq + 1, librdkafka_why, sizeof(librdkafka_why));
+	rd_kafka_conf_destroy(conf);
+	if (res != RD_KAFKA_CONF_OK)
+		return fail(why, "%s", librdkafka_why);
 	return add_repeat(config, config->kafka_opts, &config->n_kafka_opts, FX_MAX_KAFKA_OPTS, value, why);
 }
 

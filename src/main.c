@@ -126,7 +126,6 @@ static int start_consumer(struct exporter *exporter)
 		.partitions_mode = config->partitions_mode,
 		.all_partitions = config->all_partitions,
 		.n_partitions = config->n_partitions,
-		.n_kafka_opts = config->n_kafka_opts,
 		.n_workers = config->workers,
 		.flush_ms = config->flush_ms,
 		.counting =
@@ -141,7 +140,12 @@ static int start_consumer(struct exporter *exporter)
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
 	memcpy(consumer.partitions, config->partitions, sizeof(consumer.partitions));
-	memcpy(consumer.kafka_opts, config->kafka_opts, sizeof(consumer.kafka_opts));
+	/* librdkafka's mock cluster makes a rejoining group wait session.timeout.ms (45 s by default): keep
+	 * the demo's rebalances short. The operator's settings come after ours and win. */
+	if (exporter->demo)
+		consumer.kafka_opts[consumer.n_kafka_opts++] = "session.timeout.ms=6000";
+	for (size_t i = 0; i < config->n_kafka_opts && consumer.n_kafka_opts < FX_MAX_KAFKA_OPTS; i++)
+		consumer.kafka_opts[consumer.n_kafka_opts++] = config->kafka_opts[i];
 	char errstr[512];
 	exporter->consumer = fx_consumer_create(&consumer, errstr, sizeof(errstr));
 	if (!exporter->consumer) {
@@ -258,9 +262,8 @@ static int start_pushers(struct exporter *exporter)
 }
 
 /* The final push of every endpoint, all bounded by the same deadline. */
-static void stop_pushers(struct exporter *exporter)
+static void stop_pushers(struct exporter *exporter, int64_t deadline)
 {
-	int64_t deadline = fx_mono_ms() + exporter->config.shutdown_timeout_ms;
 	for (size_t i = 0; i < exporter->n_senders; i++)
 		if (fx_rw_sender_shutdown(exporter->senders[i], deadline))
 			fx_warn("remote write: the final push did not reach every endpoint before the deadline");
@@ -362,11 +365,13 @@ int main(int argc, char **argv)
 out:
 	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them;
 	 * then the pushers push those final values. */
-	fx_consumer_destroy(exporter.consumer, config->shutdown_timeout_ms);
+	int64_t deadline = fx_mono_ms() + config->shutdown_timeout_ms;
+	/* Two thirds of --shutdown-timeout for the final commit, the rest (at least) for the final push. */
+	fx_consumer_destroy(exporter.consumer, config->shutdown_timeout_ms * 2 / 3);
 	if (exporter.store)
 		fx_store_tick(exporter.store);
 	if (status == 0)
-		stop_pushers(&exporter);
+		stop_pushers(&exporter, deadline);
 	fx_pushgateway_destroy(exporter.pushgateway);
 	for (size_t i = 0; i < exporter.n_senders; i++)
 		fx_rw_sender_destroy(exporter.senders[i]);
