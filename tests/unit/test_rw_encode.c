@@ -27,6 +27,7 @@ struct decoded_set {
 	size_t n_requests;
 	size_t max_series_in_request;
 	int violations; /* unsorted / duplicate / empty / missing __name__ / not one sample */
+	size_t bytes_compared; /* checked byte for byte against protobuf-c */
 };
 
 static uint64_t bits_of(double value)
@@ -45,9 +46,19 @@ static void decode_request(const struct fx_rw_request *request, struct decoded_s
 	Prometheus__WriteRequest *write_request =
 		prometheus__write_request__unpack(NULL, raw_len, (const uint8_t *)raw);
 	CHECK(write_request != NULL);
-	free(raw);
-	if (!write_request)
+	if (!write_request) {
+		free(raw);
 		return;
+	}
+	/* protobuf-c is the reference: packing what it decoded gives back exactly the encoder's bytes. */
+	size_t repacked_len = prometheus__write_request__get_packed_size(write_request);
+	CHECK_EQ_U64(repacked_len, raw_len);
+	uint8_t *repacked = malloc(repacked_len ? repacked_len : 1);
+	CHECK_EQ_U64(prometheus__write_request__pack(write_request, repacked), repacked_len);
+	CHECK(repacked_len == raw_len && memcmp(repacked, raw, raw_len) == 0);
+	set->bytes_compared += raw_len;
+	free(repacked);
+	free(raw);
 	set->n_requests++;
 	CHECK_EQ_U64(write_request->n_timeseries, request->n_series);
 	if (write_request->n_timeseries > set->max_series_in_request)
@@ -131,6 +142,11 @@ static struct fx_snapshot *make_snapshot(size_t n_series, size_t n_expired)
 	snapshot->self = fx_family_list_create();
 	snapshot->label_mask = FX_LABEL_ALL;
 	return snapshot;
+}
+
+static int compare_series_for_sort(const void *a, const void *b)
+{
+	return fx_series_key_compare(&((const struct fx_series *)a)->key, &((const struct fx_series *)b)->key);
 }
 
 static const char asn_text[] = "15169\tGOOGLE, US\n13335\tCLOUDFLARENET, US\n64500\t, ZZ\n";
@@ -395,8 +411,91 @@ static void test_timing(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* Many random snapshots (label masks, absent labels, AS names with and without, external labels before,
+ * between and clashing with the flow labels, zero, -0.0, NaN and huge values, negative and zero
+ * timestamps, stale markers, small requests): every request equals protobuf-c's packing of its decoding
+ * byte for byte (checked in decode_request), and decodes to the expected TimeSeries count. */
+static void test_random_snapshots_match_protobuf_c(void)
+{
+	static const char *const hosts[] = {"r1", "edge-2.example.net", "", "a\"b\\c\nd", "z"};
+	static const char names_text[] = "1\tONE, US\n2\t, ZZ\n70000\tSEVENTY THOUSAND Networks, DE\n"
+					 "4200000000\tPRIVATE-4B, ZZ\n";
+	struct fx_asn_map *names = fx_asn_map_parse(names_text, strlen(names_text), NULL);
+	CHECK(names != NULL);
+	static const struct fx_label external_sets[][3] = {
+		{{"job", "j"}, {"instance", "i:1"}, {NULL, NULL}},
+		{{"Zone", "eu"}, {"_a", "x"}, {"zz", "last"}},
+		{{"hostname", "clash-host"}, {"iface_in", "clash-if"}, {"destination_as_a", "between"}},
+		{{"__name__", "never"}, {"A", "first"}, {"source_as_name", "clash-name"}},
+	};
+	static const size_t n_external[] = {2, 3, 3, 3};
+	static const int64_t timestamps[] = {1700000000123, 0, -1, 1, INT64_MAX};
+	uint64_t state = 42;
+	size_t total_bytes = 0;
+	for (int round = 0; round < 200; round++) {
+		size_t n = (size_t)(round % 37);
+		struct fx_snapshot *snapshot = make_snapshot(n, n / 3);
+		snapshot->names = round % 3 ? fx_asn_map_ref(names) : NULL;
+		snapshot->label_mask = round % 4 == 0 ? FX_LABEL_ALL : (uint32_t)(round * 2654435761u) & FX_LABEL_ALL;
+		for (size_t i = 0; i < n + n / 3; i++) {
+			struct fx_series *series = i < n ? &snapshot->series[i] : &snapshot->expired[i - n];
+			state = state * 6364136223846793005u + 1442695040888963407u;
+			uint32_t r = (uint32_t)(state >> 32);
+			static const uint32_t asns[] = {0, 1, 2, 70000, 4200000000u, 4294967295u};
+			series->key = (struct fx_series_key){
+				.hostname = r & 1 ? hosts[r % 5] : NULL,
+				.as_src = asns[(r >> 3) % 6],
+				.as_dst = asns[(r >> 6) % 6],
+				.iface_in = r >> 20,
+				.iface_out = (r >> 9) % 3 == 0 ? 0 : r,
+				.present = (r >> 12) & FX_LABEL_ALL,
+			};
+			if (series->key.hostname)
+				series->key.present |= FX_LABEL_HOSTNAME;
+			else
+				series->key.present &= ~(uint32_t)FX_LABEL_HOSTNAME;
+			series->seen = 1 + (r >> 24) % 3;
+			static const uint64_t values[] = {0, 1, 1000, UINT64_MAX, (UINT64_C(1) << 53) + 1};
+			series->bytes[0] = values[(r >> 4) % 5];
+			series->bytes[1] = values[(r >> 7) % 5];
+			series->packets[0] = values[(r >> 10) % 5];
+			series->packets[1] = r;
+			series->updated_ms = 100 + (int64_t)(r % 3);
+		}
+		qsort(snapshot->series, n, sizeof(struct fx_series), compare_series_for_sort);
+		CHECK(fx_family_begin(snapshot->self, "flow_exporter_x", "X.", FX_METRIC_GAUGE) == 0);
+		struct fx_label self_labels[] = {{"zeta", "1"}, {"alpha", "2"}, {"job", "own"}, {"alpha", "dup"}};
+		CHECK(fx_family_add_double(snapshot->self, round % 2 ? -0.0 : NAN, 4, self_labels) == 0);
+		CHECK(fx_family_add_double(snapshot->self, 0.0, 0, NULL) == 0);
+		CHECK(fx_family_add_u64(snapshot->self, UINT64_MAX, 1, self_labels) == 0);
+
+		size_t set_index = (size_t)round % 4;
+		struct fx_rw_encoder_config config = {.external_labels = external_sets[set_index],
+						      .n_external_labels = n_external[set_index],
+						      .max_series_per_request = 1 + (size_t)round % 7};
+		struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+		CHECK(encoder != NULL);
+		struct fx_rw_requests requests = {0};
+		CHECK(fx_rw_encode(encoder, snapshot, timestamps[round % 5], 100, &requests) == 0);
+		size_t expected = 3;
+		for (size_t i = 0; i < n; i++)
+			expected += 2 * (size_t)__builtin_popcount(snapshot->series[i].seen & 3u);
+		struct decoded_set set = decode_all(&requests);
+		CHECK(set.n >= expected);
+		CHECK_EQ_U64(set.violations, 0);
+		total_bytes += set.bytes_compared;
+		free(set.items);
+		fx_rw_requests_free(&requests);
+		fx_rw_encoder_destroy(encoder);
+		fx_snapshot_destroy(snapshot);
+	}
+	CHECK(total_bytes > 100000);
+	fx_asn_map_unref(names);
+}
+
 int main(void)
 {
+	test_random_snapshots_match_protobuf_c();
 	test_round_trip();
 	test_external_label_checks();
 	test_split();
