@@ -78,6 +78,7 @@ struct fx_rw_encoder {
 	struct external_label *external; /* sorted by name */
 	size_t n_external;
 	unsigned flow_label_order[N_FLOW_LABELS]; /* indexes of fx_label_names sorted by name */
+	size_t flow_label_len[N_FLOW_LABELS];     /* strlen(fx_label_names[bit]), by bit */
 	struct fx_buf head;                       /* encoded external labels sorting before __name__ */
 	struct fx_buf gap[N_FLOW_LABELS + 1];     /* gap[k]: those between sorted flow labels k-1 and k */
 	struct fx_buf clash[N_FLOW_LABELS];       /* an external label named like sorted flow label k: only
@@ -163,8 +164,13 @@ static inline char *write_sample(char *p, uint64_t value_bits, int64_t timestamp
 	memcpy(&value, &value_bits, sizeof(value));
 	if (value != 0.0) {
 		*p++ = 0x09;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		memcpy(p, &value_bits, 8); /* fixed64 is little-endian on the wire */
+		p += 8;
+#else
 		for (int i = 0; i < 8; i++)
 			*p++ = (char)(value_bits >> (8 * i));
+#endif
 	}
 	if (timestamp != 0) {
 		*p++ = 0x10;
@@ -347,6 +353,8 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 		}
 		encoder->flow_label_order[k] = i;
 	}
+	for (unsigned i = 0; i < N_FLOW_LABELS; i++)
+		encoder->flow_label_len[i] = strlen(fx_label_names[i]);
 	if (encode_externals(encoder))
 		goto fail;
 	for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
@@ -444,6 +452,20 @@ static uint64_t double_bits(double value)
 	return bits;
 }
 
+/* Decimal digits of value at out (NUMBER_CHARS bytes); returns how many. */
+static inline size_t write_digits(char *out, uint32_t value)
+{
+	char reversed[NUMBER_CHARS];
+	size_t n = 0;
+	do {
+		reversed[n++] = (char)('0' + value % 10);
+		value /= 10;
+	} while (value);
+	for (size_t i = 0; i < n; i++)
+		out[i] = reversed[n - 1 - i];
+	return n;
+}
+
 static const struct host_slot *lookup_host(struct fx_rw_encoder *encoder, const char *hostname)
 {
 	uintptr_t bits = (uintptr_t)hostname;
@@ -463,7 +485,7 @@ static const struct asn_slot *lookup_asn(struct fx_rw_encoder *encoder, const st
 	if (!slot->filled || slot->asn != asn) {
 		slot->asn = asn;
 		slot->filled = true;
-		slot->digits_len = (uint8_t)fx_u64_to_dec(asn, slot->digits);
+		slot->digits_len = (uint8_t)write_digits(slot->digits, asn);
 		const char *name = fx_asn_map_lookup(snapshot->names, asn);
 		slot->name_len = name ? strlen(name) : 0;
 		slot->name = slot->name_len ? name : NULL;
@@ -511,11 +533,11 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *s
 	}
 	if ((mask & FX_LABEL_IFACE_IN) && (key->present & FX_LABEL_IFACE_IN)) {
 		values[5].data = digits[5];
-		values[5].len = fx_u64_to_dec(key->iface_in, digits[5]);
+		values[5].len = write_digits(digits[5], key->iface_in);
 	}
 	if ((mask & FX_LABEL_IFACE_OUT) && (key->present & FX_LABEL_IFACE_OUT)) {
 		values[6].data = digits[6];
-		values[6].len = fx_u64_to_dec(key->iface_out, digits[6]);
+		values[6].len = write_digits(digits[6], key->iface_out);
 	}
 
 	size_t bound = encoder->gap[N_FLOW_LABELS].len;
@@ -523,7 +545,7 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *s
 		unsigned bit = encoder->flow_label_order[k];
 		bound += encoder->gap[k].len + encoder->clash[k].len;
 		if (values[bit].len)
-			bound += label_field_len(strlen(fx_label_names[bit]), values[bit].len);
+			bound += label_field_len(encoder->flow_label_len[bit], values[bit].len);
 	}
 	fx_buf_reset(&encoder->tail);
 	if (fx_buf_reserve(&encoder->tail, bound) != 0)
@@ -534,8 +556,8 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *s
 		memcpy(p, encoder->gap[k].data, encoder->gap[k].len);
 		p += encoder->gap[k].len;
 		if (values[bit].len) {
-			const char *name = fx_label_names[bit];
-			p = write_label(p, name, strlen(name), values[bit].data, values[bit].len);
+			p = write_label(p, fx_label_names[bit], encoder->flow_label_len[bit], values[bit].data,
+					values[bit].len);
 		} else {
 			memcpy(p, encoder->clash[k].data, encoder->clash[k].len);
 			p += encoder->clash[k].len;
