@@ -1,14 +1,72 @@
-/* Snapshot lifetime: a snapshot owns its arrays, its AS-name reference and its self-metric list. */
+/* Snapshot lifetime: a snapshot owns its AS-name reference and its self-metric list, and either its
+ * series arrays or one reference to a shared, immutable block of them (the store hands the same sorted
+ * arrays to every snapshot taken while nothing changed).
+ *
+ * Thread: any; the reference count is atomic, the arrays are never written once shared. */
 #include "fx/snapshot.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+
+struct fx_snapshot_shared {
+	atomic_size_t refs;
+	struct fx_series *series;
+	size_t n_series;
+	struct fx_series *expired;
+	size_t n_expired;
+};
+
+struct fx_snapshot_shared *fx_snapshot_shared_create(struct fx_series *series, size_t n_series,
+						     struct fx_series *expired, size_t n_expired)
+{
+	struct fx_snapshot_shared *shared = malloc(sizeof(*shared));
+	if (!shared) {
+		free(series);
+		free(expired);
+		return NULL;
+	}
+	atomic_init(&shared->refs, 1);
+	shared->series = series;
+	shared->n_series = n_series;
+	shared->expired = expired;
+	shared->n_expired = n_expired;
+	return shared;
+}
+
+struct fx_snapshot_shared *fx_snapshot_shared_ref(struct fx_snapshot_shared *shared)
+{
+	atomic_fetch_add_explicit(&shared->refs, 1, memory_order_relaxed);
+	return shared;
+}
+
+void fx_snapshot_shared_unref(struct fx_snapshot_shared *shared)
+{
+	if (!shared || atomic_fetch_sub_explicit(&shared->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(shared->series);
+	free(shared->expired);
+	free(shared);
+}
+
+void fx_snapshot_use_shared(struct fx_snapshot *snapshot, struct fx_snapshot_shared *shared)
+{
+	snapshot->shared = fx_snapshot_shared_ref(shared);
+	snapshot->series = shared->series;
+	snapshot->n_series = shared->n_series;
+	snapshot->expired = shared->expired;
+	snapshot->n_expired = shared->n_expired;
+}
 
 void fx_snapshot_destroy(struct fx_snapshot *snapshot)
 {
 	if (!snapshot)
 		return;
-	free(snapshot->series);
-	free(snapshot->expired);
+	if (snapshot->shared) {
+		fx_snapshot_shared_unref(snapshot->shared);
+	} else {
+		free(snapshot->series);
+		free(snapshot->expired);
+	}
 	fx_asn_map_unref(snapshot->names);
 	fx_family_list_destroy(snapshot->self);
 	free(snapshot);

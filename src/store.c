@@ -9,11 +9,25 @@
  * back as spares. A snapshot copies `total` under `total_lock` (one memcpy) and sorts the copy after
  * releasing it, so readers never walk live data and writers never wait for a sort or an encoder.
  *
- * Lock order: total_lock, then slots_lock. Expired series are kept for a while as tombstones so that
+ * Sorting without sorting: the series of `total` only ever move when some expire (the table appends new
+ * series and fills a hole with its last one). So the store keeps `order`, the positions of `total` in key
+ * order, valid while `layout_epoch` (bumped by every expiry) has not changed. A snapshot whose copy only
+ * gained series sorts the new positions and merges them in (O(n + k log k)), then permutes its copy in
+ * place; a full sort happens only after an expiry, or the first time.
+ *
+ * Nothing changed, nothing copied: `generation` counts every change of the totals or the tombstones.
+ * The last sorted arrays are kept (`cached`, shared and reference counted, see snapshot.h); a snapshot
+ * taken at the same generation shares them: no copy, no sort. A push every interval with no records
+ * flowing therefore costs the store nothing but its self-metrics.
+ *
+ * Lock order: total_lock, then sort_lock, then slots_lock. sort_lock is only taken by snapshot takers, so
+ * a worker's hand-over never waits for a sort. Expired series are kept for a while as tombstones so that
  * pushers can send their stale markers. */
+#define _GNU_SOURCE /* qsort_r */
 #include "fx/store.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +61,17 @@ struct fx_store {
 	size_t n_tombstones, cap_tombstones;
 	uint64_t expired_total;
 
+	uint64_t generation;   /* bumped by every change of total or of the tombstones */
+	uint64_t layout_epoch; /* bumped whenever series of total move (expiry) */
+
+	pthread_mutex_t sort_lock; /* guards everything below; taken after total_lock, never before it */
+	uint32_t *order;	   /* positions [0, n_order) of total, in key order, for order_epoch */
+	size_t n_order, cap_order;
+	uint64_t order_epoch;
+	bool order_valid;
+	struct fx_snapshot_shared *cached; /* the sorted arrays of cached_generation, or NULL */
+	uint64_t cached_generation;
+
 	struct collector collectors[MAX_COLLECTORS];
 	size_t n_collectors;
 };
@@ -59,6 +84,7 @@ struct fx_store *fx_store_create(const struct fx_store_config *config)
 	store->config = *config;
 	pthread_mutex_init(&store->slots_lock, NULL);
 	pthread_mutex_init(&store->total_lock, NULL);
+	pthread_mutex_init(&store->sort_lock, NULL);
 	store->slots = calloc(config->n_workers ? config->n_workers : 1, sizeof(*store->slots));
 	store->total = fx_series_table_create(config->max_series);
 	if (!store->slots || !store->total)
@@ -83,8 +109,11 @@ void fx_store_destroy(struct fx_store *store)
 	free(store->slots);
 	fx_series_table_destroy(store->total);
 	free(store->tombstones);
+	free(store->order);
+	fx_snapshot_shared_unref(store->cached);
 	pthread_mutex_destroy(&store->slots_lock);
 	pthread_mutex_destroy(&store->total_lock);
+	pthread_mutex_destroy(&store->sort_lock);
 	free(store);
 }
 
@@ -133,6 +162,7 @@ static void merge_handed(struct fx_store *store)
 		/* The worker never touches a handed table, and only total_lock holders take it back. */
 		store->refused_records += fx_series_table_merge(store->total, handed);
 		fx_series_table_clear(handed);
+		store->generation++;
 		pthread_mutex_lock(&store->slots_lock);
 		slot->handed = NULL;
 		if (!slot->spare) {
@@ -178,12 +208,18 @@ static void expire(struct fx_store *store, int64_t now_ms)
 	for (size_t i = 0; i < store->n_tombstones; i++)
 		if (store->tombstones[i].updated_ms >= now_ms - TOMBSTONE_KEEP_MS)
 			store->tombstones[kept++] = store->tombstones[i];
+	if (kept != store->n_tombstones)
+		store->generation++;
 	store->n_tombstones = kept;
 	if (store->config.series_ttl_ms <= 0)
 		return;
 	struct expiry expiry = {store, now_ms};
 	size_t removed =
 		fx_series_table_expire(store->total, now_ms - store->config.series_ttl_ms, keep_tombstone, &expiry);
+	if (removed) {
+		store->generation++;
+		store->layout_epoch++;
+	}
 	if (removed)
 		fx_debug("store: %zu series expired (not updated for %lld ms)", removed,
 			 (long long)store->config.series_ttl_ms);
@@ -197,9 +233,10 @@ void fx_store_tick(struct fx_store *store)
 	pthread_mutex_unlock(&store->total_lock);
 }
 
-static int compare_series(const void *a, const void *b)
+static int compare_positions(const void *a, const void *b, void *series)
 {
-	return fx_series_key_compare(&((const struct fx_series *)a)->key, &((const struct fx_series *)b)->key);
+	const struct fx_series *array = series;
+	return fx_series_key_compare(&array[*(const uint32_t *)a].key, &array[*(const uint32_t *)b].key);
 }
 
 static struct fx_series *copy_series(const struct fx_series *from, size_t n)
@@ -210,8 +247,89 @@ static struct fx_series *copy_series(const struct fx_series *from, size_t n)
 	return copy;
 }
 
+/* Brings `order` up to date for a copy of total's n series at layout `epoch`, and writes the key order of
+ * the copy to `out` (n positions). Returns 0 or -1 (memory).
+ * @locks sort_lock held. */
+static int update_order(struct fx_store *store, const struct fx_series *copy, size_t n, uint64_t epoch,
+			uint32_t *out)
+{
+	if (store->order_valid && store->order_epoch == epoch && store->n_order >= n) {
+		/* A later copy already extended the order: its prefix of positions < n is this copy's order. */
+		size_t k = 0;
+		for (size_t i = 0; i < store->n_order; i++)
+			if (store->order[i] < n)
+				out[k++] = store->order[i];
+		return k == n ? 0 : -1;
+	}
+	size_t from = store->order_valid && store->order_epoch == epoch ? store->n_order : 0;
+	if (n > store->cap_order) {
+		size_t cap = store->cap_order ? store->cap_order : 1024;
+		while (cap < n)
+			cap *= 2;
+		uint32_t *order = realloc(store->order, cap * sizeof(*order));
+		if (!order)
+			return -1;
+		store->order = order;
+		store->cap_order = cap;
+	}
+	/* The new positions [from, n), sorted among themselves, then merged with the known order. */
+	uint32_t *added = malloc((n - from ? n - from : 1) * sizeof(*added));
+	if (!added)
+		return -1;
+	for (size_t i = from; i < n; i++)
+		added[i - from] = (uint32_t)i;
+	qsort_r(added, n - from, sizeof(*added), compare_positions, (void *)copy);
+	size_t a = 0, b = 0, w = 0;
+	while (a < from && b < n - from) {
+		if (fx_series_key_compare(&copy[store->order[a]].key, &copy[added[b]].key) < 0)
+			out[w++] = store->order[a++];
+		else
+			out[w++] = added[b++];
+	}
+	while (a < from)
+		out[w++] = store->order[a++];
+	while (b < n - from)
+		out[w++] = added[b++];
+	free(added);
+	memcpy(store->order, out, n * sizeof(*out));
+	store->n_order = n;
+	store->order_epoch = epoch;
+	store->order_valid = true;
+	return 0;
+}
+
+/* Rearranges series so that series'[i] = series[order[i]], in place, following the permutation's cycles.
+ * Returns 0 or -1 (memory). */
+static int permute(struct fx_series *series, const uint32_t *order, size_t n)
+{
+	uint64_t *done = calloc((n + 63) / 64 + 1, sizeof(*done));
+	if (!done)
+		return -1;
+	for (size_t start = 0; start < n; start++) {
+		if (done[start / 64] & (UINT64_C(1) << (start % 64)))
+			continue;
+		struct fx_series held = series[start];
+		size_t at = start;
+		for (;;) {
+			done[at / 64] |= UINT64_C(1) << (at % 64);
+			size_t next = order[at];
+			if (next == start) {
+				series[at] = held;
+				break;
+			}
+			series[at] = series[next];
+			at = next;
+		}
+	}
+	free(done);
+	return 0;
+}
+
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 {
+	struct fx_series *series = NULL, *expired = NULL;
+	uint32_t *order = NULL;
+	struct fx_snapshot_shared *shared = NULL;
 	struct fx_snapshot *snapshot = calloc(1, sizeof(*snapshot));
 	if (!snapshot)
 		goto fail;
@@ -220,18 +338,82 @@ struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 	if (!snapshot->self)
 		goto fail;
 
+	/* The copy's memory is allocated and touched before the lock is taken, so that the page faults of a
+	 * fresh allocation are not paid while total_lock is held; it is sized from a peek at the count, with
+	 * room for what the merge may add meanwhile. */
+	pthread_mutex_lock(&store->total_lock);
+	size_t peek = fx_series_table_count(store->total);
+	bool unchanged = store->cached && store->cached_generation == store->generation;
+	pthread_mutex_unlock(&store->total_lock);
+	size_t cap_series = 0;
+	if (!unchanged) {
+		cap_series = peek + peek / 8 + 64;
+		series = malloc(cap_series * sizeof(*series));
+		if (!series)
+			goto fail;
+		memset(series, 0, cap_series * sizeof(*series));
+	}
+
 	pthread_mutex_lock(&store->total_lock);
 	merge_handed(store);
 	snapshot->taken_ms = fx_wall_ms();
-	snapshot->n_series = fx_series_table_count(store->total);
-	snapshot->series = copy_series(fx_series_table_array(store->total), snapshot->n_series);
-	snapshot->n_expired = store->n_tombstones;
-	snapshot->expired = copy_series(store->tombstones, store->n_tombstones);
+	uint64_t generation = store->generation, epoch = store->layout_epoch;
+	pthread_mutex_lock(&store->sort_lock);
+	if (store->cached && store->cached_generation == generation)
+		shared = fx_snapshot_shared_ref(store->cached);
+	pthread_mutex_unlock(&store->sort_lock);
+	size_t n_series = 0, n_expired = 0;
+	if (!shared) {
+		n_series = fx_series_table_count(store->total);
+		if (n_series > cap_series) {
+			free(series);
+			series = copy_series(fx_series_table_array(store->total), n_series);
+		} else if (n_series) {
+			memcpy(series, fx_series_table_array(store->total), n_series * sizeof(*series));
+		}
+		n_expired = store->n_tombstones;
+		expired = copy_series(store->tombstones, store->n_tombstones);
+	}
 	pthread_mutex_unlock(&store->total_lock);
-	if (!snapshot->series || !snapshot->expired)
-		goto fail;
+	if (shared) {
+		free(series);
+		series = NULL;
+	} else if (series && n_series && n_series < cap_series) {
+		/* Give the slack back: the arrays may be kept for a while (cached, or by a slow scrape). */
+		struct fx_series *shrunk = realloc(series, n_series * sizeof(*series));
+		if (shrunk)
+			series = shrunk;
+	}
 
-	qsort(snapshot->series, snapshot->n_series, sizeof(struct fx_series), compare_series);
+	if (!shared) {
+		order = malloc(n_series ? n_series * sizeof(*order) : 1);
+		if (!series || !expired || !order)
+			goto fail;
+		pthread_mutex_lock(&store->sort_lock);
+		int rc = update_order(store, series, n_series, epoch, order);
+		if (rc)
+			store->order_valid = false;
+		pthread_mutex_unlock(&store->sort_lock);
+		if (rc || permute(series, order, n_series))
+			goto fail;
+		free(order);
+		order = NULL;
+		shared = fx_snapshot_shared_create(series, n_series, expired, n_expired);
+		series = expired = NULL;
+		if (!shared)
+			goto fail;
+		pthread_mutex_lock(&store->sort_lock);
+		if (!store->cached || generation > store->cached_generation) {
+			fx_snapshot_shared_unref(store->cached);
+			store->cached = fx_snapshot_shared_ref(shared);
+			store->cached_generation = generation;
+		}
+		pthread_mutex_unlock(&store->sort_lock);
+	}
+	fx_snapshot_use_shared(snapshot, shared);
+	fx_snapshot_shared_unref(shared);
+	shared = NULL;
+
 	if (store->config.acquire_names)
 		snapshot->names = store->config.acquire_names(store->config.names_opaque);
 	for (size_t i = 0; i < store->n_collectors; i++)
@@ -240,6 +422,10 @@ struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 	return snapshot;
 fail:
 	fx_error("store: cannot take a snapshot: out of memory");
+	free(series);
+	free(expired);
+	free(order);
+	fx_snapshot_shared_unref(shared);
 	fx_snapshot_destroy(snapshot);
 	return NULL;
 }

@@ -1,5 +1,9 @@
 /* Step (5) of the data path: an immutable, sorted view of every series and of the exporter's own metrics,
- * handed to the encoders. Nothing in it changes after it is taken; the taker owns it. */
+ * handed to the encoders. Nothing in it changes after it is taken; the taker owns it.
+ *
+ * The series arrays of the snapshots a store hands out may be shared between snapshots taken while nothing
+ * changed (see store.c): they are then owned by a reference-counted fx_snapshot_shared, and never written
+ * once shared. A snapshot built by hand (tests) leaves `shared` NULL and owns its arrays directly. */
 #ifndef FX_SNAPSHOT_H
 #define FX_SNAPSHOT_H
 
@@ -21,7 +25,19 @@ struct fx_snapshot {
 	 * a pusher that has not pushed since then sends each one a stale marker, once. Owned; may be empty. */
 	size_t n_expired;
 	struct fx_series *expired;
+	/* When not NULL, owns `series` and `expired` (one reference); else the snapshot owns them. */
+	struct fx_snapshot_shared *shared;
 };
+
+/* Takes ownership of both arrays (malloc'ed; n_series and n_expired elements). NULL on allocation failure
+ * (the arrays are then freed). The reference returned is the caller's. Thread: any. */
+struct fx_snapshot_shared *fx_snapshot_shared_create(struct fx_series *series, size_t n_series,
+						     struct fx_series *expired, size_t n_expired);
+struct fx_snapshot_shared *fx_snapshot_shared_ref(struct fx_snapshot_shared *shared);
+/* Drops a reference; the last one frees the arrays. Accepts NULL. */
+void fx_snapshot_shared_unref(struct fx_snapshot_shared *shared);
+/* Points snapshot's arrays at the shared ones, taking a new reference. */
+void fx_snapshot_use_shared(struct fx_snapshot *snapshot, struct fx_snapshot_shared *shared);
 
 /* Frees the snapshot and what it owns. Accepts NULL. */
 void fx_snapshot_destroy(struct fx_snapshot *snapshot);

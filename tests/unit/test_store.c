@@ -2,6 +2,7 @@
  * later updates do not change; expired series become tombstones; collectors run on every snapshot. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "fx/clock.h"
@@ -55,8 +56,111 @@ static int collect_one(void *opaque, struct fx_family_list *out)
 	return fx_family_begin(out, "test_metric", "A test.", FX_METRIC_GAUGE) || fx_family_add_u64(out, 7, 0, NULL);
 }
 
+static int compare_series_keys(const void *a, const void *b)
+{
+	return fx_series_key_compare(&((const struct fx_series *)a)->key, &((const struct fx_series *)b)->key);
+}
+
+/* Checks a snapshot against a reference: the live table's series, sorted by qsort. */
+static void check_against(const struct fx_snapshot *snapshot, const struct fx_series_table *reference)
+{
+	size_t n = fx_series_table_count(reference);
+	CHECK_EQ_U64(snapshot->n_series, n);
+	if (snapshot->n_series != n)
+		return;
+	struct fx_series *sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	memcpy(sorted, fx_series_table_array(reference), n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), compare_series_keys);
+	size_t differing = 0;
+	for (size_t i = 0; i < n; i++)
+		differing += memcmp(&sorted[i].key, &snapshot->series[i].key, sizeof(sorted[i].key)) != 0 ||
+			     sorted[i].bytes[0] != snapshot->series[i].bytes[0] ||
+			     sorted[i].bytes[1] != snapshot->series[i].bytes[1] ||
+			     sorted[i].packets[0] != snapshot->series[i].packets[0] ||
+			     sorted[i].records != snapshot->series[i].records;
+	CHECK_EQ_U64(differing, 0);
+	free(sorted);
+}
+
+/* Snapshots across many rounds of new series, updated series, nothing at all, and expiries: each equals the
+ * reference sorted from scratch (the store's kept order, merged increments and in-place permutation); a
+ * snapshot taken when nothing changed shares the previous one's arrays; a snapshot stays as it was taken. */
+static void test_incremental_order(void)
+{
+	static const char *const names[] = {"b", "a", "c", "aa", "edge-1", "edge-10", "edge-2"};
+	struct fx_store_config config = {.n_workers = 1, .max_series = 5000, .series_ttl_ms = 1000};
+	struct fx_store *store = fx_store_create(&config);
+	struct fx_series_table *delta = fx_series_table_create(5000);
+	struct fx_series_table *reference = fx_series_table_create(5000);
+	uint64_t state = 7;
+	int64_t now;
+	struct fx_snapshot *previous = NULL;
+	uint64_t previous_first_bytes = 0;
+	size_t shared_rounds = 0, expired_seen = 0;
+	for (int round = 0; round < 120; round++) {
+		int kind = round % 6; /* 0-2: new and old series, 3: updates only, 4: nothing, 5: expiry */
+		size_t adds = kind == 4 || kind == 5 ? 0 : (size_t)(round % 5 == 0 ? 200 : 17);
+		for (size_t k = 0; k < adds; k++) {
+			state = state * 6364136223846793005u + 1442695040888963407u;
+			uint32_t r = (uint32_t)(state >> 33);
+			size_t existing = fx_series_table_count(reference);
+			struct fx_series_key key;
+			if (kind == 3 && existing) {
+				key = fx_series_table_array(reference)[r % existing].key;
+			} else {
+				key = (struct fx_series_key){.hostname = r % 8 ? names[r % 7] : NULL,
+							     .as_src = r % 97, .as_dst = (r >> 8) % 5,
+							     .iface_in = (r >> 12) % 3, .present = FX_LABEL_ALL};
+			}
+			/* Old enough to expire at the next expiry round. */
+			now = fx_wall_ms() - 5000;
+			CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, r % 1000, 1, now) == 0);
+			CHECK(fx_series_table_add(reference, &key, FX_DIR_RECEIVE, r % 1000, 1, now) == 0);
+		}
+		if (kind == 5) {
+			/* Everything not updated for a while expires: the store's series move. */
+			state = state * 6364136223846793005u + 1442695040888963407u;
+			struct fx_series_key fresh = {.hostname = names[round % 7], .as_src = 100000u + (uint32_t)round,
+						      .present = FX_LABEL_ALL};
+			CHECK(fx_series_table_add(delta, &fresh, FX_DIR_TRANSMIT, 1, 1, fx_wall_ms() + 10000) == 0);
+			CHECK(fx_series_table_add(reference, &fresh, FX_DIR_TRANSMIT, 1, 1, fx_wall_ms() + 10000) == 0);
+			fx_series_table_expire(reference, fx_wall_ms() - 1000, NULL, NULL);
+		}
+		if (fx_series_table_count(delta)) {
+			struct fx_series_table *next = fx_store_handoff(store, 0, delta);
+			CHECK(next != delta);
+			delta = next;
+		}
+		if (kind == 5) {
+			/* Make the live series old enough to expire, except the fresh one. */
+			fx_store_tick(store);
+		}
+		struct fx_snapshot *snapshot = fx_store_snapshot(store);
+		CHECK(snapshot != NULL);
+		check_against(snapshot, reference);
+		if (previous && kind == 4) {
+			/* Nothing changed: the same sorted arrays, shared. */
+			CHECK(snapshot->series == previous->series);
+			shared_rounds++;
+		}
+		if (previous && previous->n_series)
+			CHECK_EQ_U64(previous->series[0].bytes[0], previous_first_bytes); /* untouched */
+		fx_snapshot_destroy(previous);
+		previous = snapshot;
+		previous_first_bytes = snapshot->n_series ? snapshot->series[0].bytes[0] : 0;
+		expired_seen += snapshot->n_expired;
+	}
+	CHECK(shared_rounds >= 15);
+	CHECK(expired_seen > 0);
+	fx_snapshot_destroy(previous);
+	fx_series_table_destroy(reference);
+	fx_series_table_destroy(delta);
+	fx_store_destroy(store);
+}
+
 int main(void)
 {
+	test_incremental_order();
 	struct fx_store_config config = {.n_workers = WORKERS, .max_series = 1000, .label_mask = FX_LABEL_ALL};
 	struct fx_store *store = fx_store_create(&config);
 	int calls = 0;
