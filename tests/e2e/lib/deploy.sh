@@ -107,3 +107,61 @@ deploy_base_image() {
 	deploy_rootfs
 	with_cache_lock import_base_image
 }
+
+# in_root ROOT COMMAND...: runs COMMAND chrooted in ROOT with /proc, a minimal /dev and apt's download
+# cache ($FX_DEPLOY_CACHE/apt-archives, kept between runs) mounted in a private mount namespace: the mounts
+# end with the process, whatever happens to the test. No fork: the command keeps the PID this starts.
+in_root() {
+	local root=$1
+	shift
+	mkdir -p "$FX_DEPLOY_CACHE/apt-archives/partial"
+	unshare --mount --propagation private -- /bin/bash -c '
+		set -e
+		root=$1 archives=$2
+		shift 2
+		mount -t proc proc "$root/proc"
+		mount -t tmpfs -o mode=0755,size=1m dev "$root/dev"
+		for node in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+			IFS=: read -r name major minor <<<"$node"
+			mknod -m 0666 "$root/dev/$name" c "$major" "$minor"
+		done
+		mkdir "$root/dev/shm" "$root/dev/pts"
+		mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+		ln -s /proc/self/fd "$root/dev/fd"
+		mount --bind "$archives" "$root/var/cache/apt/archives"
+		exec chroot "$root" "$@"
+	' in_root "$root" "$FX_DEPLOY_CACHE/apt-archives" "$@"
+}
+
+# new_root DIR: a fresh copy of the pristine minbase tree at DIR, with this machine's resolv.conf.
+new_root() {
+	deploy_rootfs
+	cp -a "$DEPLOY_ROOTFS" "$1"
+	rm -f "$1/.complete"
+	cp -L /etc/resolv.conf "$1/etc/resolv.conf"
+}
+
+# build_deb OUTDIR: the Debian package of this source tree, made by CPack in the build tree of FX_BIN (a
+# sanitizer build is not shipped: then a plain build kept in the cache is made and used instead); prints
+# the .deb's path.
+build_deb() {
+	local out=$1 build
+	build=$(dirname "$FX_BIN")
+	[[ -f $build/CPackConfig.cmake ]] || fail "no CPackConfig.cmake next to $FX_BIN"
+	if grep -qE '^FX_(SANITIZE|TSAN):BOOL=ON' "$build/CMakeCache.txt"; then
+		build="$FX_DEPLOY_CACHE/build-plain"
+		log "FX_BIN is a sanitizer build: packaging a plain build in $build"
+		with_cache_lock plain_build "$build" >&2
+	fi
+	cpack --config "$build/CPackConfig.cmake" -B "$out" >"$TEST_TMP/cpack.log" 2>&1 ||
+		fail "cpack failed (see cpack.log)"
+	local deb
+	deb=$(find "$out" -maxdepth 1 -name 'flow-exporter_*.deb' | head -n1)
+	[[ -n $deb ]] || fail "cpack made no flow-exporter_*.deb (see cpack.log)"
+	printf '%s\n' "$deb"
+}
+
+plain_build() {
+	cmake -S "$FX_SOURCE" -B "$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >/dev/null &&
+		cmake --build "$1" -j"$(nproc)" --target flow-exporter >/dev/null
+}
