@@ -3,16 +3,22 @@
  *
  * Thread: any thread; a call reads only its snapshot (immutable) and writes only its buffer.
  *
- * How it stays fast (100,000 series in tens of milliseconds): the label set of a series is the same in
- * the four flow families, so it is rendered once per series into a scratch buffer (pass 1), which also
- * gives the exact size of the output; the output is then reserved once and every sample line is written
- * with memcpy and hand-formatted integers, with no bounds check per line (pass 2). The hostname fragment
- * is escaped once per distinct (interned) hostname and AS names are looked up once per distinct ASN
- * through a small direct-mapped cache.
+ * Streaming (fx_expo_text_stream): the text is produced a chunk at a time into the caller's memory, so a
+ * scrape of 100,000 series (about 50 MB of text) never holds its body: the HTTP server hands libmicrohttpd
+ * one chunk at a time, compressed or not. The stream keeps only its position (family, series) and, when a
+ * line does not fit the room left, that one line (`pending`). fx_expo_text_render is the same stream
+ * written into one buffer.
+ *
+ * How it stays fast (100,000 series in tens of milliseconds): the parts of a label set are cached: the
+ * hostname fragment is escaped once per distinct (interned) hostname, and the AS fragments
+ * (`destination_as="64500",destination_as_name="..."`, and the source pair) are rendered once per distinct
+ * ASN in a direct-mapped cache; a sample line is then a few memcpy and hand-formatted integers. A series'
+ * label set is assembled again in each family it appears in (usually two: bytes and packets of its one
+ * direction), which costs less than keeping every label set of the snapshot.
  *
  * Invariants: families are contiguous, each with HELP and TYPE, and a family with no sample writes nothing;
  * labels are in alphabetical order of name; an empty value leaves its label out; on error, `out` is left
- * as it was on entry. */
+ * as it was on entry (fx_expo_text_render). */
 #include "fx/expo_text.h"
 
 #include <assert.h>
@@ -49,35 +55,6 @@ static const struct flow_family {
 
 /* The longest "name=\"" prefix of a numeric label, plus its digits, closing quote and separator. */
 #define NUMBER_LABEL_MAX (sizeof("destination_as=\"") - 1 + 20 + 2)
-#define NAME_LABEL_PREFIX_MAX (sizeof("destination_as_name=\"") - 1)
-
-/* AS-name lookups, cached per render: one slot per ASN hash, most recent wins. */
-#define NAME_CACHE_SLOTS 4096
-
-struct name_cache_slot {
-	uint32_t asn;
-	bool filled;
-	bool needs_escape;
-	const char *name; /* NULL when the ASN has no (non-empty) name */
-	size_t len;
-};
-
-struct render_state {
-	const struct fx_snapshot *snapshot;
-	struct name_cache_slot *name_cache; /* NAME_CACHE_SLOTS; NULL when no name label is written */
-	const char *last_hostname;	    /* the hostname whose fragment is in host_fragment */
-	struct fx_buf host_fragment;	    /* hostname="<escaped>" */
-};
-
-static bool needs_label_escape(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '\\' || c == '"' || c == '\n')
-			return true;
-	}
-	return false;
-}
 
 /* Writes s escaped as a label value to out (room for 2 * len bytes) and returns the end. */
 static char *write_label_escaped(char *out, const char *s, size_t len)
@@ -194,18 +171,69 @@ static char *write_dec32(char *p, uint32_t value)
 	return end;
 }
 
-static const struct name_cache_slot *lookup_name(struct render_state *state, uint32_t asn)
+/* AS fragments, cached per stream: one slot per ASN hash, most recent wins. */
+#define ASN_CACHE_SLOTS 4096
+
+struct asn_slot {
+	uint32_t asn;
+	bool filled;
+	struct fx_buf destination; /* destination_as="N",destination_as_name="NAME" (as the mask keeps) */
+	struct fx_buf source;      /* source_as="N",source_as_name="NAME" */
+};
+
+/* Appends `name="<digits>"` and, when the AS has a name, `,name_name="<escaped>"` (each as kept). */
+static int render_asn_fragment(struct fx_buf *out, bool keep_number, const char *number_prefix,
+			       size_t number_prefix_len, uint32_t asn, const char *name, const char *name_prefix,
+			       size_t name_prefix_len)
+{
+	int rc;
+	fx_buf_reset(out);
+	if ((rc = fx_buf_reserve(out, 0)))
+		return rc;
+	if (keep_number) {
+		if ((rc = fx_buf_reserve(out, number_prefix_len + 12)))
+			return rc;
+		memcpy(out->data + out->len, number_prefix, number_prefix_len);
+		out->len += number_prefix_len;
+		out->len = (size_t)(write_dec32(out->data + out->len, asn) - out->data);
+		out->data[out->len++] = '"';
+	}
+	if (name && name[0]) {
+		if (out->len && (rc = fx_buf_append(out, ",", 1)))
+			return rc;
+		if ((rc = fx_buf_append(out, name_prefix, name_prefix_len)) || (rc = append_label_escaped(out, name)) ||
+		    (rc = fx_buf_append(out, "\"", 1)))
+			return rc;
+	}
+	out->data[out->len] = '\0';
+	return 0;
+}
+
+struct render_state {
+	const struct fx_snapshot *snapshot;
+	struct asn_slot *asn_cache;  /* ASN_CACHE_SLOTS */
+	const char *last_hostname;   /* the hostname whose fragment is in host_fragment */
+	struct fx_buf host_fragment; /* hostname="<escaped>" */
+};
+
+static const struct asn_slot *lookup_asn(struct render_state *state, uint32_t asn, int *rc)
 {
 	/* Fibonacci hashing spreads neighbouring ASNs over the slots. */
-	struct name_cache_slot *slot = &state->name_cache[(uint32_t)(asn * 2654435769u) >> 20];
+	struct asn_slot *slot = &state->asn_cache[(uint32_t)(asn * 2654435769u) >> 20];
 	if (!slot->filled || slot->asn != asn) {
-		const char *name = fx_asn_map_lookup(state->snapshot->names, asn);
-		size_t len = name ? strlen(name) : 0;
+		uint32_t mask = state->snapshot->label_mask;
+		const char *name = state->snapshot->names ? fx_asn_map_lookup(state->snapshot->names, asn) : NULL;
+		slot->filled = false;
+		if ((*rc = render_asn_fragment(&slot->destination, mask & FX_LABEL_DESTINATION_AS,
+					       LIT("destination_as=\""), asn,
+					       mask & FX_LABEL_DESTINATION_AS_NAME ? name : NULL,
+					       LIT("destination_as_name=\""))) ||
+		    (*rc = render_asn_fragment(&slot->source, mask & FX_LABEL_SOURCE_AS, LIT("source_as=\""), asn,
+					       mask & FX_LABEL_SOURCE_AS_NAME ? name : NULL,
+					       LIT("source_as_name=\""))))
+			return NULL;
 		slot->asn = asn;
 		slot->filled = true;
-		slot->name = len ? name : NULL;
-		slot->len = len;
-		slot->needs_escape = needs_label_escape(name, len);
 	}
 	return slot;
 }
@@ -230,17 +258,21 @@ static int update_host_fragment(struct render_state *state, const char *hostname
 	return 0;
 }
 
-static char *write_separator(char *p, const char *start)
+static char *write_part(char *p, const char *start, const char *part, size_t len)
 {
+	if (!len)
+		return p;
 	if (p != start)
 		*p++ = ',';
-	return p;
+	memcpy(p, part, len);
+	return p + len;
 }
 
 static char *write_number_label(char *p, const char *start, const char *prefix, size_t prefix_len,
 				uint32_t value)
 {
-	p = write_separator(p, start);
+	if (p != start)
+		*p++ = ',';
 	memcpy(p, prefix, prefix_len);
 	p += prefix_len;
 	p = write_dec32(p, value);
@@ -248,76 +280,53 @@ static char *write_number_label(char *p, const char *start, const char *prefix, 
 	return p;
 }
 
-static char *write_name_label(char *p, const char *start, const char *prefix, size_t prefix_len,
-			      const struct name_cache_slot *name)
-{
-	p = write_separator(p, start);
-	memcpy(p, prefix, prefix_len);
-	p += prefix_len;
-	if (name->needs_escape) {
-		p = write_label_escaped(p, name->name, name->len);
-	} else {
-		memcpy(p, name->name, name->len);
-		p += name->len;
-	}
-	*p++ = '"';
-	return p;
-}
-
-/* Appends the label set of one series (without braces) to labels. */
+/* Writes the label set of one series (without braces) into labels (reset first). */
 static int render_series_labels(struct render_state *state, const struct fx_series_key *key,
 				struct fx_buf *labels)
 {
 	uint32_t mask = state->snapshot->label_mask;
 	uint32_t keep = mask & key->present;
-	const struct name_cache_slot *src_name = NULL, *dst_name = NULL;
-	size_t bound = 5 * NUMBER_LABEL_MAX;
+	const struct fx_buf *src = NULL, *dst = NULL, *host = NULL;
+	size_t bound = 2 * NUMBER_LABEL_MAX + 4;
+	int rc = 0;
 
 	if ((mask & FX_LABEL_HOSTNAME) && key->hostname) {
-		int rc = update_host_fragment(state, key->hostname);
-		if (rc)
+		if ((rc = update_host_fragment(state, key->hostname)))
 			return rc;
-		bound += state->host_fragment.len + 1;
+		host = &state->host_fragment;
+		bound += host->len;
 	}
-	if (state->name_cache && (mask & FX_LABEL_SOURCE_AS_NAME) && (key->present & FX_LABEL_SOURCE_AS)) {
-		src_name = lookup_name(state, key->as_src);
-		if (!src_name->name)
-			src_name = NULL;
-		else
-			bound += NAME_LABEL_PREFIX_MAX + 2 * src_name->len + 2;
+	if (key->present & FX_LABEL_DESTINATION_AS) {
+		const struct asn_slot *slot = lookup_asn(state, key->as_dst, &rc);
+		if (!slot)
+			return rc;
+		dst = &slot->destination;
+		bound += dst->len;
 	}
-	if (state->name_cache && (mask & FX_LABEL_DESTINATION_AS_NAME) &&
-	    (key->present & FX_LABEL_DESTINATION_AS)) {
-		dst_name = lookup_name(state, key->as_dst);
-		if (!dst_name->name)
-			dst_name = NULL;
-		else
-			bound += NAME_LABEL_PREFIX_MAX + 2 * dst_name->len + 2;
+	if (key->present & FX_LABEL_SOURCE_AS) {
+		const struct asn_slot *slot = lookup_asn(state, key->as_src, &rc);
+		if (!slot)
+			return rc;
+		src = &slot->source;
+		bound += src->len;
 	}
-	int rc = fx_buf_reserve(labels, bound);
-	if (rc)
+	fx_buf_reset(labels);
+	if ((rc = fx_buf_reserve(labels, bound)))
 		return rc;
 
-	char *start = labels->data + labels->len;
+	char *start = labels->data;
 	char *p = start;
-	if (keep & FX_LABEL_DESTINATION_AS)
-		p = write_number_label(p, start, LIT("destination_as=\""), key->as_dst);
-	if (dst_name)
-		p = write_name_label(p, start, LIT("destination_as_name=\""), dst_name);
-	if ((mask & FX_LABEL_HOSTNAME) && key->hostname && state->host_fragment.len) {
-		p = write_separator(p, start);
-		memcpy(p, state->host_fragment.data, state->host_fragment.len);
-		p += state->host_fragment.len;
-	}
+	if (dst)
+		p = write_part(p, start, dst->data, dst->len);
+	if (host)
+		p = write_part(p, start, host->data, host->len);
 	if (keep & FX_LABEL_IFACE_IN)
 		p = write_number_label(p, start, LIT("iface_in=\""), key->iface_in);
 	if (keep & FX_LABEL_IFACE_OUT)
 		p = write_number_label(p, start, LIT("iface_out=\""), key->iface_out);
-	if (keep & FX_LABEL_SOURCE_AS)
-		p = write_number_label(p, start, LIT("source_as=\""), key->as_src);
-	if (src_name)
-		p = write_name_label(p, start, LIT("source_as_name=\""), src_name);
-	labels->len += (size_t)(p - start);
+	if (src)
+		p = write_part(p, start, src->data, src->len);
+	labels->len = (size_t)(p - start);
 	assert(labels->len < labels->cap);
 	return 0;
 }
@@ -343,91 +352,6 @@ static char *write_flow_line(char *p, const struct flow_family *family, const ch
 	p = write_dec(p, value);
 	*p++ = '\n';
 	return p;
-}
-
-static int render_flow_families(const struct fx_snapshot *snapshot, struct fx_buf *out)
-{
-	struct render_state state = {.snapshot = snapshot};
-	struct fx_buf labels;
-	size_t *labels_end = NULL; /* labels_end[i]: where series i's label set ends in labels */
-	bool family_used[N_FLOW_FAMILIES] = {false};
-	size_t total = 0;
-	int rc = FX_BUF_E_NOMEM;
-
-	fx_buf_init(&labels, out->max);
-	fx_buf_init(&state.host_fragment, out->max);
-	if (snapshot->n_series == 0)
-		return 0;
-	labels_end = malloc(snapshot->n_series * sizeof(*labels_end));
-	if (!labels_end)
-		goto fail;
-	rc = fx_buf_reserve(&labels, 0); /* labels.data is never NULL below, even when no series has labels */
-	if (rc)
-		goto fail;
-	rc = FX_BUF_E_NOMEM;
-	if (snapshot->names &&
-	    (snapshot->label_mask & (FX_LABEL_SOURCE_AS_NAME | FX_LABEL_DESTINATION_AS_NAME))) {
-		state.name_cache = calloc(NAME_CACHE_SLOTS, sizeof(*state.name_cache));
-		if (!state.name_cache)
-			goto fail;
-	}
-
-	/* Pass 1: every label set once, and the exact size of what pass 2 writes. */
-	for (size_t i = 0; i < snapshot->n_series; i++) {
-		const struct fx_series *series = &snapshot->series[i];
-		size_t labels_start = labels.len;
-		if (series->seen & ((1u << FX_DIR_RECEIVE) | (1u << FX_DIR_TRANSMIT))) {
-			rc = render_series_labels(&state, &series->key, &labels);
-			if (rc)
-				goto fail;
-		}
-		labels_end[i] = labels.len;
-		size_t labels_len = labels.len - labels_start;
-		for (size_t f = 0; f < N_FLOW_FAMILIES; f++) {
-			const struct flow_family *family = &flow_families[f];
-			if (!(series->seen & (1u << family->direction)))
-				continue;
-			family_used[f] = true;
-			total += family->name_len + (labels_len ? labels_len + 2 : 0) + 2 +
-				 dec_len(flow_value(series, family));
-		}
-	}
-	for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
-		total += family_used[f] ? flow_families[f].header_len : 0;
-
-	rc = fx_buf_reserve(out, total);
-	if (rc)
-		goto fail;
-
-	/* Pass 2: no bounds checks, the room is reserved. */
-	char *p = out->data + out->len;
-	const char *end = p + total;
-	for (size_t f = 0; f < N_FLOW_FAMILIES; f++) {
-		const struct flow_family *family = &flow_families[f];
-		if (!family_used[f])
-			continue;
-		memcpy(p, family->header, family->header_len);
-		p += family->header_len;
-		for (size_t i = 0; i < snapshot->n_series; i++) {
-			const struct fx_series *series = &snapshot->series[i];
-			if (!(series->seen & (1u << family->direction)))
-				continue;
-			size_t labels_start = i ? labels_end[i - 1] : 0;
-			p = write_flow_line(p, family, labels.data + labels_start,
-					    labels_end[i] - labels_start, flow_value(series, family));
-		}
-	}
-	assert(p == end);
-	(void)end;
-	out->len += total;
-	out->data[out->len] = '\0';
-	rc = 0;
-fail:
-	free(labels_end);
-	free(state.name_cache);
-	fx_buf_free(&labels);
-	fx_buf_free(&state.host_fragment);
-	return rc;
 }
 
 /* Shortest of %.15g, %.16g, %.17g that parses back to the same double; Prometheus spellings for the
@@ -508,13 +432,205 @@ static int render_self_families(const struct fx_family_list *self, struct fx_buf
 	return 0;
 }
 
+/* ---- The stream ---- */
+
+enum stream_phase { PHASE_FLOW, PHASE_SELF, PHASE_DONE };
+
+struct fx_expo_text_stream {
+	const struct fx_snapshot *snapshot; /* borrowed */
+	struct render_state state;
+	bool family_used[N_FLOW_FAMILIES];
+	enum stream_phase phase;
+	size_t family;       /* PHASE_FLOW: the family being written */
+	size_t series;       /* PHASE_FLOW: the next series of that family */
+	bool header_written; /* PHASE_FLOW: the family's HELP and TYPE are out */
+	struct fx_buf labels;  /* the label set of the series being written */
+	struct fx_buf pending; /* bytes made but not yet handed out: a line that did not fit, the self text */
+	size_t pending_at;     /* how much of pending was handed out */
+	uint64_t produced;     /* bytes handed out so far */
+};
+
+struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot *snapshot)
+{
+	struct fx_expo_text_stream *stream = calloc(1, sizeof(*stream));
+	if (!stream)
+		return NULL;
+	stream->snapshot = snapshot;
+	stream->state.snapshot = snapshot;
+	fx_buf_init(&stream->state.host_fragment, SIZE_MAX / 2);
+	fx_buf_init(&stream->labels, SIZE_MAX / 2);
+	fx_buf_init(&stream->pending, SIZE_MAX / 2);
+	stream->state.asn_cache = calloc(ASN_CACHE_SLOTS, sizeof(*stream->state.asn_cache));
+	if (!stream->state.asn_cache || fx_buf_reserve(&stream->labels, 256)) {
+		fx_expo_text_stream_destroy(stream);
+		return NULL;
+	}
+	for (size_t i = 0; i < ASN_CACHE_SLOTS; i++) {
+		fx_buf_init(&stream->state.asn_cache[i].destination, SIZE_MAX / 2);
+		fx_buf_init(&stream->state.asn_cache[i].source, SIZE_MAX / 2);
+	}
+	for (size_t i = 0; i < snapshot->n_series; i++)
+		for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
+			if (snapshot->series[i].seen & (1u << flow_families[f].direction))
+				stream->family_used[f] = true;
+	stream->phase = PHASE_FLOW;
+	return stream;
+}
+
+void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream)
+{
+	if (!stream)
+		return;
+	if (stream->state.asn_cache) {
+		for (size_t i = 0; i < ASN_CACHE_SLOTS; i++) {
+			fx_buf_free(&stream->state.asn_cache[i].destination);
+			fx_buf_free(&stream->state.asn_cache[i].source);
+		}
+		free(stream->state.asn_cache);
+	}
+	fx_buf_free(&stream->state.host_fragment);
+	fx_buf_free(&stream->labels);
+	fx_buf_free(&stream->pending);
+	free(stream);
+}
+
+uint64_t fx_expo_text_stream_produced(const struct fx_expo_text_stream *stream) { return stream->produced; }
+
+/* Hands out what `pending` still holds, as much as fits. */
+static size_t drain_pending(struct fx_expo_text_stream *stream, char *out, size_t room)
+{
+	size_t left = stream->pending.len - stream->pending_at;
+	size_t n = left < room ? left : room;
+	memcpy(out, stream->pending.data + stream->pending_at, n);
+	stream->pending_at += n;
+	if (stream->pending_at == stream->pending.len) {
+		fx_buf_reset(&stream->pending);
+		stream->pending_at = 0;
+	}
+	return n;
+}
+
+/* Writes bytes at out + *written when they fit in room, else keeps them in pending. Returns 0 or an fx_buf
+ * error. */
+static int emit(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written, const char *bytes,
+		size_t len)
+{
+	if (stream->pending.len == 0 && len <= room - *written) {
+		memcpy(out + *written, bytes, len);
+		*written += len;
+		return 0;
+	}
+	return fx_buf_append(&stream->pending, bytes, len);
+}
+
+int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written)
+{
+	const struct fx_snapshot *snapshot = stream->snapshot;
+	int rc = 0;
+	*written = 0;
+	while (*written < room) {
+		if (stream->pending.len) {
+			*written += drain_pending(stream, out + *written, room - *written);
+			continue;
+		}
+		if (stream->phase == PHASE_DONE)
+			break;
+		if (stream->phase == PHASE_SELF) {
+			if ((rc = render_self_families(snapshot->self, &stream->pending)))
+				return rc;
+			stream->phase = PHASE_DONE;
+			continue;
+		}
+		if (stream->family == N_FLOW_FAMILIES) {
+			stream->phase = PHASE_SELF;
+			continue;
+		}
+		const struct flow_family *family = &flow_families[stream->family];
+		if (!stream->family_used[stream->family]) {
+			stream->family++;
+			continue;
+		}
+		if (!stream->header_written) {
+			stream->header_written = true;
+			if ((rc = emit(stream, out, room, written, family->header, family->header_len)))
+				return rc;
+			continue;
+		}
+		/* Sample lines, straight into out while they fit; the first that does not goes to pending. */
+		unsigned direction_bit = 1u << family->direction;
+		size_t i = stream->series;
+		for (; i < snapshot->n_series; i++) {
+			const struct fx_series *series = &snapshot->series[i];
+			if (!(series->seen & direction_bit))
+				continue;
+			if ((rc = render_series_labels(&stream->state, &series->key, &stream->labels)))
+				return rc;
+			uint64_t value = flow_value(series, family);
+			size_t labels_len = stream->labels.len;
+			size_t line_len = family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + dec_len(value);
+			if (line_len <= room - *written) {
+				char *end = write_flow_line(out + *written, family, stream->labels.data, labels_len, value);
+				assert((size_t)(end - (out + *written)) == line_len);
+				(void)end;
+				*written += line_len;
+				continue;
+			}
+			if ((rc = fx_buf_reserve(&stream->pending, line_len)))
+				return rc;
+			write_flow_line(stream->pending.data, family, stream->labels.data, labels_len, value);
+			stream->pending.len = line_len;
+			i++;
+			break;
+		}
+		stream->series = i;
+		if (i == snapshot->n_series) {
+			/* The family is written (its last line may still be pending, ahead of what follows). */
+			stream->family++;
+			stream->series = 0;
+			stream->header_written = false;
+		}
+	}
+	stream->produced += *written;
+	return 0;
+}
+
 int fx_expo_text_render(const struct fx_snapshot *snapshot, struct fx_buf *out)
 {
+	/* Chunks big enough that the per-call work is noise, small enough not to over-reserve. */
+	enum { CHUNK = 1 << 16 };
 	size_t entry_len = out->len;
-	int rc = render_flow_families(snapshot, out);
-	if (!rc)
-		rc = render_self_families(snapshot->self, out);
-	if (rc && out->data) {
+	int rc = FX_BUF_E_NOMEM;
+	struct fx_expo_text_stream *stream = fx_expo_text_stream_create(snapshot);
+	if (!stream)
+		goto fail;
+	for (;;) {
+		size_t room = out->max - out->len < CHUNK ? out->max - out->len : CHUNK;
+		if ((rc = fx_buf_reserve(out, room)))
+			goto fail;
+		size_t written = 0;
+		if ((rc = fx_expo_text_stream_read(stream, out->data + out->len, room, &written)))
+			goto fail;
+		out->len += written;
+		if (written < room)
+			break; /* a short read is the end */
+		if (out->len == out->max) {
+			/* Full: the end only if nothing is left. */
+			char probe;
+			if ((rc = fx_expo_text_stream_read(stream, &probe, 1, &written)))
+				goto fail;
+			if (written) {
+				rc = FX_BUF_E_TOO_BIG;
+				goto fail;
+			}
+			break;
+		}
+	}
+	out->data[out->len] = '\0';
+	fx_expo_text_stream_destroy(stream);
+	return 0;
+fail:
+	fx_expo_text_stream_destroy(stream);
+	if (out->data) {
 		out->len = entry_len;
 		out->data[out->len] = '\0';
 	}

@@ -344,6 +344,45 @@ static void test_append_and_limit(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* The stream read with any room (1 byte, odd sizes, lines longer than the room) gives exactly the text of
+ * fx_expo_text_render, then reads of 0 bytes. */
+static void test_stream_chunks(void)
+{
+	struct fx_series series[32];
+	size_t n = test_series(series);
+	struct fx_snapshot *snapshot = make_snapshot(series, n, FX_LABEL_ALL, test_names(), test_self());
+	struct fx_buf whole;
+	fx_buf_init(&whole, 1u << 20);
+	CHECK(fx_expo_text_render(snapshot, &whole) == 0);
+	static const size_t rooms[] = {1, 2, 3, 7, 64, 100, 333, 4096, 1 << 20};
+	for (size_t r = 0; r < sizeof(rooms) / sizeof(rooms[0]); r++) {
+		struct fx_expo_text_stream *stream = fx_expo_text_stream_create(snapshot);
+		CHECK(stream != NULL);
+		char *got = malloc(whole.len + 1);
+		char *chunk = malloc(rooms[r]);
+		size_t len = 0, written = 0, reads = 0;
+		do {
+			CHECK(fx_expo_text_stream_read(stream, chunk, rooms[r], &written) == 0);
+			CHECK(written <= rooms[r]);
+			if (len + written > whole.len)
+				break;
+			memcpy(got + len, chunk, written);
+			len += written;
+			reads++;
+		} while (written == rooms[r]);
+		CHECK_EQ_U64(len, whole.len);
+		CHECK(len == whole.len && memcmp(got, whole.data, len) == 0);
+		CHECK_EQ_U64(fx_expo_text_stream_produced(stream), whole.len);
+		CHECK(fx_expo_text_stream_read(stream, chunk, rooms[r], &written) == 0 && written == 0);
+		CHECK(reads >= whole.len / rooms[r]);
+		free(chunk);
+		free(got);
+		fx_expo_text_stream_destroy(stream);
+	}
+	fx_buf_free(&whole);
+	fx_snapshot_destroy(snapshot);
+}
+
 /* Counter values around every power of ten, against the C library's formatting. */
 static void test_numbers(void)
 {
@@ -482,6 +521,7 @@ int main(void)
 	test_label_mask();
 	test_empty();
 	test_append_and_limit();
+	test_stream_chunks();
 	test_numbers();
 	test_no_labels();
 	bench_100k();
