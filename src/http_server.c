@@ -3,14 +3,20 @@
  * are 405.
  *
  * Thread: libmicrohttpd's internal polling thread (epoll on Linux) runs every handler, one request at a
- * time; a scrape takes a snapshot through the hooks, renders and compresses it there, and hands the body
- * to libmicrohttpd without a copy. fx_http_server_collect may be called from any thread (including from
- * inside take_snapshot, on the server's thread): the scrape statistics are kept under `stats_lock`, which
- * is never held while calling a hook.
+ * time; a scrape takes a snapshot through the hooks there. fx_http_server_collect may be called from any
+ * thread (including from inside take_snapshot, on the server's thread): the scrape statistics are kept
+ * under `stats_lock`, which is never held while calling a hook.
+ *
+ * Streaming: a GET of /metrics is answered with chunked transfer encoding from a callback that renders
+ * the snapshot a chunk at a time (fx_expo_text_stream) and, for gzip, deflates it as it goes; the body is
+ * never held whole, so a scrape of 100,000 series costs a few hundred KiB besides its snapshot (which the
+ * store usually shares). A HEAD is rendered into one buffer, as its Content-Length must be known.
+ * The snapshot is kept until the response is done; the scrape is counted (and its duration and size
+ * recorded) when its last byte has been handed to libmicrohttpd.
  *
  * Invariants: a slow or stuck client holds one of MAX_CONNECTIONS slots for at most CONNECTION_TIMEOUT_S
- * seconds of inactivity; a body never exceeds MAX_BODY_BYTES (a larger one is answered 500 and counted in
- * flow_exporter_scrape_errors_total). */
+ * seconds of inactivity; a body never exceeds MAX_BODY_BYTES (past it the response is cut, the connection
+ * closed, and the scrape counted in flow_exporter_scrape_errors_total; a HEAD past it is answered 500). */
 #include "fx/http_server.h"
 
 #include <arpa/inet.h>
@@ -39,6 +45,11 @@
 #define MAX_CONNECTIONS 64
 #define CONNECTION_TIMEOUT_S 5
 #define MAX_BODY_BYTES ((size_t)512 * 1024 * 1024)
+/* Per-connection memory of libmicrohttpd, which bounds the chunks of a streamed body: bigger chunks mean
+ * fewer system calls (a 50 MB body in 32 KiB chunks is 1,600 writes). Pages are only touched when used. */
+#define CONNECTION_MEMORY_BYTES ((size_t)256 * 1024)
+/* Text rendered ahead of the compressor, per gzip scrape. */
+#define GZIP_INPUT_BYTES ((size_t)64 * 1024)
 /* zlib level 1: a scrape body compresses about 10x at level 1, and levels above cost several times the
  * CPU for a few percent less. */
 #define GZIP_LEVEL 1
@@ -335,12 +346,175 @@ static void count_scrape_error(struct fx_http_server *server)
 	pthread_mutex_unlock(&server->stats_lock);
 }
 
-static enum MHD_Result serve_metrics(struct fx_http_server *server, struct MHD_Connection *connection)
+static void count_scrape(struct fx_http_server *server, enum encoding encoding, const struct timespec *start,
+			 uint64_t body_bytes)
+{
+	double duration = seconds_since(start);
+	pthread_mutex_lock(&server->stats_lock);
+	server->scrapes[encoding]++;
+	server->last_duration_seconds = duration;
+	server->last_body_bytes = body_bytes;
+	pthread_mutex_unlock(&server->stats_lock);
+}
+
+static enum MHD_Result add_metrics_headers(struct MHD_Response *response, enum encoding encoding)
+{
+	enum MHD_Result result =
+	    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, FX_TEXT_CONTENT_TYPE);
+	if (result == MHD_YES)
+		result =
+		    MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (result == MHD_YES && encoding == ENCODING_GZIP)
+		result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	return result;
+}
+
+/* One streamed scrape: owned by its libmicrohttpd response, freed by free_scrape. */
+struct scrape {
+	struct fx_http_server *server;
+	struct fx_snapshot *snapshot;
+	struct fx_expo_text_stream *text;
+	enum encoding encoding;
+	struct timespec start;
+	uint64_t sent;
+	bool failed;
+	/* gzip only */
+	z_stream deflate;
+	bool deflate_ready;
+	bool text_ended;
+	char *input; /* GZIP_INPUT_BYTES of rendered text waiting for the compressor */
+};
+
+static void free_scrape(void *cls)
+{
+	struct scrape *scrape = cls;
+	if (scrape->deflate_ready)
+		deflateEnd(&scrape->deflate);
+	free(scrape->input);
+	fx_expo_text_stream_destroy(scrape->text);
+	fx_snapshot_destroy(scrape->snapshot);
+	free(scrape);
+}
+
+static ssize_t scrape_failed(struct scrape *scrape, const char *why)
+{
+	if (!scrape->failed) {
+		scrape->failed = true;
+		fx_error("http: /metrics: %s; response cut", why);
+		count_scrape_error(scrape->server);
+	}
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* The next deflated bytes, up to max; 0 at the end. Returns the count, or -1 with *why set. */
+static ssize_t read_gzip(struct scrape *scrape, char *buf, size_t max, const char **why)
+{
+	z_stream *z = &scrape->deflate;
+	z->next_out = (Bytef *)buf;
+	z->avail_out = (uInt)(max > UINT32_MAX ? UINT32_MAX : max);
+	uInt room = z->avail_out;
+	while (z->avail_out > 0) {
+		if (z->avail_in == 0 && !scrape->text_ended) {
+			size_t got = 0;
+			if (fx_expo_text_stream_read(scrape->text, scrape->input, GZIP_INPUT_BYTES, &got) != 0) {
+				*why = "rendering failed (out of memory)";
+				return -1;
+			}
+			scrape->text_ended = got < GZIP_INPUT_BYTES;
+			z->next_in = (Bytef *)scrape->input;
+			z->avail_in = (uInt)got;
+		}
+		int zrc = deflate(z, scrape->text_ended ? Z_FINISH : Z_NO_FLUSH);
+		if (zrc == Z_STREAM_END)
+			break;
+		if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+			*why = "gzip failed";
+			return -1;
+		}
+	}
+	return (ssize_t)(room - z->avail_out);
+}
+
+/* libmicrohttpd's content reader: the body, a chunk at a time. */
+static ssize_t read_scrape(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct scrape *scrape = cls;
+	(void)pos; /* always the bytes sent so far: the response is read once, in order */
+	if (scrape->failed)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	const char *why = NULL;
+	ssize_t n;
+	if (scrape->encoding == ENCODING_GZIP) {
+		n = read_gzip(scrape, buf, max, &why);
+	} else {
+		size_t written = 0;
+		n = fx_expo_text_stream_read(scrape->text, buf, max, &written) == 0 ? (ssize_t)written : -1;
+		if (n < 0)
+			why = "rendering failed (out of memory)";
+	}
+	if (n < 0)
+		return scrape_failed(scrape, why);
+	if (n == 0) {
+		count_scrape(scrape->server, scrape->encoding, &scrape->start, scrape->sent);
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	scrape->sent += (uint64_t)n;
+	if (scrape->sent > MAX_BODY_BYTES)
+		return scrape_failed(scrape, "larger than the body limit");
+	return n;
+}
+
+static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server, struct MHD_Connection *connection,
+					      enum encoding encoding)
+{
+	struct scrape *scrape = calloc(1, sizeof(*scrape));
+	struct MHD_Response *response = NULL;
+	if (!scrape)
+		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &scrape->start);
+	scrape->server = server;
+	scrape->encoding = encoding;
+	scrape->snapshot =
+	    server->hooks.take_snapshot ? server->hooks.take_snapshot(server->hooks.opaque) : NULL;
+	if (!scrape->snapshot) {
+		fx_error("http: /metrics: no snapshot");
+		goto fail;
+	}
+	scrape->text = fx_expo_text_stream_create(scrape->snapshot);
+	if (!scrape->text)
+		goto fail;
+	if (encoding == ENCODING_GZIP) {
+		scrape->input = malloc(GZIP_INPUT_BYTES);
+		/* windowBits 15 + 16: a gzip header and trailer instead of zlib's. */
+		if (!scrape->input ||
+		    deflateInit2(&scrape->deflate, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			goto fail;
+		scrape->deflate_ready = true;
+	}
+	response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, CONNECTION_MEMORY_BYTES / 2, read_scrape,
+						     scrape, free_scrape);
+	if (!response)
+		goto fail;
+	scrape = NULL; /* the response owns it now */
+	enum MHD_Result result = add_metrics_headers(response, encoding);
+	if (result == MHD_YES)
+		result = MHD_queue_response(connection, MHD_HTTP_OK, response);
+	MHD_destroy_response(response);
+	return result;
+fail:
+	if (scrape)
+		free_scrape(scrape);
+	count_scrape_error(server);
+	return SEND_TEXT(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+}
+
+/* HEAD (and the fallback): the whole body in one buffer, for its Content-Length. */
+static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server, struct MHD_Connection *connection,
+					      enum encoding encoding)
 {
 	struct fx_snapshot *snapshot = NULL;
 	struct fx_buf body;
 	struct MHD_Response *response;
-	enum encoding encoding = accepts_gzip(connection) ? ENCODING_GZIP : ENCODING_IDENTITY;
 	enum MHD_Result result;
 	struct timespec start;
 	char *data;
@@ -383,22 +557,11 @@ static enum MHD_Result serve_metrics(struct fx_http_server *server, struct MHD_C
 		free(data);
 		goto fail;
 	}
-	result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, FX_TEXT_CONTENT_TYPE);
-	if (result == MHD_YES)
-		result =
-		    MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-	if (result == MHD_YES && encoding == ENCODING_GZIP)
-		result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	result = add_metrics_headers(response, encoding);
 	if (result == MHD_YES)
 		result = MHD_queue_response(connection, MHD_HTTP_OK, response);
 	MHD_destroy_response(response);
-
-	double duration = seconds_since(&start);
-	pthread_mutex_lock(&server->stats_lock);
-	server->scrapes[encoding]++;
-	server->last_duration_seconds = duration;
-	server->last_body_bytes = len;
-	pthread_mutex_unlock(&server->stats_lock);
+	count_scrape(server, encoding, &start, len);
 	return result;
 
 fail:
@@ -406,6 +569,15 @@ fail:
 	fx_buf_free(&body);
 	count_scrape_error(server);
 	return SEND_TEXT(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+}
+
+static enum MHD_Result serve_metrics(struct fx_http_server *server, struct MHD_Connection *connection,
+				     bool head)
+{
+	enum encoding encoding = accepts_gzip(connection) ? ENCODING_GZIP : ENCODING_IDENTITY;
+	if (head)
+		return serve_metrics_buffered(server, connection, encoding);
+	return serve_metrics_streamed(server, connection, encoding);
 }
 
 /* ---- Routing ------------------------------------------------------------------------------------------ */
@@ -424,7 +596,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return SEND_TEXT(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
 	if (strcmp(url, "/metrics") == 0)
-		return serve_metrics(server, connection);
+		return serve_metrics(server, connection, strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
 	if (strcmp(url, "/") == 0)
 		return send_static(connection, MHD_HTTP_OK, "text/html; charset=utf-8", landing_page,
 				   sizeof(landing_page) - 1);
@@ -478,7 +650,8 @@ static struct MHD_Daemon *start_daemon(struct fx_http_server *server, unsigned f
 				handle_request, server, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, server,
 				MHD_OPTION_SOCK_ADDR, sockaddr, MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+				(unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				CONNECTION_MEMORY_BYTES, MHD_OPTION_END);
 }
 
 struct fx_http_server *fx_http_server_create(const char *addr, const struct fx_http_hooks *hooks)
@@ -580,7 +753,7 @@ int fx_http_server_collect(void *opaque, struct fx_family_list *out)
 	    fx_family_add_u64(out, scrape_errors, 0, NULL))
 		return -1;
 	if (fx_family_begin(out, "flow_exporter_scrape_duration_seconds",
-			    "Time the last scrape of /metrics took to snapshot, render and compress.",
+			    "Time the last scrape of /metrics took to snapshot, render, compress and hand to the socket.",
 			    FX_METRIC_GAUGE) ||
 	    fx_family_add_double(out, last_duration_seconds, 0, NULL))
 		return -1;

@@ -1,0 +1,523 @@
+/* bench_output: the output side at 10k, 100k and 1M series, in one process, on synthetic but realistic
+ * series (router hostnames, 16- and 32-bit ASNs with names from an asn.txt-style list, interface indexes;
+ * most series see one direction, one in ten both).
+ *
+ *   bench_output [--series 10000,100000,1000000] [--runs 7] [--only store,snapshot,render,http,rw]
+ *
+ * For each size it builds a real fx_store through a worker's delta table and reports, as
+ * "median [min..max]" over the runs:
+ *   store      bytes per series held by the store (malloc'ed bytes / series) and by one snapshot
+ *   snapshot   fx_store_snapshot with nothing changed, and after a hand-over that touched 1% of the series;
+ *              the longest wait of a thread taking the store's lock meanwhile (what a tick or a second
+ *              reader waits)
+ *   render     the text exposition into one buffer, plain (and its size) and with gzip level 1
+ *   http       GET /metrics through fx_http_server on loopback with libcurl: end to end (snapshot +
+ *              render + send), plain and gzip; the process's extra peak RSS during the scrape
+ *   rw         fx_rw_encode of the snapshot (remote write: protobuf + snappy): time, bytes after snappy per
+ *              sample; then a second encode of the same values at a new timestamp (a push with nothing
+ *              flowing)
+ * Figures are noisy on a shared machine: compare medians, or instruction counts under callgrind. */
+#include <curl/curl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "fx/asn_names.h"
+#include "fx/buf.h"
+#include "fx/expo_text.h"
+#include "fx/http_server.h"
+#include "fx/intern.h"
+#include "fx/rw_encode.h"
+#include "fx/series_table.h"
+#include "fx/store.h"
+
+#define MAX_RUNS 64
+#define N_HOSTS 64
+#define N_ASNS 4000
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* "median [min..max]" of values[0..n). */
+static void print_stat(const char *what, double *values, size_t n, const char *unit)
+{
+	qsort(values, n, sizeof(*values), compare_double);
+	printf("  %-44s %10.2f %s  [%.2f..%.2f]\n", what, values[n / 2], unit, values[0], values[n - 1]);
+	fflush(stdout);
+}
+
+static long status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	size_t len = strlen(field);
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, len) == 0)
+			kb = strtol(line + len + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0). */
+static void reset_peak_rss(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	if (f) {
+		fputs("5", f);
+		fclose(f);
+	}
+}
+
+/* ---- The synthetic world ---- */
+
+struct world {
+	size_t n_series;
+	struct fx_intern *hostnames;
+	const char *hosts[N_HOSTS];
+	uint32_t asns[N_ASNS];
+	struct fx_asn_map *names;
+	struct fx_store *store;
+	struct fx_series_table *delta;
+	uint64_t rng;
+};
+
+static uint32_t next_random(struct world *world)
+{
+	world->rng = world->rng * 6364136223846793005u + 1442695040888963407u;
+	return (uint32_t)(world->rng >> 33);
+}
+
+static struct fx_asn_map *acquire_names(void *opaque)
+{
+	return fx_asn_map_ref(((struct world *)opaque)->names);
+}
+
+static const char *const words[] = {"TELIA", "COGENT", "LEVEL3", "HURRICANE", "AKAMAI", "AMAZON", "GOOGLE",
+				    "FASTLY", "OVH", "HETZNER", "NTT", "ZAYO", "COMCAST", "VODAFONE", "ORANGE",
+				    "TATA", "GTT", "LUMEN", "CLOUDFLARENET", "DTAG"};
+
+/* Series i, a deterministic function of i so that a later pass updates the same series. As pmacct's
+ * records are classified, one side of every series is a local AS (the exporter's own network, one per
+ * half of the routers) and the other a peer: transmit when the source is local, receive otherwise; a
+ * series sees one direction, except a few (both ends local) that see both. */
+static void world_keys(struct world *world, size_t i, struct fx_series_key *key, enum fx_direction *direction,
+		       int *both)
+{
+	uint64_t h = (uint64_t)i * 0x9e3779b97f4a7c15u;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9u;
+	h ^= h >> 32;
+	size_t host = i % N_HOSTS, j = i / N_HOSTS;
+	uint32_t local = host % 2 ? 64496 : 4200000001u;
+	uint32_t peer = world->asns[j % N_ASNS];
+	uint32_t combo = (uint32_t)(j / N_ASNS); /* past N_ASNS peers per router, more interface pairs */
+	*direction = h & 1 ? FX_DIR_TRANSMIT : FX_DIR_RECEIVE;
+	key->hostname = world->hosts[host];
+	key->as_src = *direction == FX_DIR_TRANSMIT ? local : peer;
+	key->as_dst = *direction == FX_DIR_TRANSMIT ? peer : local;
+	key->iface_in = 1 + combo * 32 + (uint32_t)((h >> 8) % 32);
+	key->iface_out = 1 + (uint32_t)((h >> 16) % 48);
+	key->present = FX_LABEL_ALL;
+	*both = (h >> 24) % 50 == 0;
+}
+
+static void world_add(struct world *world, size_t i, uint64_t bytes, int64_t now_ms)
+{
+	struct fx_series_key key;
+	enum fx_direction direction;
+	int both;
+	world_keys(world, i, &key, &direction, &both);
+	if (fx_series_table_add(world->delta, &key, direction, bytes, bytes / 700 + 1, now_ms) != 0)
+		abort();
+	if (both && fx_series_table_add(world->delta, &key, !direction, bytes / 3, bytes / 2100 + 1, now_ms) != 0)
+		abort();
+}
+
+/* Hands the delta over and merges it (the store's tick). */
+static void world_flush(struct world *world)
+{
+	struct fx_series_table *next;
+	while ((next = fx_store_handoff(world->store, 0, world->delta)) == world->delta)
+		fx_store_tick(world->store);
+	world->delta = next;
+	fx_store_tick(world->store);
+}
+
+static void world_create(struct world *world, size_t n_series)
+{
+	memset(world, 0, sizeof(*world));
+	world->n_series = n_series;
+	world->rng = 0x853c49e6748fea9bu;
+	world->hostnames = fx_intern_create(1024);
+	for (int h = 0; h < N_HOSTS; h++) {
+		char name[64];
+		int len = snprintf(name, sizeof(name), "%s%02d.%s.example.net", h % 3 ? "edge" : "core", h,
+				   (const char *[]){"fra1", "ams2", "lon1", "nyc3", "sjc1"}[h % 5]);
+		world->hosts[h] = fx_intern_get(world->hostnames, name, (size_t)len);
+	}
+	struct fx_buf list;
+	fx_buf_init(&list, 1u << 24);
+	for (int a = 0; a < N_ASNS; a++) {
+		uint32_t r = next_random(world);
+		/* Half 16-bit, half 32-bit (RFC 6793), as in today's DFZ table; distinct by construction. */
+		uint32_t asn = a % 2 ? 1000 + (uint32_t)a * 31 : 131072 + (uint32_t)a * 149;
+		if (a % 97 == 0)
+			asn = 4200000000u + (uint32_t)a; /* private 32-bit */
+		world->asns[a] = asn;
+		if (fx_buf_printf(&list, "%u\t%s-%s%u - %s Networks %s, %s\n", asn, words[r % 20],
+				  words[(r >> 5) % 20], r % 100, words[(r >> 10) % 20],
+				  (r >> 15) % 2 ? "Inc." : "GmbH", (r >> 16) % 2 ? "US" : "DE") != 0)
+			abort();
+	}
+	if (fx_buf_printf(&list, "64496\tEXAMPLE-ISP - Example Internet Service, DE\n4200000001\tEXAMPLE-AS, DE\n"))
+		abort();
+	world->names = fx_asn_map_parse(list.data, list.len, NULL);
+	fx_buf_free(&list);
+	struct fx_store_config config = {
+		.n_workers = 1,
+		.max_series = n_series + 16,
+		.label_mask = FX_LABEL_ALL,
+		.acquire_names = acquire_names,
+		.names_opaque = world,
+	};
+	world->store = fx_store_create(&config);
+	world->delta = fx_series_table_create(n_series + 16);
+	if (!world->names || !world->store || !world->delta)
+		abort();
+	if (fx_store_add_collector(world->store, fx_store_collect, world->store) != 0)
+		abort();
+}
+
+static void world_fill(struct world *world)
+{
+	int64_t now = (int64_t)time(NULL) * 1000;
+	for (size_t i = 0; i < world->n_series; i++)
+		world_add(world, i, 1500 + (uint64_t)next_random(world) % 100000000, now);
+	world_flush(world);
+}
+
+/* Updates 1% of the series, as records flowing between two scrapes would. */
+static void world_touch(struct world *world)
+{
+	int64_t now = (int64_t)time(NULL) * 1000;
+	size_t n = world->n_series / 100 + 1;
+	for (size_t k = 0; k < n; k++)
+		world_add(world, (size_t)next_random(world) % world->n_series, 1500, now);
+	world_flush(world);
+}
+
+static void world_destroy(struct world *world)
+{
+	fx_series_table_destroy(world->delta);
+	fx_store_destroy(world->store);
+	fx_asn_map_unref(world->names);
+	fx_intern_destroy(world->hostnames);
+}
+
+/* ---- Lock probe: a thread that takes the store's lock (through its collector) in a loop ---- */
+
+struct probe {
+	struct fx_store *store;
+	atomic_bool stop;
+	double max_wait_ms;
+	pthread_t thread;
+};
+
+static void *probe_main(void *opaque)
+{
+	struct probe *probe = opaque;
+	struct fx_family_list *list = NULL;
+	while (!atomic_load(&probe->stop)) {
+		list = fx_family_list_create();
+		double start = now_ms();
+		(void)fx_store_collect(probe->store, list); /* takes total_lock briefly */
+		double waited = now_ms() - start;
+		if (waited > probe->max_wait_ms)
+			probe->max_wait_ms = waited;
+		fx_family_list_destroy(list);
+		struct timespec pause = {0, 100000};
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+/* ---- Sections ---- */
+
+static const char *dump_path; /* --dump: where the render section writes one body */
+
+static bool wanted(const char *only, const char *section)
+{
+	return !only || strstr(only, section) != NULL;
+}
+
+/* Bytes malloc'ed, small and mmap'ed blocks alike. */
+static size_t heap_bytes(void)
+{
+	struct mallinfo2 info = mallinfo2();
+	return info.uordblks + info.hblkhd;
+}
+
+static void bench_store(struct world *world)
+{
+	size_t before = heap_bytes();
+	world_fill(world);
+	size_t store_bytes = heap_bytes() - before;
+	struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
+	size_t snapshot_bytes = heap_bytes() - before - store_bytes;
+	printf("  %-44s %10.1f B/series (%zu MB)\n", "store: held by the store", (double)store_bytes /
+	       (double)world->n_series, store_bytes >> 20);
+	printf("  %-44s %10.1f B/series\n", "store: one more snapshot", (double)snapshot_bytes /
+	       (double)world->n_series);
+	fx_snapshot_destroy(snapshot);
+}
+
+static void bench_snapshot(struct world *world, int runs)
+{
+	double unchanged[MAX_RUNS], changed[MAX_RUNS], waits[MAX_RUNS];
+	struct fx_snapshot *snapshot = fx_store_snapshot(world->store); /* warm */
+	fx_snapshot_destroy(snapshot);
+	for (int r = 0; r < runs; r++) {
+		double start = now_ms();
+		snapshot = fx_store_snapshot(world->store);
+		unchanged[r] = now_ms() - start;
+		fx_snapshot_destroy(snapshot);
+	}
+	for (int r = 0; r < runs; r++) {
+		world_touch(world);
+		struct probe probe = {.store = world->store};
+		atomic_init(&probe.stop, false);
+		pthread_create(&probe.thread, NULL, probe_main, &probe);
+		struct timespec pause = {0, 2000000};
+		nanosleep(&pause, NULL);
+		double start = now_ms();
+		snapshot = fx_store_snapshot(world->store);
+		changed[r] = now_ms() - start;
+		nanosleep(&pause, NULL);
+		atomic_store(&probe.stop, true);
+		pthread_join(probe.thread, NULL);
+		waits[r] = probe.max_wait_ms;
+		fx_snapshot_destroy(snapshot);
+	}
+	print_stat("snapshot: nothing changed", unchanged, (size_t)runs, "ms");
+	print_stat("snapshot: 1% of the series changed", changed, (size_t)runs, "ms");
+	print_stat("snapshot: longest wait for the store lock", waits, (size_t)runs, "ms");
+}
+
+static size_t gzip_len(const char *data, size_t len, int level)
+{
+	z_stream stream;
+	memset(&stream, 0, sizeof(stream));
+	if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	static unsigned char out[1 << 16];
+	stream.next_in = (Bytef *)data;
+	stream.avail_in = (uInt)len;
+	int rc;
+	do {
+		stream.next_out = out;
+		stream.avail_out = sizeof(out);
+		rc = deflate(&stream, Z_FINISH);
+	} while (rc == Z_OK);
+	size_t total = stream.total_out;
+	deflateEnd(&stream);
+	return total;
+}
+
+static void bench_render(struct world *world, int runs)
+{
+	double plain[MAX_RUNS], gzip[MAX_RUNS];
+	struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
+	size_t text_len = 0, compressed = 0;
+	for (int r = 0; r < runs; r++) {
+		struct fx_buf out;
+		fx_buf_init(&out, (size_t)4 << 30);
+		double start = now_ms();
+		if (fx_expo_text_render(snapshot, &out) != 0)
+			abort();
+		plain[r] = now_ms() - start;
+		text_len = out.len;
+		if (dump_path && r == 0) {
+			FILE *f = fopen(dump_path, "wb");
+			if (f) {
+				fwrite(out.data, 1, out.len, f);
+				fclose(f);
+			}
+		}
+		start = now_ms();
+		compressed = gzip_len(out.data, out.len, 1);
+		gzip[r] = plain[r] + now_ms() - start;
+		fx_buf_free(&out);
+	}
+	print_stat("render: text into one buffer", plain, (size_t)runs, "ms");
+	size_t lines = 0;
+	for (size_t i = 0; i < snapshot->n_series; i++)
+		lines += 2 * (size_t)__builtin_popcount(snapshot->series[i].seen & 3u);
+	printf("  %-44s %10.1f MB (%zu sample lines, %.0f B/line)\n", "render: body size",
+	       (double)text_len / 1e6, lines, (double)text_len / (double)(lines ? lines : 1));
+	print_stat("render + gzip level 1 (zlib)", gzip, (size_t)runs, "ms");
+	printf("  %-44s %10.2f MB\n", "render: gzip body size", (double)compressed / 1e6);
+	fx_snapshot_destroy(snapshot);
+}
+
+static struct fx_snapshot *take_snapshot(void *opaque) { return fx_store_snapshot(opaque); }
+
+static size_t discard(char *data, size_t size, size_t n, void *opaque)
+{
+	(void)data;
+	*(size_t *)opaque += size * n;
+	return size * n;
+}
+
+static void bench_http(struct world *world, int runs)
+{
+	struct fx_http_hooks hooks = {.take_snapshot = take_snapshot, .opaque = world->store};
+	struct fx_http_server *server = fx_http_server_create("127.0.0.1:0", &hooks);
+	if (!server)
+		abort();
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", fx_http_server_port(server));
+	CURL *curl = curl_easy_init();
+	struct curl_slist *gzip_header = curl_slist_append(NULL, "Accept-Encoding: gzip");
+	for (int gz = 0; gz < 3; gz++) {
+		/* 0: plain, 1: gzip, 2: plain with records flowing (1% of the series updated before each). */
+		double times[MAX_RUNS], peaks[MAX_RUNS];
+		size_t received = 0;
+		for (int r = 0; r < runs; r++) {
+			received = 0;
+			curl_easy_setopt(curl, CURLOPT_URL, url);
+			curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+			curl_easy_setopt(curl, CURLOPT_WRITEDATA, &received);
+			curl_easy_setopt(curl, CURLOPT_HTTPHEADER, gz == 1 ? gzip_header : NULL);
+			if (gz == 2)
+				world_touch(world);
+			long rss = status_kb("VmRSS");
+			reset_peak_rss();
+			double start = now_ms();
+			CURLcode code = curl_easy_perform(curl);
+			times[r] = now_ms() - start;
+			peaks[r] = (double)(status_kb("VmHWM") - rss) / 1024.0;
+			long status = 0;
+			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+			if (code != CURLE_OK || status != 200) {
+				fprintf(stderr, "GET /metrics: %s, HTTP %ld\n", curl_easy_strerror(code), status);
+				abort();
+			}
+		}
+		static const char *const what[][2] = {
+			{"http: GET /metrics, plain, end to end", "http: extra peak RSS while scraping"},
+			{"http: GET /metrics, gzip, end to end", "http: extra peak RSS while scraping (gzip)"},
+			{"http: GET /metrics, plain, 1% changed", "http: extra peak RSS (1% changed)"},
+		};
+		print_stat(what[gz][0], times, (size_t)runs, "ms");
+		print_stat(what[gz][1], peaks, (size_t)runs, "MB");
+		printf("  %-44s %10.2f MB\n", "http: bytes received", (double)received / 1e6);
+	}
+	curl_slist_free_all(gzip_header);
+	curl_easy_cleanup(curl);
+	fx_http_server_destroy(server);
+}
+
+static void bench_rw(struct world *world, int runs)
+{
+	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
+	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 2};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	double first[MAX_RUNS], again[MAX_RUNS];
+	size_t bytes = 0, samples = 0, n_requests = 0;
+	int64_t t = (int64_t)time(NULL) * 1000;
+	for (int r = 0; r < runs; r++) {
+		/* A new encoder state each run for "first"; the same snapshot values again for "again". */
+		fx_rw_encoder_destroy(encoder);
+		encoder = fx_rw_encoder_create(&config);
+		struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
+		struct fx_rw_requests requests = {0};
+		double start = now_ms();
+		if (fx_rw_encode(encoder, snapshot, ++t, 0, &requests) != 0)
+			abort();
+		first[r] = now_ms() - start;
+		bytes = samples = 0;
+		n_requests = requests.n;
+		for (size_t i = 0; i < requests.n; i++) {
+			bytes += requests.items[i].len;
+			samples += requests.items[i].n_samples;
+		}
+		fx_rw_requests_free(&requests);
+		fx_snapshot_destroy(snapshot);
+		snapshot = fx_store_snapshot(world->store);
+		start = now_ms();
+		if (fx_rw_encode(encoder, snapshot, ++t, 0, &requests) != 0)
+			abort();
+		again[r] = now_ms() - start;
+		fx_rw_requests_free(&requests);
+		fx_snapshot_destroy(snapshot);
+	}
+	print_stat("rw: encode, first push", first, (size_t)runs, "ms");
+	print_stat("rw: encode, next push (same values)", again, (size_t)runs, "ms");
+	printf("  %-44s %10.2f B/sample (%zu samples, %zu requests, %.2f MB)\n", "rw: after snappy",
+	       (double)bytes / (double)samples, samples, n_requests, (double)bytes / 1e6);
+	fx_rw_encoder_destroy(encoder);
+}
+
+int main(int argc, char **argv)
+{
+	const char *sizes = "10000,100000,1000000";
+	const char *only = NULL;
+	int runs = 7;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--series") == 0)
+			sizes = argv[i + 1];
+		else if (strcmp(argv[i], "--runs") == 0)
+			runs = (int)strtol(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--only") == 0)
+			only = argv[i + 1];
+		else if (strcmp(argv[i], "--dump") == 0)
+			dump_path = argv[i + 1];
+		else {
+			fprintf(stderr, "usage: %s [--series N,N...] [--runs R] [--only store,snapshot,render,http,rw] [--dump FILE]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (runs < 1 || runs > MAX_RUNS)
+		runs = 7;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	char *list = strdup(sizes);
+	for (char *save = NULL, *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		size_t n = strtoull(item, NULL, 10);
+		struct world world;
+		world_create(&world, n);
+		printf("%zu series (%d runs; median [min..max])\n", n, runs);
+		bench_store(&world);
+		int section_runs = n >= 1000000 && runs > 3 ? 3 : runs;
+		if (wanted(only, "snapshot"))
+			bench_snapshot(&world, section_runs);
+		if (wanted(only, "render"))
+			bench_render(&world, section_runs);
+		if (wanted(only, "http"))
+			bench_http(&world, section_runs);
+		if (wanted(only, "rw"))
+			bench_rw(&world, section_runs);
+		world_destroy(&world);
+	}
+	free(list);
+	curl_global_cleanup();
+	return 0;
+}
