@@ -169,9 +169,7 @@ start_exporter() {
 	shift 2
 	local args=("$@" "--addr=127.0.0.1:$port")
 	[[ " ${args[*]} " == *" --asn-names="* ]] || fail "start_exporter $name: pass --asn-names=<local file>"
-	if "$FX_BIN" --help 2>&1 | grep -q -- 'asn-names-cache'; then
-		args+=("--asn-names-cache=$TEST_TMP/$name-asn-cache.txt")
-	fi
+	args+=("--asn-names-cache=$TEST_TMP/$name-asn-cache.txt")
 	log "start $name: $FX_BIN ${args[*]}"
 	(
 		# The exporter must not hold the mock's command pipe open: the mock ends at its EOF.
