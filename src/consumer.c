@@ -30,6 +30,8 @@
 #define BATCH_MAX 1024
 #define POLL_MS 100
 #define MAX_ERROR_KINDS 32
+/* Bound on one fetch wake-up (a ListOffsets round trip, see wake_fetchers). */
+#define WAKE_TIMEOUT_MS 200
 
 struct partition_lag {
 	const char *topic; /* one of config.topics */
@@ -47,6 +49,13 @@ struct worker {
 	bool thread_started;
 	rd_kafka_topic_partition_list_t *assignment; /* owned by the worker thread */
 	struct fx_ratelimit error_log;
+
+	/* Fetch wake-up (see wake_fetchers): this handle's prefetch bounds, an estimate of what is queued,
+	 * and whether the queue reached a bound since the last wake-up. Worker thread only. */
+	size_t queue_max_messages;
+	uint64_t queue_max_bytes;
+	uint64_t message_bytes_avg; /* moving average of message sizes, in bytes * 16 */
+	bool fetch_held;
 
 	/* Published under consumer->stats_lock. */
 	struct fx_count_stats stats;
@@ -196,6 +205,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	}
 }
 
+/* Throughput tuning, applied after the settings the consumer needs and before the operator's. */
+static const struct fx_kafka_setting kafka_defaults[] = {
+	{NULL, NULL},
+};
+
+const struct fx_kafka_setting *fx_consumer_kafka_defaults(size_t *n)
+{
+	*n = 0;
+	while (kafka_defaults[*n].key)
+		(*n)++;
+	return kafka_defaults;
+}
+
 static rd_kafka_t *create_handle(struct worker *worker, char *errstr, size_t errstr_size)
 {
 	const struct fx_consumer_config *config = &worker->consumer->config;
@@ -209,13 +231,17 @@ static rd_kafka_t *create_handle(struct worker *worker, char *errstr, size_t err
 		{"client.id", client_id},
 		{"enable.auto.commit", config->partitions_mode ? "false" : "true"},
 		{"enable.auto.offset.store", "false"},
-		{"group.id", config->partitions_mode ? NULL : config->group},
+		/* librdkafka needs a group.id for assign() too; without subscribe() no group is joined. */
+		{"group.id", config->group},
 	};
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
 		if (ours[i].value &&
 		    rd_kafka_conf_set(conf, ours[i].key, ours[i].value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
 			goto fail;
 	}
+	for (const struct fx_kafka_setting *tuning = kafka_defaults; tuning->key; tuning++)
+		if (rd_kafka_conf_set(conf, tuning->key, tuning->value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
+			goto fail;
 	/* The operator's settings come last, so any of ours can be overridden. */
 	for (size_t i = 0; i < config->n_kafka_opts; i++) {
 		char key[256];
@@ -373,6 +399,48 @@ static void publish(struct worker *worker, bool final)
 	pthread_mutex_unlock(&worker->consumer->stats_lock);
 }
 
+/* A numeric setting of the handle, or `fallback`. */
+static uint64_t conf_number(rd_kafka_t *rk, const char *key, uint64_t fallback)
+{
+	char value[64];
+	size_t size = sizeof(value);
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), key, value, &size) != RD_KAFKA_CONF_OK)
+		return fallback;
+	char *end = NULL;
+	unsigned long long number = strtoull(value, &end, 10);
+	return end != value && *end == '\0' ? number : fallback;
+}
+
+/* librdkafka 2.0.2 stops fetching while the consumer queue holds queued.min.messages messages or
+ * queued.max.messages.kbytes, and its broker threads look at the queue again only when something wakes
+ * them: a network event, an operation, or a 1 s timer. A worker that drains the queue faster than 1 s
+ * therefore waits for nothing (a backlog was read at a third of the rate the transport allows). So when
+ * the queue has reached a bound and been drained to half of it, the worker wakes the broker threads with
+ * a ListOffsets request for its partitions (one round trip, sent to every leader), while half a queue
+ * of messages still keeps it busy. librdkafka 2.1 made this backoff tunable (fetch.queue.backoff.ms).
+ * @locality the worker thread. */
+static void watch_queue(struct worker *worker)
+{
+	uint64_t queued = rd_kafka_queue_length(worker->queue);
+	uint64_t queued_bytes = queued * worker->message_bytes_avg / 16;
+	/* Margins: the queue is sampled once a batch, so a peak may fall between two samples. */
+	if (queued + BATCH_MAX >= worker->queue_max_messages ||
+	    queued_bytes + queued_bytes / 8 >= worker->queue_max_bytes) {
+		worker->fetch_held = true;
+		return;
+	}
+	if (!worker->fetch_held || queued > worker->queue_max_messages / 2 ||
+	    queued_bytes > worker->queue_max_bytes / 2 || !worker->assignment || worker->assignment->cnt == 0)
+		return;
+	worker->fetch_held = false;
+	rd_kafka_topic_partition_list_t *partitions = rd_kafka_topic_partition_list_copy(worker->assignment);
+	for (int i = 0; i < partitions->cnt; i++)
+		partitions->elems[i].offset = RD_KAFKA_OFFSET_END;
+	/* Errors do not matter: the request was sent, which is what wakes the broker threads. */
+	rd_kafka_offsets_for_times(worker->rk, partitions, WAKE_TIMEOUT_MS);
+	rd_kafka_topic_partition_list_destroy(partitions);
+}
+
 static void handle_message(struct worker *worker, const rd_kafka_message_t *message, int64_t now_ms)
 {
 	if (message->err) {
@@ -381,6 +449,9 @@ static void handle_message(struct worker *worker, const rd_kafka_message_t *mess
 		return;
 	}
 	fx_counter_message(worker->counter, message->payload ? message->payload : "", message->len, now_ms);
+	/* Moving average over about 64 messages, in sixteenths of a byte. */
+	int64_t delta = (int64_t)message->len * 16 - (int64_t)worker->message_bytes_avg;
+	worker->message_bytes_avg = (uint64_t)((int64_t)worker->message_bytes_avg + delta / 64);
 }
 
 /* Commits the stored offsets of every worker at once and waits for the answers until the deadline. This
@@ -482,6 +553,7 @@ static void *worker_main(void *arg)
 				store_offsets(worker, batch, (size_t)n);
 			for (ssize_t i = 0; i < n; i++)
 				rd_kafka_message_destroy(batch[i]);
+			watch_queue(worker);
 		}
 		if (fx_mono_ms() - last_flush >= consumer->config.flush_ms) {
 			publish(worker, false);
@@ -532,6 +604,8 @@ struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, 
 			goto fail;
 		rd_kafka_poll_set_consumer(worker->rk);
 		worker->queue = rd_kafka_queue_get_consumer(worker->rk);
+		worker->queue_max_messages = (size_t)conf_number(worker->rk, "queued.min.messages", 100000);
+		worker->queue_max_bytes = conf_number(worker->rk, "queued.max.messages.kbytes", 65536) * 1024;
 	}
 	return consumer;
 fail:

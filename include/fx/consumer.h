@@ -36,6 +36,15 @@ struct fx_consumer_config {
 
 struct fx_consumer;
 
+/* A librdkafka setting the consumer applies by default (tuning for throughput); --kafka-opt overrides it. */
+struct fx_kafka_setting {
+	const char *key, *value;
+};
+
+/* The tuning defaults, in the order they are applied, *n set to their count. Static data. The benchmark's
+ * count-only consumer uses them too, so that its ceiling is measured with the daemon's settings. */
+const struct fx_kafka_setting *fx_consumer_kafka_defaults(size_t *n);
+
 /* Creates the handles and checks every librdkafka setting. On failure returns NULL and writes a message
  * naming the bad setting to errstr. Strings in config must outlive the consumer. */
 struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, char *errstr,
