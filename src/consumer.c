@@ -334,36 +334,62 @@ static int assign_partitions(struct worker *worker)
 	return err ? -1 : 0;
 }
 
-/* Stores offset+1 of the last counted message of every partition in the batch. */
+/* Stores offset+1 of the last counted message of every partition in the batch. A batch holds runs of
+ * messages of one partition (a fetch response's batches), so the partitions are collected run by run,
+ * comparing the handle and number only, and the list is built once with what the runs found. */
+#define STORE_RUNS_MAX 64
 static void store_offsets(struct worker *worker, rd_kafka_message_t **batch, size_t n)
 {
-	rd_kafka_topic_partition_list_t *offsets = NULL;
+	struct run {
+		rd_kafka_topic_t *topic;
+		int32_t partition;
+		int64_t next;
+	} runs[STORE_RUNS_MAX];
+	size_t n_runs = 0, rest = n;
+	struct run *last = NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (batch[i]->err)
+		const rd_kafka_message_t *message = batch[i];
+		if (message->err)
 			continue;
-		const char *topic = rd_kafka_topic_name(batch[i]->rkt);
-		if (!offsets)
-			offsets = rd_kafka_topic_partition_list_new(8);
-		rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(offsets, topic, batch[i]->partition);
-		if (!p)
-			p = rd_kafka_topic_partition_list_add(offsets, topic, batch[i]->partition);
-		if (batch[i]->offset + 1 > p->offset)
-			p->offset = batch[i]->offset + 1;
+		if (!last || last->topic != message->rkt || last->partition != message->partition) {
+			last = NULL;
+			for (size_t r = 0; r < n_runs && !last; r++)
+				if (runs[r].topic == message->rkt && runs[r].partition == message->partition)
+					last = &runs[r];
+			if (!last) {
+				if (n_runs == STORE_RUNS_MAX) {
+					/* More partitions in one batch than runs here: these first (stores
+					 * overwrite, so a partition's later offsets must come last), then the
+					 * rest. */
+					rest = i;
+					break;
+				}
+				last = &runs[n_runs++];
+				*last = (struct run){message->rkt, message->partition, -1};
+			}
+		}
+		if (message->offset + 1 > last->next)
+			last->next = message->offset + 1;
 	}
-	if (!offsets)
+	if (!n_runs)
 		return;
+	rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new((int)n_runs);
 	struct fx_consumer *consumer = worker->consumer;
 	pthread_mutex_lock(&consumer->positions_lock);
-	for (int i = 0; i < offsets->cnt; i++) {
-		int64_t *ours = position_of(consumer, offsets->elems[i].topic, offsets->elems[i].partition);
-		if (ours && offsets->elems[i].offset > *ours)
-			*ours = offsets->elems[i].offset;
+	for (size_t r = 0; r < n_runs; r++) {
+		const char *topic = rd_kafka_topic_name(runs[r].topic);
+		rd_kafka_topic_partition_list_add(offsets, topic, runs[r].partition)->offset = runs[r].next;
+		int64_t *ours = position_of(consumer, topic, runs[r].partition);
+		if (ours && runs[r].next > *ours)
+			*ours = runs[r].next;
 	}
 	pthread_mutex_unlock(&consumer->positions_lock);
 	rd_kafka_resp_err_t err = rd_kafka_offsets_store(worker->rk, offsets);
 	if (err && err != RD_KAFKA_RESP_ERR__STATE) /* _STATE: the partition was revoked meanwhile */
 		count_error(worker, err, "cannot store offsets");
 	rd_kafka_topic_partition_list_destroy(offsets);
+	if (rest < n)
+		store_offsets(worker, batch + rest, n - rest);
 }
 
 static void update_lags(struct worker *worker)
