@@ -18,6 +18,22 @@ DEPLOY_STORAGE="$FX_DEPLOY_CACHE/containers"
 # The name the Dockerfile's FROM resolves to (docker.io/library/... is what "debian:bookworm-slim" means).
 DEPLOY_BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
+# Containers the test started (removed when it ends, before common.sh's cleanup stops the processes), and
+# an optional command run first (e.g. to save a container's journal for the failure report).
+DEPLOY_CONTAINERS=()
+DEPLOY_ON_EXIT=""
+deploy_exit() {
+	local status=$? container
+	set +e # a failing removal must not skip the cleanup
+	if [[ -n $DEPLOY_ON_EXIT ]]; then eval "$DEPLOY_ON_EXIT" >/dev/null 2>&1; fi
+	for container in "${DEPLOY_CONTAINERS[@]}"; do
+		fx_podman rm -f -t 5 "$container" >/dev/null 2>&1
+	done
+	(exit "$status")
+	cleanup
+}
+trap deploy_exit EXIT
+
 # require_root_tools TOOL...: the deploy tests run as root with the tools deploy/install-deps.sh installs.
 require_root_tools() {
 	((EUID == 0)) || fail "the deploy tests run as root (chroot, debootstrap, podman)"
