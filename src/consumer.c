@@ -109,10 +109,15 @@ static int64_t *position_of(struct fx_consumer *consumer, const char *topic, int
 }
 
 /* Starts each assigned partition at the later of the committed offset and where this process stopped
- * counting it. The committed offset wins when another process counted further and committed. */
-static void resume_positions(struct worker *worker, rd_kafka_topic_partition_list_t *partitions)
+ * counting it. The committed offset wins when another process counted further and committed. Returns the
+ * partitions where ours is ahead of the commit (NULL if none): their offsets must be stored again on this
+ * handle once assigned, or a partition with nothing new to read would never have its counted position
+ * committed by its new owner. */
+static rd_kafka_topic_partition_list_t *resume_positions(struct worker *worker,
+							 rd_kafka_topic_partition_list_t *partitions)
 {
 	struct fx_consumer *consumer = worker->consumer;
+	rd_kafka_topic_partition_list_t *ahead = NULL;
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(partitions);
 	if (rd_kafka_committed(worker->rk, committed, 5000))
 		for (int i = 0; i < committed->cnt; i++)
@@ -125,10 +130,16 @@ static void resume_positions(struct worker *worker, rd_kafka_topic_partition_lis
 			continue;
 		int64_t theirs = committed->elems[i].err ? RD_KAFKA_OFFSET_INVALID : committed->elems[i].offset;
 		p->offset = theirs > *ours ? theirs : *ours;
+		if (*ours > theirs) {
+			if (!ahead)
+				ahead = rd_kafka_topic_partition_list_new(partitions->cnt);
+			rd_kafka_topic_partition_list_add(ahead, p->topic, p->partition)->offset = *ours;
+		}
 		fx_debug("kafka: %s[%d] resumes at offset %lld", p->topic, p->partition, (long long)p->offset);
 	}
 	pthread_mutex_unlock(&consumer->positions_lock);
 	rd_kafka_topic_partition_list_destroy(committed);
+	return ahead;
 }
 
 /* @locality any thread. */
@@ -193,8 +204,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	struct worker *worker = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		fx_info("kafka: worker %zu assigned %d partition(s)", worker->index, partitions->cnt);
-		resume_positions(worker, partitions);
+		rd_kafka_topic_partition_list_t *ahead = resume_positions(worker, partitions);
 		rd_kafka_assign(rk, partitions);
+		if (ahead) {
+			rd_kafka_resp_err_t store_err = rd_kafka_offsets_store(rk, ahead);
+			if (store_err)
+				count_error(worker, store_err, "cannot store the resumed offsets");
+			rd_kafka_topic_partition_list_destroy(ahead);
+		}
 		set_assignment(worker, partitions);
 	} else {
 		if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
