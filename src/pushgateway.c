@@ -4,6 +4,10 @@
  * DESIGN
  * - At most one body waits: the Pushgateway keeps only the last push of a group, so a new interval replaces
  *   a body still being retried (the backoff continues). A 4xx other than 429 drops that body.
+ * - What waits is the snapshot, not its text: the body is rendered as it is sent (fx_expo_text_stream,
+ *   chunked transfer encoding), so a push of 100,000 series never holds its ~50 MB of text; a retry renders
+ *   the same snapshot again. The store shares a snapshot's arrays while nothing changes, so keeping one
+ *   costs little.
  * - The text has no timestamps (the Pushgateway refuses them) and none of the metrics the Pushgateway adds
  *   to a group itself (push_time_seconds, push_failure_time_seconds): the exporter's own are flow_exporter_*.
  * - Shutdown: a final PUT of the current values, or the DELETE of the group when asked, bounded by the
@@ -17,6 +21,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,7 +48,7 @@ struct fx_pushgateway {
 	struct fx_push_http *put;
 	struct fx_push_http *delete; /* NULL unless delete_on_shutdown */
 	struct fx_push_stats *stats;
-	struct fx_buf pending; /* the body waiting to be sent; len 0 = none */
+	struct fx_snapshot *pending; /* the values waiting to be sent; NULL = none */
 	uint64_t pending_samples;
 	int64_t next_push_ms, retry_at_ms, backoff_ms;
 	bool failing;
@@ -148,7 +153,7 @@ static uint64_t count_samples(const struct fx_snapshot *snapshot)
 	return n;
 }
 
-/* Renders the current values into `pending`, replacing a body not yet delivered. */
+/* Takes the current values into `pending`, replacing those not yet delivered. */
 static void render(struct fx_pushgateway *pushgateway)
 {
 	struct fx_snapshot *snapshot = pushgateway->hooks.take_snapshot(pushgateway->hooks.opaque);
@@ -156,15 +161,29 @@ static void render(struct fx_pushgateway *pushgateway)
 		fx_warn("pushgateway %s: no snapshot this interval", fx_push_http_display_url(pushgateway->put));
 		return;
 	}
-	fx_buf_reset(&pushgateway->pending);
-	int rc = fx_expo_text_render(snapshot, &pushgateway->pending);
+	fx_snapshot_destroy(pushgateway->pending);
+	pushgateway->pending = snapshot;
 	pushgateway->pending_samples = count_samples(snapshot);
-	fx_snapshot_destroy(snapshot);
-	if (rc) {
-		fx_error("pushgateway %s: rendering failed (%d)", fx_push_http_display_url(pushgateway->put), rc);
-		fx_buf_reset(&pushgateway->pending);
-	}
-	fx_push_stats_set_backlog(pushgateway->stats, pushgateway->pending.len ? 1 : 0);
+	fx_push_stats_set_backlog(pushgateway->stats, 1);
+}
+
+/* The body of one PUT, rendered as curl sends it. */
+struct body_reader {
+	struct fx_expo_text_stream *text;
+	uint64_t sent;
+	const char *url;
+};
+
+static size_t read_body(void *opaque, char *buffer, size_t max)
+{
+	struct body_reader *reader = opaque;
+	size_t written = 0;
+	int rc = fx_expo_text_stream_read(reader->text, buffer, max, &written);
+	if (rc == 0 && (reader->sent += written) <= MAX_BODY)
+		return written;
+	fx_error("pushgateway %s: rendering failed (%s)", reader->url,
+		 rc ? "out of memory" : "larger than the body limit");
+	return FX_PUSH_READ_ABORT;
 }
 
 static void tick(void *opaque)
@@ -179,28 +198,40 @@ static void tick(void *opaque)
 		pushgateway->next_push_ms = now + pushgateway->interval_ms;
 }
 
-/* Sends the pending body (or the DELETE); returns its outcome. */
+/* Sends the pending values (or the DELETE); returns its outcome. */
 static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct fx_push_http *http,
 				      int64_t deadline_ms, bool ticking)
 {
-	struct fx_buf body = pushgateway->pending;
-	uint64_t samples = pushgateway->pending_samples;
 	bool is_delete = http == pushgateway->delete;
-	/* The body being sent is moved out, so that a render during the transfer does not touch it. */
-	if (!is_delete)
-		fx_buf_init(&pushgateway->pending, MAX_BODY);
+	struct fx_snapshot *snapshot = NULL;
+	uint64_t samples = pushgateway->pending_samples;
 	struct fx_push_result result;
-	fx_push_http_send(http, is_delete ? "" : body.data, is_delete ? 0 : body.len, deadline_ms,
-			  ticking ? tick : NULL, pushgateway, &result);
-	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
 	const char *url = fx_push_http_display_url(http);
-	if (!is_delete && outcome == FX_PUSH_RETRY && pushgateway->pending.len == 0) {
-		/* Nothing newer came meanwhile: keep this body for the retry. */
-		fx_buf_free(&pushgateway->pending);
-		pushgateway->pending = body;
+	if (is_delete) {
+		fx_push_http_send(http, "", 0, deadline_ms, ticking ? tick : NULL, pushgateway, &result);
+	} else {
+		/* The values being sent are moved out, so that a new interval during the transfer does not touch
+		 * them. */
+		snapshot = pushgateway->pending;
+		pushgateway->pending = NULL;
+		struct body_reader reader = {fx_expo_text_stream_create(snapshot), 0, url};
+		if (reader.text) {
+			fx_push_http_send_stream(http, read_body, &reader, deadline_ms, ticking ? tick : NULL,
+						 pushgateway, &result);
+		} else {
+			memset(&result, 0, sizeof(result));
+			result.retry_after_ms = -1;
+			snprintf(result.error, sizeof(result.error), "out of memory");
+		}
+		fx_expo_text_stream_destroy(reader.text);
+	}
+	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
+	if (!is_delete && outcome == FX_PUSH_RETRY && !pushgateway->pending) {
+		/* Nothing newer came meanwhile: keep these values for the retry. */
+		pushgateway->pending = snapshot;
 		pushgateway->pending_samples = samples;
-	} else if (!is_delete) {
-		fx_buf_free(&body);
+	} else {
+		fx_snapshot_destroy(snapshot);
 	}
 	if (outcome == FX_PUSH_OK) {
 		if (!is_delete)
@@ -232,21 +263,23 @@ static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct
 		}
 		pushgateway->failing = true;
 	}
-	fx_push_stats_set_backlog(pushgateway->stats, pushgateway->pending.len ? 1 : 0);
+	fx_push_stats_set_backlog(pushgateway->stats, pushgateway->pending ? 1 : 0);
 	return outcome;
 }
 
 static int finish(struct fx_pushgateway *pushgateway, int64_t deadline_ms)
 {
 	struct fx_push_http *http = pushgateway->delete ? pushgateway->delete : pushgateway->put;
-	if (!pushgateway->delete)
+	if (!pushgateway->delete) {
 		render(pushgateway);
-	else
-		fx_buf_reset(&pushgateway->pending);
+	} else {
+		fx_snapshot_destroy(pushgateway->pending);
+		pushgateway->pending = NULL;
+	}
 	pushgateway->retry_at_ms = 0;
 	pushgateway->backoff_ms = 0;
 	while (!atomic_load(&pushgateway->abort) && fx_mono_ms() < deadline_ms) {
-		if (!pushgateway->delete && pushgateway->pending.len == 0)
+		if (!pushgateway->delete && !pushgateway->pending)
 			return -1; /* nothing to send (the snapshot failed) */
 		if (fx_mono_ms() < pushgateway->retry_at_ms) {
 			struct timespec pause = {0, 20 * 1000000L};
@@ -301,12 +334,12 @@ static void *run(void *opaque)
 		if (stop)
 			break;
 		tick(pushgateway);
-		if (pushgateway->pending.len && fx_mono_ms() >= pushgateway->retry_at_ms) {
+		if (pushgateway->pending && fx_mono_ms() >= pushgateway->retry_at_ms) {
 			send_once(pushgateway, pushgateway->put, 0, true);
 			continue;
 		}
 		int64_t wake = pushgateway->next_push_ms;
-		if (pushgateway->pending.len && pushgateway->retry_at_ms < wake)
+		if (pushgateway->pending && pushgateway->retry_at_ms < wake)
 			wake = pushgateway->retry_at_ms;
 		sleep_until(pushgateway, wake);
 	}
@@ -333,7 +366,7 @@ void fx_pushgateway_destroy(struct fx_pushgateway *pushgateway)
 	fx_push_http_destroy(pushgateway->put);
 	fx_push_http_destroy(pushgateway->delete);
 	fx_push_stats_destroy(pushgateway->stats);
-	fx_buf_free(&pushgateway->pending);
+	fx_snapshot_destroy(pushgateway->pending);
 	pthread_cond_destroy(&pushgateway->wake);
 	pthread_mutex_destroy(&pushgateway->lock);
 	free(pushgateway);
@@ -352,7 +385,6 @@ struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config 
 	pthread_cond_init(&pushgateway->wake, &attr);
 	pthread_condattr_destroy(&attr);
 	atomic_init(&pushgateway->abort, false);
-	fx_buf_init(&pushgateway->pending, MAX_BODY);
 	pushgateway->hooks = config->hooks;
 	pushgateway->interval_ms = config->interval_ms > 0 ? config->interval_ms : FX_PUSH_DEFAULT_INTERVAL_MS;
 	pushgateway->delete_on_shutdown = config->delete_on_shutdown;
@@ -379,8 +411,9 @@ struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config 
 	pushgateway->stats = fx_push_stats_create("");
 	if (!pushgateway->stats)
 		goto fail;
-	static const char *const fixed[] = {"Content-Type: " FX_TEXT_CONTENT_TYPE};
-	pushgateway->put = fx_push_http_create(&http, "PUT", fixed, 1, pushgateway->stats);
+	/* "Expect:" (empty) keeps curl from waiting for a 100 Continue before a chunked body. */
+	static const char *const fixed[] = {"Content-Type: " FX_TEXT_CONTENT_TYPE, "Expect:"};
+	pushgateway->put = fx_push_http_create(&http, "PUT", fixed, 2, pushgateway->stats);
 	if (!pushgateway->put)
 		goto fail;
 	if (config->delete_on_shutdown &&

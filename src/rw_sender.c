@@ -528,8 +528,8 @@ void fx_push_http_set_abort(struct fx_push_http *http, const atomic_bool *abort)
 
 void fx_push_http_wakeup(struct fx_push_http *http) { curl_multi_wakeup(http->multi); }
 
-void fx_push_http_send(struct fx_push_http *http, const void *body, size_t len, int64_t deadline_mono_ms,
-		       void (*tick)(void *opaque), void *tick_opaque, struct fx_push_result *result)
+/* Prepares a transfer's per-request state and timeouts. Returns the start time. */
+static int64_t begin_transfer(struct fx_push_http *http, int64_t deadline_mono_ms, struct fx_push_result *result)
 {
 	memset(result, 0, sizeof(*result));
 	result->retry_after_ms = -1;
@@ -544,9 +544,52 @@ void fx_push_http_send(struct fx_push_http *http, const void *body, size_t len, 
 		timeout = 1;
 	curl_easy_setopt(http->curl, CURLOPT_TIMEOUT_MS, (long)timeout);
 	curl_easy_setopt(http->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
+	return start;
+}
+
+static void perform(struct fx_push_http *http, int64_t start, void (*tick)(void *opaque), void *tick_opaque,
+		    struct fx_push_result *result);
+
+void fx_push_http_send(struct fx_push_http *http, const void *body, size_t len, int64_t deadline_mono_ms,
+		       void (*tick)(void *opaque), void *tick_opaque, struct fx_push_result *result)
+{
+	int64_t start = begin_transfer(http, deadline_mono_ms, result);
 	curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	perform(http, start, tick, tick_opaque, result);
+}
 
+struct stream_source {
+	fx_push_read_fn read;
+	void *opaque;
+};
+
+static size_t on_read(char *buffer, size_t size, size_t n, void *opaque)
+{
+	const struct stream_source *source = opaque;
+	size_t got = source->read(source->opaque, buffer, size * n);
+	return got == FX_PUSH_READ_ABORT ? CURL_READFUNC_ABORT : got;
+}
+
+void fx_push_http_send_stream(struct fx_push_http *http, fx_push_read_fn read, void *read_opaque,
+			      int64_t deadline_mono_ms, void (*tick)(void *opaque), void *tick_opaque,
+			      struct fx_push_result *result)
+{
+	struct stream_source source = {read, read_opaque};
+	int64_t start = begin_transfer(http, deadline_mono_ms, result);
+	/* No POSTFIELDS and an unknown size: curl reads the body from on_read, chunked. */
+	curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+	curl_easy_setopt(http->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(http->curl, CURLOPT_READDATA, &source);
+	perform(http, start, tick, tick_opaque, result);
+	curl_easy_setopt(http->curl, CURLOPT_READFUNCTION, NULL);
+	curl_easy_setopt(http->curl, CURLOPT_READDATA, NULL);
+}
+
+static void perform(struct fx_push_http *http, int64_t start, void (*tick)(void *opaque), void *tick_opaque,
+		    struct fx_push_result *result)
+{
 	CURLcode code = CURLE_FAILED_INIT;
 	if (curl_multi_add_handle(http->multi, http->curl) == CURLM_OK) {
 		for (;;) {

@@ -137,6 +137,17 @@ void fx_push_http_destroy(struct fx_push_http *http);
 void fx_push_http_send(struct fx_push_http *http, const void *body, size_t len, int64_t deadline_mono_ms,
 		       void (*tick)(void *opaque), void *tick_opaque, struct fx_push_result *result);
 
+/* A streamed body: writes up to max bytes to buffer and returns how many (0 at the end), or
+ * FX_PUSH_READ_ABORT to abort the transfer (reported as a network error). */
+#define FX_PUSH_READ_ABORT ((size_t)-1)
+typedef size_t (*fx_push_read_fn)(void *opaque, char *buffer, size_t max);
+
+/* fx_push_http_send with a body of unknown size read from `read` as it is sent (chunked transfer
+ * encoding), so that it is never held whole. */
+void fx_push_http_send_stream(struct fx_push_http *http, fx_push_read_fn read, void *read_opaque,
+			      int64_t deadline_mono_ms, void (*tick)(void *opaque), void *tick_opaque,
+			      struct fx_push_result *result);
+
 /* The flag that aborts transfers (borrowed; may be NULL). Set before the owner's thread starts. */
 void fx_push_http_set_abort(struct fx_push_http *http, const atomic_bool *abort);
 /* Interrupts the wait of a transfer in progress so that it sees the abort flag. Any thread. */

@@ -281,11 +281,71 @@ static void test_final_put(void)
 	CHECK(fx_pushgateway_create(&config) == NULL);
 }
 
+/* A body of 20,000 series (several MB, sent chunked as it is rendered) arrives exactly as
+ * fx_expo_text_render writes the same snapshot. */
+static struct fx_snapshot *take_big_snapshot(void *opaque)
+{
+	static const char *const hosts[] = {"edge-1.example.net", "core \"2\"", "r3"};
+	(void)opaque;
+	struct fx_snapshot *snapshot = calloc(1, sizeof(*snapshot));
+	snapshot->taken_ms = 1700000000000;
+	snapshot->label_mask = FX_LABEL_ALL;
+	snapshot->n_series = 20000;
+	snapshot->series = calloc(snapshot->n_series, sizeof(struct fx_series));
+	for (size_t i = 0; i < snapshot->n_series; i++) {
+		struct fx_series *series = &snapshot->series[i];
+		series->key = (struct fx_series_key){.hostname = hosts[i / 8000], .as_src = (uint32_t)i,
+						      .as_dst = 64496, .iface_in = (uint32_t)(i % 7),
+						      .present = FX_LABEL_ALL};
+		series->seen = i % 5 ? 1u << FX_DIR_RECEIVE : 3u;
+		series->bytes[0] = i * 1499;
+		series->bytes[1] = i;
+		series->packets[0] = i / 3;
+		series->packets[1] = UINT64_MAX - i;
+	}
+	snapshot->self = fx_family_list_create();
+	return snapshot;
+}
+
+static void test_streamed_body(void)
+{
+	static const unsigned statuses[] = {200};
+	struct server server;
+	server_start(&server, statuses, 1);
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", server.port);
+	struct fx_pushgateway_config config = {
+		.http = {.url = url, .backoff_min_ms = 50},
+		.job = "j",
+		.instance = "i",
+		.interval_ms = 60000,
+		.hooks = {.take_snapshot = take_big_snapshot},
+	};
+	struct fx_pushgateway *pushgateway = fx_pushgateway_create(&config);
+	CHECK(pushgateway != NULL);
+	CHECK(fx_pushgateway_start(pushgateway) == 0);
+	CHECK(wait_count(&server, 1, 10000) == 0);
+	CHECK(fx_pushgateway_shutdown(pushgateway, fx_mono_ms() + 10000) == 0);
+	fx_pushgateway_destroy(pushgateway);
+	struct fx_snapshot *snapshot = take_big_snapshot(NULL);
+	struct fx_buf expected;
+	fx_buf_init(&expected, 1u << 30);
+	CHECK(fx_expo_text_render(snapshot, &expected) == 0);
+	CHECK(expected.len > (size_t)2 << 20);
+	CHECK_EQ_U64(server_count(&server), 2);
+	for (size_t i = 0; i < server.n && i < 2; i++)
+		CHECK(server.requests[i].body && strcmp(server.requests[i].body, expected.data) == 0);
+	fx_buf_free(&expected);
+	fx_snapshot_destroy(snapshot);
+	server_stop(&server);
+}
+
 int main(void)
 {
 	fx_log_set_level(FX_LOG_INFO);
 	test_paths();
 	test_put_and_delete();
 	test_final_put();
+	test_streamed_body();
 	return check_exit();
 }
