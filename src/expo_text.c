@@ -178,13 +178,13 @@ struct asn_slot {
 	uint32_t asn;
 	bool filled;
 	struct fx_buf destination; /* destination_as="N",destination_as_name="NAME" (as the mask keeps) */
-	struct fx_buf source;      /* source_as="N",source_as_name="NAME" */
+	struct fx_buf source;	   /* source_as="N",source_as_name="NAME" */
 };
 
 /* Appends `name="<digits>"` and, when the AS has a name, `,name_name="<escaped>"` (each as kept). */
 static int render_asn_fragment(struct fx_buf *out, bool keep_number, const char *number_prefix,
-			       size_t number_prefix_len, uint32_t asn, const char *name, const char *name_prefix,
-			       size_t name_prefix_len)
+			       size_t number_prefix_len, uint32_t asn, const char *name,
+			       const char *name_prefix, size_t name_prefix_len)
 {
 	int rc;
 	fx_buf_reset(out);
@@ -201,8 +201,8 @@ static int render_asn_fragment(struct fx_buf *out, bool keep_number, const char 
 	if (name && name[0]) {
 		if (out->len && (rc = fx_buf_append(out, ",", 1)))
 			return rc;
-		if ((rc = fx_buf_append(out, name_prefix, name_prefix_len)) || (rc = append_label_escaped(out, name)) ||
-		    (rc = fx_buf_append(out, "\"", 1)))
+		if ((rc = fx_buf_append(out, name_prefix, name_prefix_len)) ||
+		    (rc = append_label_escaped(out, name)) || (rc = fx_buf_append(out, "\"", 1)))
 			return rc;
 	}
 	out->data[out->len] = '\0';
@@ -222,14 +222,14 @@ static const struct asn_slot *lookup_asn(struct render_state *state, uint32_t as
 	struct asn_slot *slot = &state->asn_cache[(uint32_t)(asn * 2654435769u) >> 20];
 	if (!slot->filled || slot->asn != asn) {
 		uint32_t mask = state->snapshot->label_mask;
-		const char *name = state->snapshot->names ? fx_asn_map_lookup(state->snapshot->names, asn) : NULL;
+		const char *name =
+		    state->snapshot->names ? fx_asn_map_lookup(state->snapshot->names, asn) : NULL;
 		slot->filled = false;
-		if ((*rc = render_asn_fragment(&slot->destination, mask & FX_LABEL_DESTINATION_AS,
-					       LIT("destination_as=\""), asn,
-					       mask & FX_LABEL_DESTINATION_AS_NAME ? name : NULL,
-					       LIT("destination_as_name=\""))) ||
-		    (*rc = render_asn_fragment(&slot->source, mask & FX_LABEL_SOURCE_AS, LIT("source_as=\""), asn,
-					       mask & FX_LABEL_SOURCE_AS_NAME ? name : NULL,
+		if ((*rc = render_asn_fragment(
+			 &slot->destination, mask & FX_LABEL_DESTINATION_AS, LIT("destination_as=\""), asn,
+			 mask & FX_LABEL_DESTINATION_AS_NAME ? name : NULL, LIT("destination_as_name=\""))) ||
+		    (*rc = render_asn_fragment(&slot->source, mask & FX_LABEL_SOURCE_AS, LIT("source_as=\""),
+					       asn, mask & FX_LABEL_SOURCE_AS_NAME ? name : NULL,
 					       LIT("source_as_name=\""))))
 			return NULL;
 		slot->asn = asn;
@@ -441,9 +441,9 @@ struct fx_expo_text_stream {
 	struct render_state state;
 	bool family_used[N_FLOW_FAMILIES];
 	enum stream_phase phase;
-	size_t family;       /* PHASE_FLOW: the family being written */
-	size_t series;       /* PHASE_FLOW: the next series of that family */
-	bool header_written; /* PHASE_FLOW: the family's HELP and TYPE are out */
+	size_t family;	       /* PHASE_FLOW: the family being written */
+	size_t series;	       /* PHASE_FLOW: the next series of that family */
+	bool header_written;   /* PHASE_FLOW: the family's HELP and TYPE are out */
 	struct fx_buf labels;  /* the label set of the series being written */
 	struct fx_buf pending; /* bytes made but not yet handed out: a line that did not fit, the self text */
 	size_t pending_at;     /* how much of pending was handed out */
@@ -494,7 +494,10 @@ void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream)
 	free(stream);
 }
 
-uint64_t fx_expo_text_stream_produced(const struct fx_expo_text_stream *stream) { return stream->produced; }
+uint64_t fx_expo_text_stream_produced(const struct fx_expo_text_stream *stream)
+{
+	return stream->produced;
+}
 
 /* Hands out what `pending` still holds, as much as fits. */
 static size_t drain_pending(struct fx_expo_text_stream *stream, char *out, size_t room)
@@ -512,8 +515,8 @@ static size_t drain_pending(struct fx_expo_text_stream *stream, char *out, size_
 
 /* Writes bytes at out + *written when they fit in room, else keeps them in pending. Returns 0 or an fx_buf
  * error. */
-static int emit(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written, const char *bytes,
-		size_t len)
+static int emit(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written,
+		const char *bytes, size_t len)
 {
 	if (stream->pending.len == 0 && len <= room - *written) {
 		memcpy(out + *written, bytes, len);
@@ -567,9 +570,11 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 				return rc;
 			uint64_t value = flow_value(series, family);
 			size_t labels_len = stream->labels.len;
-			size_t line_len = family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + dec_len(value);
+			size_t line_len =
+			    family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + dec_len(value);
 			if (line_len <= room - *written) {
-				char *end = write_flow_line(out + *written, family, stream->labels.data, labels_len, value);
+				char *end = write_flow_line(out + *written, family, stream->labels.data,
+							    labels_len, value);
 				assert((size_t)(end - (out + *written)) == line_len);
 				(void)end;
 				*written += line_len;
@@ -584,7 +589,8 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 		}
 		stream->series = i;
 		if (i == snapshot->n_series) {
-			/* The family is written (its last line may still be pending, ahead of what follows). */
+			/* The family is written (its last line may still be pending, ahead of what follows).
+			 */
 			stream->family++;
 			stream->series = 0;
 			stream->header_written = false;

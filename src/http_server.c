@@ -416,7 +416,8 @@ static ssize_t read_gzip(struct scrape *scrape, char *buf, size_t max, const cha
 	while (z->avail_out > 0) {
 		if (z->avail_in == 0 && !scrape->text_ended) {
 			size_t got = 0;
-			if (fx_expo_text_stream_read(scrape->text, scrape->input, GZIP_INPUT_BYTES, &got) != 0) {
+			if (fx_expo_text_stream_read(scrape->text, scrape->input, GZIP_INPUT_BYTES, &got) !=
+			    0) {
 				*why = "rendering failed (out of memory)";
 				return -1;
 			}
@@ -464,8 +465,8 @@ static ssize_t read_scrape(void *cls, uint64_t pos, char *buf, size_t max)
 	return n;
 }
 
-static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server, struct MHD_Connection *connection,
-					      enum encoding encoding)
+static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
+					      struct MHD_Connection *connection, enum encoding encoding)
 {
 	struct scrape *scrape = calloc(1, sizeof(*scrape));
 	struct MHD_Response *response = NULL;
@@ -486,13 +487,13 @@ static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server, str
 	if (encoding == ENCODING_GZIP) {
 		scrape->input = malloc(GZIP_INPUT_BYTES);
 		/* windowBits 15 + 16: a gzip header and trailer instead of zlib's. */
-		if (!scrape->input ||
-		    deflateInit2(&scrape->deflate, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		if (!scrape->input || deflateInit2(&scrape->deflate, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8,
+						   Z_DEFAULT_STRATEGY) != Z_OK)
 			goto fail;
 		scrape->deflate_ready = true;
 	}
-	response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, CONNECTION_MEMORY_BYTES / 2, read_scrape,
-						     scrape, free_scrape);
+	response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, CONNECTION_MEMORY_BYTES / 2,
+						     read_scrape, scrape, free_scrape);
 	if (!response)
 		goto fail;
 	scrape = NULL; /* the response owns it now */
@@ -509,8 +510,8 @@ fail:
 }
 
 /* HEAD (and the fallback): the whole body in one buffer, for its Content-Length. */
-static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server, struct MHD_Connection *connection,
-					      enum encoding encoding)
+static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
+					      struct MHD_Connection *connection, enum encoding encoding)
 {
 	struct fx_snapshot *snapshot = NULL;
 	struct fx_buf body;
@@ -690,11 +691,13 @@ struct fx_http_server *fx_http_server_create(const char *addr, const struct fx_h
 			sin.sin_addr.s_addr = htonl(INADDR_ANY);
 			sin.sin_port = sin6->sin6_port;
 			fx_warn("http: no IPv6 on this host; listening on %s over IPv4 only", addr);
-			server->daemon = start_daemon(server, 0, (const struct sockaddr *)&sin, ntohs(sin.sin_port));
+			server->daemon =
+			    start_daemon(server, 0, (const struct sockaddr *)&sin, ntohs(sin.sin_port));
 		}
 	} else {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)&sockaddr;
-		server->daemon = start_daemon(server, 0, (const struct sockaddr *)&sockaddr, ntohs(sin->sin_port));
+		server->daemon =
+		    start_daemon(server, 0, (const struct sockaddr *)&sockaddr, ntohs(sin->sin_port));
 	}
 	if (!server->daemon) {
 		fx_error("http: cannot listen on %s", addr);
@@ -752,9 +755,10 @@ int fx_http_server_collect(void *opaque, struct fx_family_list *out)
 		FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, scrape_errors, 0, NULL))
 		return -1;
-	if (fx_family_begin(out, "flow_exporter_scrape_duration_seconds",
-			    "Time the last scrape of /metrics took to snapshot, render, compress and hand to the socket.",
-			    FX_METRIC_GAUGE) ||
+	if (fx_family_begin(
+		out, "flow_exporter_scrape_duration_seconds",
+		"Time the last scrape of /metrics took to snapshot, render, compress and hand to the socket.",
+		FX_METRIC_GAUGE) ||
 	    fx_family_add_double(out, last_duration_seconds, 0, NULL))
 		return -1;
 	if (fx_family_begin(out, "flow_exporter_scrape_bytes",

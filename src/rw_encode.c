@@ -47,10 +47,10 @@
 enum flow_family { RECEIVE_BYTES, TRANSMIT_BYTES, RECEIVE_PACKETS, TRANSMIT_PACKETS, N_FLOW_FAMILIES };
 
 static const char *const flow_family_names[N_FLOW_FAMILIES] = {
-	"flow_receive_bytes_total",
-	"flow_transmit_bytes_total",
-	"flow_receive_packets_total",
-	"flow_transmit_packets_total",
+    "flow_receive_bytes_total",
+    "flow_transmit_bytes_total",
+    "flow_receive_packets_total",
+    "flow_transmit_packets_total",
 };
 
 struct external_label {
@@ -77,20 +77,20 @@ struct fx_rw_encoder {
 	/* Built at creation. */
 	struct external_label *external; /* sorted by name */
 	size_t n_external;
-	unsigned flow_label_order[N_FLOW_LABELS]; /* indexes of fx_label_names sorted by name */
-	size_t flow_label_len[N_FLOW_LABELS];     /* strlen(fx_label_names[bit]), by bit */
-	struct fx_buf head;                       /* encoded external labels sorting before __name__ */
-	struct fx_buf gap[N_FLOW_LABELS + 1];     /* gap[k]: those between sorted flow labels k-1 and k */
-	struct fx_buf clash[N_FLOW_LABELS];       /* an external label named like sorted flow label k: only
-						     written when the series does not carry that label */
+	unsigned flow_label_order[N_FLOW_LABELS];   /* indexes of fx_label_names sorted by name */
+	size_t flow_label_len[N_FLOW_LABELS];	    /* strlen(fx_label_names[bit]), by bit */
+	struct fx_buf head;			    /* encoded external labels sorting before __name__ */
+	struct fx_buf gap[N_FLOW_LABELS + 1];	    /* gap[k]: those between sorted flow labels k-1 and k */
+	struct fx_buf clash[N_FLOW_LABELS];	    /* an external label named like sorted flow label k: only
+						       written when the series does not carry that label */
 	struct fx_buf family_name[N_FLOW_FAMILIES]; /* encoded __name__ label of the flow families */
 
 	/* Per encode. */
 	struct host_slot host_cache[HOST_CACHE_SLOTS];
 	struct asn_slot *asn_cache; /* ASN_CACHE_SLOTS */
-	struct fx_buf tail;   /* the flow labels of the series being written */
-	struct fx_buf packed; /* the WriteRequest being built, reused */
-	size_t n_series;      /* TimeSeries in `packed` */
+	struct fx_buf tail;	    /* the flow labels of the series being written */
+	struct fx_buf packed;	    /* the WriteRequest being built, reused */
+	size_t n_series;	    /* TimeSeries in `packed` */
 	int64_t timestamp_ms;
 };
 
@@ -124,7 +124,8 @@ static inline size_t label_field_len(size_t name_len, size_t value_len)
 }
 
 /* Writes a Label field of a TimeSeries at p (room for label_field_len) and returns the end. */
-static inline char *write_label(char *p, const char *name, size_t name_len, const char *value, size_t value_len)
+static inline char *write_label(char *p, const char *name, size_t name_len, const char *value,
+				size_t value_len)
 {
 	size_t inner = 1 + varint_len(name_len) + name_len + 1 + varint_len(value_len) + value_len;
 	*p++ = 0x0a;
@@ -236,7 +237,8 @@ int fx_rw_check_external_labels(const struct fx_label *labels, size_t n, char *e
 			return -1;
 		}
 		if (name[0] == '_' && name[1] == '_') {
-			snprintf(err, errlen, "external label \"%s\": names starting with __ are reserved", name);
+			snprintf(err, errlen, "external label \"%s\": names starting with __ are reserved",
+				 name);
 			return -1;
 		}
 		if (!value || !value[0]) {
@@ -245,7 +247,8 @@ int fx_rw_check_external_labels(const struct fx_label *labels, size_t n, char *e
 		}
 		for (size_t k = 0; k < N_FLOW_LABELS; k++)
 			if (strcmp(name, fx_label_names[k]) == 0) {
-				snprintf(err, errlen, "external label \"%s\" clashes with the flow label of that name",
+				snprintf(err, errlen,
+					 "external label \"%s\" clashes with the flow label of that name",
 					 name);
 				return -1;
 			}
@@ -299,12 +302,14 @@ static int encode_externals(struct fx_rw_encoder *encoder)
 			continue;
 		}
 		size_t k = 0;
-		while (k < N_FLOW_LABELS && strcmp(fx_label_names[encoder->flow_label_order[k]], label->name) < 0)
+		while (k < N_FLOW_LABELS &&
+		       strcmp(fx_label_names[encoder->flow_label_order[k]], label->name) < 0)
 			k++;
-		struct fx_buf *into = k < N_FLOW_LABELS &&
-					      strcmp(fx_label_names[encoder->flow_label_order[k]], label->name) == 0
-					  ? &encoder->clash[k]
-					  : &encoder->gap[k];
+		struct fx_buf *into =
+		    k < N_FLOW_LABELS &&
+			    strcmp(fx_label_names[encoder->flow_label_order[k]], label->name) == 0
+			? &encoder->clash[k]
+			: &encoder->gap[k];
 		if (append_label(into, label->name, label->value))
 			return -1;
 	}
@@ -347,7 +352,8 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 	/* Insertion sort of the seven flow label names. */
 	for (unsigned i = 0; i < N_FLOW_LABELS; i++) {
 		unsigned k = i;
-		while (k > 0 && strcmp(fx_label_names[encoder->flow_label_order[k - 1]], fx_label_names[i]) > 0) {
+		while (k > 0 &&
+		       strcmp(fx_label_names[encoder->flow_label_order[k - 1]], fx_label_names[i]) > 0) {
 			encoder->flow_label_order[k] = encoder->flow_label_order[k - 1];
 			k--;
 		}
@@ -366,7 +372,8 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 	    fx_buf_reserve(&encoder->packed, 0))
 		goto fail;
 	for (size_t k = 0; k <= N_FLOW_LABELS; k++)
-		if (fx_buf_reserve(&encoder->gap[k], 0) || (k < N_FLOW_LABELS && fx_buf_reserve(&encoder->clash[k], 0)))
+		if (fx_buf_reserve(&encoder->gap[k], 0) ||
+		    (k < N_FLOW_LABELS && fx_buf_reserve(&encoder->clash[k], 0)))
 			goto fail;
 	return encoder;
 fail:
@@ -400,11 +407,11 @@ static int flush(struct fx_rw_encoder *encoder, struct fx_rw_requests *out)
 	if (shrunk)
 		body = shrunk;
 	out->items[out->n++] = (struct fx_rw_request){
-		.body = body,
-		.len = body_len,
-		.n_series = encoder->n_series,
-		.n_samples = encoder->n_series,
-		.timestamp_ms = encoder->timestamp_ms,
+	    .body = body,
+	    .len = body_len,
+	    .n_series = encoder->n_series,
+	    .n_samples = encoder->n_series,
+	    .timestamp_ms = encoder->timestamp_ms,
 	};
 	encoder->n_series = 0;
 	fx_buf_reset(&encoder->packed);
@@ -556,8 +563,8 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *s
 		memcpy(p, encoder->gap[k].data, encoder->gap[k].len);
 		p += encoder->gap[k].len;
 		if (values[bit].len) {
-			p = write_label(p, fx_label_names[bit], encoder->flow_label_len[bit], values[bit].data,
-					values[bit].len);
+			p = write_label(p, fx_label_names[bit], encoder->flow_label_len[bit],
+					values[bit].data, values[bit].len);
 		} else {
 			memcpy(p, encoder->clash[k].data, encoder->clash[k].len);
 			p += encoder->clash[k].len;
@@ -578,10 +585,10 @@ static int add_flow_series(struct fx_rw_encoder *encoder, const struct fx_snapsh
 		enum fx_direction direction;
 		bool bytes;
 	} families[N_FLOW_FAMILIES] = {
-		{RECEIVE_BYTES, FX_DIR_RECEIVE, true},
-		{RECEIVE_PACKETS, FX_DIR_RECEIVE, false},
-		{TRANSMIT_BYTES, FX_DIR_TRANSMIT, true},
-		{TRANSMIT_PACKETS, FX_DIR_TRANSMIT, false},
+	    {RECEIVE_BYTES, FX_DIR_RECEIVE, true},
+	    {RECEIVE_PACKETS, FX_DIR_RECEIVE, false},
+	    {TRANSMIT_BYTES, FX_DIR_TRANSMIT, true},
+	    {TRANSMIT_PACKETS, FX_DIR_TRANSMIT, false},
 	};
 	if (!(flow->seen & ((1u << FX_DIR_RECEIVE) | (1u << FX_DIR_TRANSMIT))))
 		return 0;
@@ -597,7 +604,7 @@ static int add_flow_series(struct fx_rw_encoder *encoder, const struct fx_snapsh
 			bits = FX_RW_STALE_NAN_BITS;
 		} else {
 			uint64_t counter =
-				families[f].bytes ? flow->bytes[direction] : flow->packets[direction];
+			    families[f].bytes ? flow->bytes[direction] : flow->packets[direction];
 			bits = double_bits((double)counter);
 		}
 		const struct fx_buf *parts[] = {&encoder->head, &encoder->family_name[families[f].family],

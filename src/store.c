@@ -291,7 +291,8 @@ static int update_order(struct fx_store *store, const struct fx_series *copy, si
 	while (b < n - from)
 		out[w++] = added[b++];
 	free(added);
-	memcpy(store->order, out, n * sizeof(*out));
+	if (n)
+		memcpy(store->order, out, n * sizeof(*out));
 	store->n_order = n;
 	store->order_epoch = epoch;
 	store->order_valid = true;

@@ -13,7 +13,7 @@
 
 /* Appends the exposition to out. Returns 0, or the fx_buf error when out's maximum is reached. */
 __attribute__((warn_unused_result)) int fx_expo_text_render(const struct fx_snapshot *snapshot,
-							     struct fx_buf *out);
+							    struct fx_buf *out);
 
 /* A render a chunk at a time, for bodies too large to hold (a scrape of many series). The stream borrows
  * the snapshot until it is destroyed. Thread: one thread at a time per stream. */
@@ -26,8 +26,8 @@ void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream);
 /* Writes the next bytes of the exposition to out (up to room bytes, room > 0) and their count to
  * *written; fewer than room bytes means the end was reached (0 once everything was read). Returns 0 or an
  * fx_buf error (out of memory). The bytes are exactly those fx_expo_text_render appends. */
-__attribute__((warn_unused_result)) int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out,
-								  size_t room, size_t *written);
+__attribute__((warn_unused_result)) int fx_expo_text_stream_read(struct fx_expo_text_stream *stream,
+								 char *out, size_t room, size_t *written);
 /* Bytes handed out so far. */
 uint64_t fx_expo_text_stream_produced(const struct fx_expo_text_stream *stream);
 

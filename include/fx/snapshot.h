@@ -15,14 +15,15 @@
 #include "fx/series.h"
 
 struct fx_snapshot {
-	int64_t taken_ms;          /* wall clock */
-	uint32_t label_mask;       /* the labels kept (--labels): FX_LABEL_* bits */
+	int64_t taken_ms;    /* wall clock */
+	uint32_t label_mask; /* the labels kept (--labels): FX_LABEL_* bits */
 	size_t n_series;
-	struct fx_series *series;  /* sorted by fx_series_key_compare; owned */
-	struct fx_asn_map *names;  /* owned reference for the AS-name labels; NULL when no names are loaded */
+	struct fx_series *series; /* sorted by fx_series_key_compare; owned */
+	struct fx_asn_map *names; /* owned reference for the AS-name labels; NULL when no names are loaded */
 	struct fx_family_list *self; /* flow_exporter_* families; owned; never NULL */
 	/* Series removed by --series-ttl not long ago, with updated_ms set to the time they were removed:
-	 * a pusher that has not pushed since then sends each one a stale marker, once. Owned; may be empty. */
+	 * a pusher that has not pushed since then sends each one a stale marker, once. Owned; may be empty.
+	 */
 	size_t n_expired;
 	struct fx_series *expired;
 	/* When not NULL, owns `series` and `expired` (one reference); else the snapshot owns them. */

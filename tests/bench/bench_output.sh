@@ -1,0 +1,160 @@
+#!/bin/bash
+# bench_output.sh: the output side. First the in-process figures (bench_output: snapshot, /metrics plain
+# and gzip, remote-write encoding and bytes per sample at 10k, 100k and 1M series); then the push path of
+# the daemon itself, as users run it: ~N distinct series produced once
+# into the mock Kafka cluster (tests/tools/fx_mock), consumed, then no records flowing while the exporter
+# pushes every --push-interval to the recording receiver (tests/tools/rw_receiver, which decodes every
+# request with the generated protobuf-c code and checks it against remote write 1.0).
+#
+#   tests/bench/run_all.sh <build>   (or, alone:)
+#   FX_BIN=build/flow-exporter FX_TOOLS=build/tests FX_TEST_DATA=tests/data \
+#     tests/bench/bench_output.sh [--series 100000] [--minutes 3] [--scrape-minutes 1] [--interval 15]
+#                                 [--inproc-series 10000,100000,1000000] [--no-inproc]
+#
+# Reports, over the push window (after the first push of the full set, no records flowing): the daemon's
+# CPU seconds per minute (utime + stime from /proc/<pid>/stat) and the samples delivered; then, over a
+# second window where /metrics is also fetched with gzip every interval (as Prometheus would), the CPU
+# again; and the daemon's peak RSS (VmHWM: since it started, ingestion of the set included) and its RSS
+# at the end.
+# shellcheck source=../e2e/lib/common.sh disable=SC2154
+source "$(dirname "$0")/../e2e/lib/common.sh"
+
+SERIES=100000
+MINUTES=3
+INTERVAL=15
+SCRAPE_MINUTES=1
+INPROC_SERIES=10000,100000,1000000
+INPROC=1
+while (($#)); do
+	case $1 in
+	--series) SERIES=$2; shift 2 ;;
+	--minutes) MINUTES=$2; shift 2 ;;
+	--scrape-minutes) SCRAPE_MINUTES=$2; shift 2 ;;
+	--interval) INTERVAL=$2; shift 2 ;;
+	--inproc-series) INPROC_SERIES=$2; shift 2 ;;
+	--no-inproc) INPROC=0; shift ;;
+	*) fail "unknown argument $1" ;;
+	esac
+done
+if ((INPROC)); then
+	BENCH=${FX_BENCH_TOOLS:-$FX_TOOLS/bench}/bench_output
+	[[ -x $BENCH ]] || fail "no $BENCH (build the bench_output target)"
+	"$BENCH" --series "$INPROC_SERIES" --runs 7 2>/dev/null
+fi
+PARTITIONS=16 # the mock keeps about 5 MiB per partition: room for ~1M series of records
+
+# ---- records: one per series, as pmacct would classify them (one side the local AS) -----------------
+"$PYTHON" - "$SERIES" "$PARTITIONS" "$TEST_TMP" <<'EOF'
+import json, sys
+n, parts, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+words = ["TELIA", "COGENT", "LEVEL3", "HURRICANE", "AKAMAI", "AMAZON", "GOOGLE", "FASTLY", "OVH", "HETZNER",
+         "NTT", "ZAYO", "COMCAST", "VODAFONE", "ORANGE", "TATA", "GTT", "LUMEN", "CLOUDFLARENET", "DTAG"]
+asns = []
+with open(out + "/asn.txt", "w") as names:
+    names.write("64496\tEXAMPLE-ISP - Example Internet Service, DE\n")
+    for a in range(4000):
+        asn = 1000 + a * 31 if a % 2 else 131072 + a * 149
+        if a % 97 == 0:
+            asn = 4200000000 + a
+        asns.append(asn)
+        r = (a * 2654435761) & 0xffffffff
+        names.write("%d\t%s-%s%d - %s Networks %s, %s\n" % (asn, words[r % 20], words[(r >> 5) % 20], r % 100,
+                    words[(r >> 10) % 20], "Inc." if (r >> 15) % 2 else "GmbH", "US" if (r >> 16) % 2 else "DE"))
+messages = [[] for _ in range(parts)]
+batch = [[] for _ in range(parts)]
+for i in range(n):
+    host, j = i % 64, i // 64
+    peer = asns[j % 4000]
+    combo = j // 4000
+    h = (i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    tx = h & 1
+    record = {"event_type": "purge", "label": "%s%02d.%s.example.net" % ("edge" if host % 3 else "core", host,
+              ["fra1", "ams2", "lon1", "nyc3", "sjc1"][host % 5]),
+              "as_src": 64496 if tx else peer, "as_dst": peer if tx else 64496, "peer_ip_src": "192.0.2.1",
+              "iface_in": 1 + combo * 32 + (h >> 8) % 32, "iface_out": 1 + (h >> 16) % 48,
+              "packets": 1 + (h >> 24) % 1000, "bytes": 64 + (h >> 24) % 1000000}
+    p = i % parts
+    batch[p].append(json.dumps(record, separators=(",", ":")))
+    if len(batch[p]) == 100:  # kafka_multi_values: 100 records a message
+        messages[p].append("\n".join(batch[p]) + "\n")
+        batch[p] = []
+for p in range(parts):
+    if batch[p]:
+        messages[p].append("\n".join(batch[p]) + "\n")
+    with open("%s/p%d.msg" % (out, p), "wb") as f:
+        f.write(b"\x1e".join(m.encode() for m in messages[p]))
+EOF
+
+start_mock --topic "flows:$PARTITIONS"
+for ((p = 0; p < PARTITIONS; p++)); do
+	MOCK_TIMEOUT=120 must_mock produce flows "$p" "$TEST_TMP/p$p.msg"
+done
+
+# The recording receiver (its JSON log of every sample would cost more than the exporter: discarded).
+"$FX_TOOLS/rw_receiver" --port 0 --log /dev/null --max-series 2000 >"$TEST_TMP/recv.out" 2>"$TEST_TMP/recv.log" &
+RECV_PID=$!
+STARTED_PIDS+=("$RECV_PID")
+wait_until 15 "rw_receiver LISTEN" grep -q '^LISTEN ' "$TEST_TMP/recv.out"
+RECV_PORT=$(sed -n 's/^LISTEN //p' "$TEST_TMP/recv.out")
+
+PORT=$(free_port)
+start_exporter exporter "$PORT" --brokers="$BOOT" --topic=flows --group=bench-output --asn=64496 \
+	--asn-names="$TEST_TMP/asn.txt" --kafka-opt=session.timeout.ms=6000 \
+	--kafka-opt=auto.offset.reset=earliest --max-series=$((SERIES * 2)) \
+	--remote-write-url="http://127.0.0.1:$RECV_PORT/api/v1/write" --push-interval="${INTERVAL}s"
+PID=$exporter_PID
+
+metric() { # metric NAME: the value of an unlabelled (or first) sample of NAME in /metrics
+	curl -fsS -m 30 "http://127.0.0.1:$PORT/metrics" | awk -v name="$1" '$1 == name || index($1, name "{") == 1 { print $2; exit }'
+}
+samples_pushed() {
+	curl -fsS -m 30 "http://127.0.0.1:$PORT/metrics" | awk '$1 ~ /^flow_exporter_push_samples_total/ { print $2; exit }'
+}
+wait_until 300 "$SERIES series consumed" bash -c "[[ \$(curl -fsS -m 30 http://127.0.0.1:$PORT/metrics | awk '\$1 == \"flow_exporter_series\" { print \$2 }') -ge $SERIES ]]"
+log "$SERIES series consumed; waiting for a push of the full set"
+sleep $((INTERVAL + 2))
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
+status_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$PID/status"; }
+TICKS=$(getconf CLK_TCK)
+
+# window PHASE MINUTES SCRAPE: prints "PHASE cpu1 cpu0 t1 t0 scrapes samples1 samples0"
+window() {
+	local phase=$1 minutes=$2 scrape=$3 scrapes=0
+	local samples0 cpu0 t0 end
+	samples0=$(samples_pushed)
+	cpu0=$(cpu_ticks)
+	t0=$(date +%s.%N)
+	end=$((SECONDS + minutes * 60))
+	while ((SECONDS < end)); do
+		if ((scrape)); then
+			curl -fsS -m 30 -H 'Accept-Encoding: gzip' -o /dev/null "http://127.0.0.1:$PORT/metrics" &&
+				scrapes=$((scrapes + 1))
+		fi
+		sleep "$INTERVAL"
+	done
+	echo "$phase $(cpu_ticks) $cpu0 $(date +%s.%N) $t0 $scrapes $(samples_pushed) $samples0"
+}
+PUSH_LINE=$(window push "$MINUTES" 0)
+SCRAPE_LINE=$(window scrape "$SCRAPE_MINUTES" 1)
+HWM=$(status_kb VmHWM)
+RSS=$(status_kb VmRSS)
+curl -fsS -m 30 "http://127.0.0.1:$PORT/metrics" >"$TEST_TMP/last.prom"
+LINES=$(grep -c '^flow_' "$TEST_TMP/last.prom" || true)
+kill -0 "$RECV_PID" || fail "the receiver died"
+# The receiver answers 400 to a request that breaks remote write 1.0: none may have been refused.
+REFUSED=$(awk '$1 ~ /^flow_exporter_push_requests_total/ && /status_class="4xx"/ { s += $2 } END { print s + 0 }' "$TEST_TMP/last.prom")
+((REFUSED == 0)) || fail "$REFUSED push requests refused by the receiver (see $TEST_TMP/recv.log)"
+
+"$PYTHON" - "$TICKS" "$HWM" "$RSS" "$SERIES" "$INTERVAL" "$LINES" "$PUSH_LINE" "$SCRAPE_LINE" <<'EOF'
+import sys
+ticks, hwm, rss, series, interval, lines = sys.argv[1:7]
+print("daemon at %s series (%s flow sample lines), push every %ss to rw_receiver, no records flowing:" % (series, lines, interval))
+for line in sys.argv[7:]:
+    phase, cpu1, cpu0, t1, t0, scrapes, s1, s0 = line.split()
+    minutes = (float(t1) - float(t0)) / 60
+    cpu = (int(cpu1) - int(cpu0)) / int(ticks)
+    what = "push only" if phase == "push" else "push + %s gzip scrapes" % scrapes
+    print("  %-32s %.3f CPU-s per minute over %.1f min; %d samples delivered" % (what + ":", cpu / minutes, minutes, int(float(s1) - float(s0))))
+print("  peak RSS (VmHWM, ingestion included): %.1f MB; RSS at the end: %.1f MB" % (int(hwm) / 1024, int(rss) / 1024))
+EOF
