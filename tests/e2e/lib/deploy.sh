@@ -169,7 +169,16 @@ build_deb() {
 		log "FX_BIN is a sanitizer build: packaging a plain build in $build"
 		with_cache_lock plain_build "$build" >&2
 	fi
-	cpack --config "$build/CPackConfig.cmake" -B "$out" >"$TEST_TMP/cpack.log" 2>&1 ||
+	# cpack would first build the tree's "preinstall" target (all of it): in a tree whose sources changed
+	# since the build, that relinks FX_BIN under the tests running in parallel. So CPack runs the tree's
+	# install script itself, as its own install step does (prefix /usr, stripped), and builds nothing.
+	cat >"$TEST_TMP/install-from-build.cmake" <<-EOF
+		set(CMAKE_INSTALL_PREFIX /usr)
+		set(CMAKE_INSTALL_DO_STRIP 1)
+		include("$build/cmake_install.cmake")
+	EOF
+	cpack --config "$build/CPackConfig.cmake" -B "$out" -D CPACK_INSTALL_CMAKE_PROJECTS= \
+		-D CPACK_INSTALL_SCRIPTS="$TEST_TMP/install-from-build.cmake" >"$TEST_TMP/cpack.log" 2>&1 ||
 		fail "cpack failed (see cpack.log)"
 	local deb
 	deb=$(find "$out" -maxdepth 1 -name 'flow-exporter_*.deb' | head -n1)
