@@ -8,7 +8,7 @@
 #   - with the Go program's flags (--brokers --topic --asn) it counts the exact totals of a known set of
 #     records produced into a mock cluster on the host, and stops cleanly again.
 # The debootstrap tree, the base image and buildah's layer cache are kept in $FX_DEPLOY_CACHE (see
-# lib/deploy.sh): about 1.5 minutes from nothing, about 20 s when the cache is warm.
+# lib/deploy.sh): about 1.5 minutes from nothing, about 12 s when the cache is warm.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/deploy.sh
