@@ -65,7 +65,7 @@ run_container() {
 	shift
 	(
 		if [[ -n $MOCK_IN ]]; then exec {MOCK_IN}>&- {MOCK_OUT}<&-; fi
-		exec podman --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver overlay \
+		exec podman --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver "$DEPLOY_STORAGE_DRIVER" \
 			run --rm --name "$CONTAINER" "${RUN_FLAGS[@]}" "$@"
 	) >"$TEST_TMP/$name.log" 2>&1 &
 	CONTAINER_PID=$!

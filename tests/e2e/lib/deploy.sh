@@ -14,7 +14,12 @@
 
 FX_DEPLOY_CACHE=${FX_DEPLOY_CACHE:-/var/tmp/fx-deploy-cache}
 DEPLOY_ROOTFS="$FX_DEPLOY_CACHE/rootfs-bookworm"
+# overlay needs a cache on a file system the kernel's overlayfs accepts (ext4, xfs: not overlayfs itself, as
+# inside some CI containers); there, FX_DEPLOY_STORAGE_DRIVER=vfs (slower, more disk) works everywhere. Each
+# driver has its own storage (they cannot share one).
+DEPLOY_STORAGE_DRIVER=${FX_DEPLOY_STORAGE_DRIVER:-overlay}
 DEPLOY_STORAGE="$FX_DEPLOY_CACHE/containers"
+[[ $DEPLOY_STORAGE_DRIVER == overlay ]] || DEPLOY_STORAGE+="-$DEPLOY_STORAGE_DRIVER"
 # The name the Dockerfile's FROM resolves to (docker.io/library/... is what "debian:bookworm-slim" means).
 DEPLOY_BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
@@ -101,10 +106,10 @@ deploy_rootfs() {
 
 # fx_podman / fx_buildah ARGS...: the tools on the cache's storage, so that they touch nothing else here.
 fx_podman() {
-	podman --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver overlay "$@"
+	podman --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver "$DEPLOY_STORAGE_DRIVER" "$@"
 }
 fx_buildah() {
-	buildah --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver overlay "$@"
+	buildah --root "$DEPLOY_STORAGE/storage" --runroot "$DEPLOY_STORAGE/run" --storage-driver "$DEPLOY_STORAGE_DRIVER" "$@"
 }
 
 import_base_image() {
