@@ -1,3 +1,4 @@
+#!/bin/bash
 # deploy/docker-compose.yml: it parses with a compose tool from Debian (docker-compose 1.29, `config`
 # validates and resolves it without a container engine), its service commands use only flags their
 # programs accept (checked against `--help` of flow-exporter, prometheus and prometheus-pushgateway), and
@@ -6,7 +7,7 @@
 # loopback addresses), and Prometheus ends up with the flows scraped, remote-written and through the
 # Pushgateway, each under its own job. (Grafana and the Kafka image are not packaged here: their parts are
 # checked by structure.)
-# shellcheck source=lib/common.sh
+# shellcheck source=lib/common.sh disable=SC2154  # NAME_PID variables are set by start_exporter
 source "$(dirname "$0")/lib/common.sh"
 
 : "${FX_SOURCE:?FX_SOURCE must name the source tree}"

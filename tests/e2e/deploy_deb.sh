@@ -1,3 +1,4 @@
+#!/bin/bash
 # The Debian package: CPack makes flow-exporter_<version>_<arch>.deb from the build tree, then
 #   1. it installs with `dpkg -i` (plus `apt-get install -f` for its dependencies, from the mirror) into a
 #      clean Debian 12 minbase root (chroot); the installed binary runs --help, and runs the embedded demo
@@ -149,6 +150,7 @@ EOF
 in_systemd systemctl enable --now flow-exporter.service >"$TEST_TMP/enable.log" 2>&1 ||
 	fail "systemctl enable --now failed: $(cat "$TEST_TMP/enable.log")"
 journal() { in_systemd journalctl -u flow-exporter.service --no-pager >"$TEST_TMP/journal.log" 2>&1 || true; }
+# shellcheck disable=SC2034  # read by deploy_exit (lib/deploy.sh)
 DEPLOY_ON_EXIT=journal # the service's journal is in the failure report
 wait_until 20 "the service's /-/healthy" curl -fsS -m 2 "http://127.0.0.1:$PORT/-/healthy"
 wait_metrics "$PORT" "$TEST_TMP/expected.prom" 60 "$TEST_TMP/expected-counts.json"

@@ -1,3 +1,4 @@
+#!/bin/bash
 # The container image builds and runs here, with no registry: the base image is made from the Debian mirror
 # (debootstrap --variant=minbase bookworm, podman import as debian:bookworm-slim), deploy/Dockerfile is built
 # with buildah (chroot isolation, host network for apt), and the image runs under podman with runc:

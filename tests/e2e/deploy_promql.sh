@@ -1,3 +1,4 @@
+#!/bin/bash
 # The Grafana dashboard and the Prometheus recipes of deploy/ against a real Prometheus 2.42:
 #   - the dashboard JSON has the variables (job, router, iface_in, iface_out) and the panels of issue 4;
 #   - `promtool check rules` and `promtool test rules` (each alert firing under its condition, not otherwise);

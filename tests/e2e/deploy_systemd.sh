@@ -1,3 +1,4 @@
+#!/bin/bash
 # deploy/systemd/flow-exporter.service: `systemd-analyze verify` passes (with ExecStart pointing at the
 # binary under test, as CMake's install rule points it at the installed one), the hardening issue 4 asks
 # for is there, and the `systemd-analyze security` exposure score is the one deploy/README.md states.
