@@ -540,6 +540,21 @@ static void commit_all(struct fx_consumer *consumer, int64_t deadline_ms)
 	free(results);
 }
 
+/* Serves one event of a closing consumer's queue. Events, not callbacks: the queue also carries errors and
+ * rebalances that have no callback to serve them (librdkafka asserts on those in
+ * rd_kafka_queue_poll_callback). A rebalance while closing is answered by dropping the assignment. */
+static void serve_close_queue(struct worker *worker, rd_kafka_queue_t *queue)
+{
+	rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 20);
+	if (!event)
+		return;
+	if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
+		rd_kafka_assign(worker->rk, NULL);
+		set_assignment(worker, NULL);
+	}
+	rd_kafka_event_destroy(event);
+}
+
 /* Closes every consumer at once (leaving the group, committing once more) and serves their queues until
  * all are closed or the deadline passes, so that shutdown stays bounded when the broker is unreachable. */
 static void close_all(struct fx_consumer *consumer, int64_t deadline_ms)
@@ -562,7 +577,7 @@ static void close_all(struct fx_consumer *consumer, int64_t deadline_ms)
 		for (size_t i = 0; i < n; i++) {
 			if (!rd_kafka_consumer_closed(consumer->workers[i].rk)) {
 				open = true;
-				rd_kafka_queue_poll_callback(queues[i], 20);
+				serve_close_queue(&consumer->workers[i], queues[i]);
 			}
 		}
 	}
@@ -746,6 +761,7 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 	struct fx_consumer *consumer = opaque;
 	struct fx_count_stats sum = {0};
 	int rc = -1;
+	uint64_t store_refused = fx_store_refused_records(consumer->config.counting.store);
 	pthread_mutex_lock(&consumer->stats_lock);
 	for (size_t i = 0; i < consumer->config.n_workers; i++) {
 		const struct fx_count_stats *s = &consumer->workers[i].stats;
@@ -767,7 +783,8 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 	    fx_family_begin(out, "flow_exporter_records_total", "pmacct records read from Kafka messages.",
 			    FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, records, 0, NULL) ||
-	    fx_family_begin(out, "flow_exporter_records_counted_total", "Flow records added to the counters.",
+	    fx_family_begin(out, "flow_exporter_records_counted_total",
+			    "Flow records added to a consumer thread's counters.",
 			    FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, sum.counted, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_records_invalid_total",
@@ -777,17 +794,22 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 		if (add_kind(out, &sum, (enum fx_record_kind)k))
 			goto out;
 	const struct fx_label not_local = {"reason", "not_local"};
-	const struct fx_label series_limit = {"reason", "series_limit"};
-	const struct fx_label hostname_limit = {"reason", "hostname_limit"};
+	const struct fx_label series_limit_consumer[2] = {{"reason", "series_limit"}, {"stage", "consumer"}};
+	const struct fx_label series_limit_store[2] = {{"reason", "series_limit"}, {"stage", "store"}};
+	const struct fx_label hostname_limit[2] = {{"reason", "hostname_limit"}, {"stage", "consumer"}};
 	if (fx_family_begin(out, "flow_exporter_records_ignored_total",
 			    "Records skipped on purpose: pmacct markers, other events, and flows with no local AS.",
 			    FX_METRIC_COUNTER) ||
 	    add_kind(out, &sum, FX_REC_MARKER) || add_kind(out, &sum, FX_REC_OTHER_EVENT) ||
 	    fx_family_add_u64(out, sum.not_local, 1, &not_local) ||
 	    fx_family_begin(out, "flow_exporter_records_dropped_total",
-			    "Flow records refused by a limit (--max-series, hostnames).", FX_METRIC_COUNTER) ||
-	    fx_family_add_u64(out, sum.refused_series_limit, 1, &series_limit) ||
-	    fx_family_add_u64(out, sum.refused_hostname_limit, 1, &hostname_limit) ||
+			    "Flow records refused by a limit (--max-series, or too many hostnames), by stage: a "
+			    "consumer thread's table, or later the cumulative table (stage=\"store\": such records "
+			    "are in flow_exporter_records_counted_total too).",
+			    FX_METRIC_COUNTER) ||
+	    fx_family_add_u64(out, sum.refused_series_limit, 2, series_limit_consumer) ||
+	    fx_family_add_u64(out, store_refused, 2, series_limit_store) ||
+	    fx_family_add_u64(out, sum.refused_hostname_limit, 2, hostname_limit) ||
 	    fx_family_begin(out, "flow_exporter_kafka_errors_total", "Kafka errors, by librdkafka error name.",
 			    FX_METRIC_COUNTER))
 		goto out;

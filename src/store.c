@@ -436,10 +436,8 @@ int fx_store_collect(void *opaque, struct fx_family_list *out)
 	struct fx_store *store = opaque;
 	pthread_mutex_lock(&store->total_lock);
 	uint64_t series = fx_series_table_count(store->total);
-	uint64_t refused = store->refused_records;
 	uint64_t expired = store->expired_total;
 	pthread_mutex_unlock(&store->total_lock);
-	const struct fx_label reason = {"reason", "series_limit"};
 	if (fx_family_begin(out, "flow_exporter_series", "Flow series held in memory.", FX_METRIC_GAUGE) ||
 	    fx_family_add_u64(out, series, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_series_limit", "The most flow series held (--max-series).",
@@ -448,10 +446,15 @@ int fx_store_collect(void *opaque, struct fx_family_list *out)
 	    fx_family_begin(out, "flow_exporter_series_expired_total",
 			    "Flow series removed after --series-ttl without updates.", FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, expired, 0, NULL) ||
-	    fx_family_begin(out, "flow_exporter_store_records_dropped_total",
-			    "Records of new series refused by the full series table (--max-series).",
-			    FX_METRIC_COUNTER) ||
-	    fx_family_add_u64(out, refused, 1, &reason))
+	    fx_family_add_u64(out, expired, 0, NULL))
 		return -1;
 	return 0;
+}
+
+uint64_t fx_store_refused_records(struct fx_store *store)
+{
+	pthread_mutex_lock(&store->total_lock);
+	uint64_t refused = store->refused_records;
+	pthread_mutex_unlock(&store->total_lock);
+	return refused;
 }

@@ -49,7 +49,10 @@ void fx_store_tick(struct fx_store *store);
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store);
 
 /* Self-metrics of the store: flow_exporter_series, flow_exporter_series_limit,
- * flow_exporter_records_dropped_total{reason="series_limit"} (refused by the cumulative table). */
+ * flow_exporter_series_expired_total. */
 int fx_store_collect(void *store, struct fx_family_list *out);
+
+/* Records of new series the full cumulative table refused (--max-series), since creation. */
+uint64_t fx_store_refused_records(struct fx_store *store);
 
 #endif
