@@ -445,7 +445,6 @@ int fx_store_collect(void *opaque, struct fx_family_list *out)
 	    fx_family_add_u64(out, store->config.max_series, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_series_expired_total",
 			    "Flow series removed after --series-ttl without updates.", FX_METRIC_COUNTER) ||
-	    fx_family_add_u64(out, expired, 0, NULL) ||
 	    fx_family_add_u64(out, expired, 0, NULL))
 		return -1;
 	return 0;

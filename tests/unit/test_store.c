@@ -254,6 +254,13 @@ int main(void)
 			CHECK_EQ_U64(family->samples[0].integer, 2);
 	}
 	CHECK_EQ_U64(fx_store_refused_records(store), 3 + 4); /* the two keys that did not fit */
+	/* Every self-metric family once, each with samples of distinct label sets. */
+	for (size_t f = 0; f < fx_family_list_count(self); f++) {
+		const struct fx_family *family = fx_family_list_get(self, f);
+		CHECK(family->n_samples == 1); /* the store's families have no labels */
+		for (size_t g = f + 1; g < fx_family_list_count(self); g++)
+			CHECK(strcmp(family->name, fx_family_list_get(self, g)->name) != 0);
+	}
 	fx_family_list_destroy(self);
 	fx_series_table_destroy(delta);
 	fx_store_destroy(store);
