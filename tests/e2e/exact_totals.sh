@@ -53,6 +53,10 @@ self_check || {
 }
 assert_alive "$exporter_PID" exporter
 
+# Every sample once, self-metrics included (promtool does not check this).
+scrape "$PORT" "$TEST_TMP/unique.prom" || fail "scrape"
+"$PYTHON" "$METRICS_PY" unique "$TEST_TMP/unique.prom" || fail "a sample appears twice in /metrics"
+
 # The body as a scraper sees it: Content-Type and a clean promtool lint.
 headers=$(curl -fsS -m 5 -D - -o "$TEST_TMP/final.prom" "http://127.0.0.1:$PORT/metrics")
 grep -qi '^content-type: text/plain; version=0.0.4; charset=utf-8' <<<"$headers" ||

@@ -12,6 +12,8 @@
         Prints the sum of the samples of NAME whose labels include those given (0 if none).
     metrics.py by-label BODY NAME LABEL
         Prints {"<value of LABEL>": value, ...} (JSON) for the samples of NAME.
+    metrics.py unique BODY
+        Exit 1 when any sample (of any family) appears twice with the same labels.
     metrics.py self-check BODY COUNTS
         Compares the exporter's record self-metrics (flow_exporter_records_*_total, messages) with the
         counts flows.py expect wrote (COUNTS.json); prints the differences and exits 1 when any differs.
@@ -240,6 +242,16 @@ def main(argv):
                 return 1 if not found else 2
             print(found[0][1])
             return 0
+        if command == "unique" and len(argv) == 3:
+            seen, twice = set(), []
+            for name, labels, _ in parsed:
+                key = (name, tuple(sorted(labels.items())))
+                if key in seen:
+                    twice.append(format_key(key))
+                seen.add(key)
+            for key in twice:
+                print("sample twice: %s" % key, file=sys.stderr)
+            return 1 if twice else 0
         if command == "by-label" and len(argv) == 5:
             out = {}
             for labels, value in matching(parsed, argv[3], {}):
