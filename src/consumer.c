@@ -83,6 +83,7 @@ struct fx_consumer {
 	 * per batch and once per assignment. */
 	pthread_mutex_t positions_lock;
 	int64_t *positions;
+	bool stopped; /* main thread only */
 };
 
 static ssize_t topic_index(const struct fx_consumer *consumer, const char *name)
@@ -667,7 +668,7 @@ struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, 
 	}
 	return consumer;
 fail:
-	fx_consumer_destroy(consumer, 0);
+	fx_consumer_destroy(consumer);
 	return NULL;
 }
 
@@ -702,36 +703,51 @@ int fx_consumer_start(struct fx_consumer *consumer)
 	return 0;
 }
 
-void fx_consumer_destroy(struct fx_consumer *consumer, int64_t timeout_ms)
+void fx_consumer_stop(struct fx_consumer *consumer, int64_t timeout_ms)
+{
+	if (!consumer || consumer->stopped)
+		return;
+	consumer->stopped = true;
+	atomic_store(&consumer->stop, true);
+	int64_t deadline = fx_mono_ms() + timeout_ms;
+	if (!consumer->workers)
+		return;
+	for (size_t i = 0; i < consumer->config.n_workers; i++) {
+		struct worker *worker = &consumer->workers[i];
+		if (worker->thread_started)
+			pthread_join(worker->thread, NULL);
+	}
+	/* Every count is handed over before any commit, so the commit covers only counted records. */
+	bool started = consumer->workers[consumer->config.n_workers - 1].thread_started;
+	if (started && !consumer->config.partitions_mode)
+		commit_all(consumer, deadline);
+	if (started)
+		close_all(consumer, deadline);
+	/* The handles go; the statistics stay for the last snapshots (the final push). */
+	for (size_t i = 0; i < consumer->config.n_workers; i++) {
+		struct worker *worker = &consumer->workers[i];
+		if (worker->queue)
+			rd_kafka_queue_destroy(worker->queue);
+		worker->queue = NULL;
+		if (worker->rk)
+			rd_kafka_destroy_flags(worker->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		worker->rk = NULL;
+		if (worker->assignment)
+			rd_kafka_topic_partition_list_destroy(worker->assignment);
+		worker->assignment = NULL;
+		fx_counter_destroy(worker->counter);
+		worker->counter = NULL;
+	}
+}
+
+void fx_consumer_destroy(struct fx_consumer *consumer)
 {
 	if (!consumer)
 		return;
-	atomic_store(&consumer->stop, true);
-	int64_t deadline = fx_mono_ms() + timeout_ms;
-	if (consumer->workers) {
-		for (size_t i = 0; i < consumer->config.n_workers; i++) {
-			struct worker *worker = &consumer->workers[i];
-			if (worker->thread_started)
-				pthread_join(worker->thread, NULL);
-		}
-		/* Every count is handed over before any commit, so the commit covers only counted records. */
-		bool started = consumer->workers[consumer->config.n_workers - 1].thread_started;
-		if (started && !consumer->config.partitions_mode)
-			commit_all(consumer, deadline);
-		if (started)
-			close_all(consumer, deadline);
-		for (size_t i = 0; i < consumer->config.n_workers; i++) {
-			struct worker *worker = &consumer->workers[i];
-			if (worker->queue)
-				rd_kafka_queue_destroy(worker->queue);
-			if (worker->rk)
-				rd_kafka_destroy_flags(worker->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-			if (worker->assignment)
-				rd_kafka_topic_partition_list_destroy(worker->assignment);
-			fx_counter_destroy(worker->counter);
-			free(worker->lags);
-		}
-	}
+	fx_consumer_stop(consumer, 0);
+	if (consumer->workers)
+		for (size_t i = 0; i < consumer->config.n_workers; i++)
+			free(consumer->workers[i].lags);
 	free(consumer->workers);
 	free(consumer->positions);
 	pthread_mutex_destroy(&consumer->stats_lock);

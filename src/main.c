@@ -371,7 +371,7 @@ out:
 	 * then the pushers push those final values. */
 	int64_t deadline = fx_mono_ms() + config->shutdown_timeout_ms;
 	/* Two thirds of --shutdown-timeout for the final commit, the rest (at least) for the final push. */
-	fx_consumer_destroy(exporter.consumer, config->shutdown_timeout_ms * 2 / 3);
+	fx_consumer_stop(exporter.consumer, config->shutdown_timeout_ms * 2 / 3);
 	if (exporter.store)
 		fx_store_tick(exporter.store);
 	if (status == 0)
@@ -380,6 +380,8 @@ out:
 	for (size_t i = 0; i < exporter.n_senders; i++)
 		fx_rw_sender_destroy(exporter.senders[i]);
 	fx_http_server_destroy(exporter.http);
+	/* Last of the snapshot takers gone: the collectors' owners can go. */
+	fx_consumer_destroy(exporter.consumer);
 	fx_store_destroy(exporter.store);
 	fx_intern_destroy(exporter.hostnames);
 	fx_asn_names_destroy(exporter.names);

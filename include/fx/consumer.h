@@ -52,8 +52,11 @@ struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, 
 /* Starts the worker threads. Returns 0 or -1 (logged). */
 int fx_consumer_start(struct fx_consumer *consumer);
 /* Stops the threads, hands the last deltas to the store, commits what was counted and closes the
- * handles, giving up on the broker after timeout_ms. Then frees. Accepts NULL. */
-void fx_consumer_destroy(struct fx_consumer *consumer, int64_t timeout_ms);
+ * handles, giving up on the broker after timeout_ms. The statistics stay readable (fx_consumer_collect)
+ * until destroy. Idempotent. */
+void fx_consumer_stop(struct fx_consumer *consumer, int64_t timeout_ms);
+/* Stops (with no time for the broker) if not stopped yet, then frees. Accepts NULL. */
+void fx_consumer_destroy(struct fx_consumer *consumer);
 
 /* True once every worker has an assignment (group joined, or partitions assigned). */
 bool fx_consumer_ready(void *consumer);
