@@ -719,8 +719,9 @@ void fx_consumer_stop(struct fx_consumer *consumer, int64_t timeout_ms)
 	}
 	/* Every count is handed over before any commit, so the commit covers only counted records. */
 	bool started = consumer->workers[consumer->config.n_workers - 1].thread_started;
+	/* Half the time for the commit: the close (leaving the group) needs the rest. */
 	if (started && !consumer->config.partitions_mode)
-		commit_all(consumer, deadline);
+		commit_all(consumer, fx_mono_ms() + timeout_ms / 2);
 	if (started)
 		close_all(consumer, deadline);
 	/* The handles go; the statistics stay for the last snapshots (the final push). */

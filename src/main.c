@@ -370,8 +370,8 @@ out:
 	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them;
 	 * then the pushers push those final values. */
 	int64_t deadline = fx_mono_ms() + config->shutdown_timeout_ms;
-	/* Two thirds of --shutdown-timeout for the final commit, the rest (at least) for the final push. */
-	fx_consumer_stop(exporter.consumer, config->shutdown_timeout_ms * 2 / 3);
+	/* Half of --shutdown-timeout for the final commit and close, the rest (at least) for the final push. */
+	fx_consumer_stop(exporter.consumer, config->shutdown_timeout_ms / 2);
 	if (exporter.store)
 		fx_store_tick(exporter.store);
 	if (status == 0)
