@@ -1,5 +1,5 @@
 /* Pushgateway pusher: every interval, the text exposition of a snapshot PUT to the group URL, on a thread of
- * its own, with the HTTP client and retry rules of rw_sender.c.
+ * its own, with the HTTP client and retry rules of push_http.c.
  *
  * DESIGN
  * - At most one body waits: the Pushgateway keeps only the last push of a group, so a new interval replaces

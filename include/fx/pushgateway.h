@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "fx/buf.h"
-#include "fx/rw_sender.h"
+#include "fx/push_http.h"
 
 struct fx_pushgateway_config {
 	struct fx_push_http_config http; /* http.url: the Pushgateway's base URL, e.g. http://pushgateway:9091 */
