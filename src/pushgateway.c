@@ -13,14 +13,14 @@
  * - Shutdown: a final PUT of the current values, or the DELETE of the group when asked, bounded by the
  *   caller's deadline.
  *
- * Thread: the pusher's own; the lock guards only the stop/final flags. */
+ * - The thread, its schedule and the stop/final handshake are push_loop.c's; this file supplies what
+ *   differs: taking an interval, sending the pending values, the final PUT or DELETE.
+ *
+ * Thread: the pusher's own (push_loop.c); create, start, shutdown and destroy from main. */
 #include "fx/pushgateway.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +29,14 @@
 #include "fx/clock.h"
 #include "fx/expo_text.h"
 #include "fx/log.h"
+#include "fx/push_loop.h"
 
 #define MAX_BODY (512u << 20)
 
 struct fx_pushgateway {
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool stop, final_requested, final_done; /* under lock */
-	int64_t final_deadline_ms;
-	int final_result;
-	atomic_bool abort;
+	struct fx_push_loop *loop; /* the thread, its schedule and the stop/final handshake */
 
+	/* Owned by the thread. */
 	struct fx_push_hooks hooks;
 	int64_t interval_ms;
 	bool delete_on_shutdown;
@@ -50,7 +45,7 @@ struct fx_pushgateway {
 	struct fx_push_stats *stats;
 	struct fx_snapshot *pending; /* the values waiting to be sent; NULL = none */
 	uint64_t pending_samples;
-	int64_t next_push_ms, retry_at_ms, backoff_ms;
+	int64_t retry_at_ms, backoff_ms;
 	bool failing;
 	struct fx_ratelimit refused_log;
 };
@@ -186,18 +181,6 @@ static size_t read_body(void *opaque, char *buffer, size_t max)
 	return FX_PUSH_READ_ABORT;
 }
 
-static void tick(void *opaque)
-{
-	struct fx_pushgateway *pushgateway = opaque;
-	int64_t now = fx_mono_ms();
-	if (now < pushgateway->next_push_ms)
-		return;
-	render(pushgateway);
-	pushgateway->next_push_ms += pushgateway->interval_ms;
-	if (pushgateway->next_push_ms <= now)
-		pushgateway->next_push_ms = now + pushgateway->interval_ms;
-}
-
 /* Sends the pending values (or the DELETE); returns its outcome. */
 static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct fx_push_http *http,
 				      int64_t deadline_ms, bool ticking)
@@ -208,7 +191,8 @@ static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct
 	struct fx_push_result result;
 	const char *url = fx_push_http_display_url(http);
 	if (is_delete) {
-		fx_push_http_send(http, "", 0, deadline_ms, ticking ? tick : NULL, pushgateway, &result);
+		fx_push_http_send(http, "", 0, deadline_ms, ticking ? fx_push_loop_tick : NULL, pushgateway->loop,
+				  &result);
 	} else {
 		/* The values being sent are moved out, so that a new interval during the transfer does not touch
 		 * them. */
@@ -216,8 +200,8 @@ static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct
 		pushgateway->pending = NULL;
 		struct body_reader reader = {fx_expo_text_stream_create(snapshot), 0, url};
 		if (reader.text) {
-			fx_push_http_send_stream(http, read_body, &reader, deadline_ms, ticking ? tick : NULL,
-						 pushgateway, &result);
+			fx_push_http_send_stream(http, read_body, &reader, deadline_ms,
+						 ticking ? fx_push_loop_tick : NULL, pushgateway->loop, &result);
 		} else {
 			memset(&result, 0, sizeof(result));
 			result.retry_after_ms = -1;
@@ -278,7 +262,7 @@ static int finish(struct fx_pushgateway *pushgateway, int64_t deadline_ms)
 	}
 	pushgateway->retry_at_ms = 0;
 	pushgateway->backoff_ms = 0;
-	while (!atomic_load(&pushgateway->abort) && fx_mono_ms() < deadline_ms) {
+	while (!fx_push_loop_aborted(pushgateway->loop) && fx_mono_ms() < deadline_ms) {
 		if (!pushgateway->delete && !pushgateway->pending)
 			return -1; /* nothing to send (the snapshot failed) */
 		if (fx_mono_ms() < pushgateway->retry_at_ms) {
@@ -293,57 +277,32 @@ static int finish(struct fx_pushgateway *pushgateway, int64_t deadline_ms)
 	return -1;
 }
 
-static void sleep_until(struct fx_pushgateway *pushgateway, int64_t wake_mono_ms)
-{
-	int64_t delay = wake_mono_ms - fx_mono_ms();
-	if (delay <= 0)
-		return;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += delay / 1000;
-	until.tv_nsec += (delay % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&pushgateway->lock);
-	while (!pushgateway->stop && !pushgateway->final_requested)
-		if (pthread_cond_timedwait(&pushgateway->wake, &pushgateway->lock, &until) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&pushgateway->lock);
-}
+/* ---- The callbacks of the push loop (push_loop.c), on the pusher's thread except wakeup ---- */
 
-static void *run(void *opaque)
+static void loop_push_interval(void *opaque) { render(opaque); }
+
+static bool loop_waiting(void *opaque, int64_t *due_mono_ms)
 {
 	struct fx_pushgateway *pushgateway = opaque;
-	pushgateway->next_push_ms = fx_mono_ms();
-	for (;;) {
-		pthread_mutex_lock(&pushgateway->lock);
-		bool stop = pushgateway->stop, final = pushgateway->final_requested;
-		int64_t deadline = pushgateway->final_deadline_ms;
-		pthread_mutex_unlock(&pushgateway->lock);
-		if (final) {
-			int rc = finish(pushgateway, deadline);
-			pthread_mutex_lock(&pushgateway->lock);
-			pushgateway->final_done = true;
-			pushgateway->final_result = rc;
-			pthread_cond_broadcast(&pushgateway->wake);
-			pthread_mutex_unlock(&pushgateway->lock);
-			break;
-		}
-		if (stop)
-			break;
-		tick(pushgateway);
-		if (pushgateway->pending && fx_mono_ms() >= pushgateway->retry_at_ms) {
-			send_once(pushgateway, pushgateway->put, 0, true);
-			continue;
-		}
-		int64_t wake = pushgateway->next_push_ms;
-		if (pushgateway->pending && pushgateway->retry_at_ms < wake)
-			wake = pushgateway->retry_at_ms;
-		sleep_until(pushgateway, wake);
-	}
-	return NULL;
+	*due_mono_ms = pushgateway->retry_at_ms;
+	return pushgateway->pending != NULL;
+}
+
+static void loop_send_one(void *opaque)
+{
+	struct fx_pushgateway *pushgateway = opaque;
+	send_once(pushgateway, pushgateway->put, 0, true);
+}
+
+static int loop_finish(void *opaque, int64_t deadline_mono_ms) { return finish(opaque, deadline_mono_ms); }
+
+/* Any thread: the http handles are set once at create. */
+static void loop_wakeup(void *opaque)
+{
+	struct fx_pushgateway *pushgateway = opaque;
+	fx_push_http_wakeup(pushgateway->put);
+	if (pushgateway->delete)
+		fx_push_http_wakeup(pushgateway->delete);
 }
 
 struct fx_push_stats *fx_pushgateway_stats(struct fx_pushgateway *pushgateway) { return pushgateway->stats; }
@@ -352,23 +311,11 @@ void fx_pushgateway_destroy(struct fx_pushgateway *pushgateway)
 {
 	if (!pushgateway)
 		return;
-	if (pushgateway->thread_started) {
-		pthread_mutex_lock(&pushgateway->lock);
-		pushgateway->stop = true;
-		atomic_store(&pushgateway->abort, true);
-		fx_push_http_wakeup(pushgateway->put);
-		if (pushgateway->delete)
-			fx_push_http_wakeup(pushgateway->delete);
-		pthread_cond_broadcast(&pushgateway->wake);
-		pthread_mutex_unlock(&pushgateway->lock);
-		pthread_join(pushgateway->thread, NULL);
-	}
+	fx_push_loop_destroy(pushgateway->loop); /* stops the thread first */
 	fx_push_http_destroy(pushgateway->put);
 	fx_push_http_destroy(pushgateway->delete);
 	fx_push_stats_destroy(pushgateway->stats);
 	fx_snapshot_destroy(pushgateway->pending);
-	pthread_cond_destroy(&pushgateway->wake);
-	pthread_mutex_destroy(&pushgateway->lock);
 	free(pushgateway);
 }
 
@@ -378,13 +325,6 @@ struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config 
 	char *url = NULL;
 	if (!pushgateway)
 		return NULL;
-	pthread_mutex_init(&pushgateway->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&pushgateway->wake, &attr);
-	pthread_condattr_destroy(&attr);
-	atomic_init(&pushgateway->abort, false);
 	pushgateway->hooks = config->hooks;
 	pushgateway->interval_ms = config->interval_ms > 0 ? config->interval_ms : FX_PUSH_DEFAULT_INTERVAL_MS;
 	pushgateway->delete_on_shutdown = config->delete_on_shutdown;
@@ -409,7 +349,15 @@ struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config 
 	struct fx_push_http_config http = config->http;
 	http.url = url;
 	pushgateway->stats = fx_push_stats_create("");
-	if (!pushgateway->stats)
+	static const struct fx_push_loop_ops ops = {
+		.push_interval = loop_push_interval,
+		.waiting = loop_waiting,
+		.send_one = loop_send_one,
+		.finish = loop_finish,
+		.wakeup = loop_wakeup,
+	};
+	pushgateway->loop = fx_push_loop_create(&ops, pushgateway, pushgateway->interval_ms);
+	if (!pushgateway->stats || !pushgateway->loop)
 		goto fail;
 	/* "Expect:" (empty) keeps curl from waiting for a 100 Continue before a chunked body. */
 	static const char *const fixed[] = {"Content-Type: " FX_TEXT_CONTENT_TYPE, "Expect:"};
@@ -419,9 +367,9 @@ struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config 
 	if (config->delete_on_shutdown &&
 	    !(pushgateway->delete = fx_push_http_create(&http, "DELETE", NULL, 0, pushgateway->stats)))
 		goto fail;
-	fx_push_http_set_abort(pushgateway->put, &pushgateway->abort);
+	fx_push_http_set_abort(pushgateway->put, fx_push_loop_abort_flag(pushgateway->loop));
 	if (pushgateway->delete)
-		fx_push_http_set_abort(pushgateway->delete, &pushgateway->abort);
+		fx_push_http_set_abort(pushgateway->delete, fx_push_loop_abort_flag(pushgateway->loop));
 	if (fx_push_stats_set_url(pushgateway->stats, fx_push_http_display_url(pushgateway->put)) != 0)
 		goto fail;
 	free(url);
@@ -435,13 +383,13 @@ fail:
 
 int fx_pushgateway_start(struct fx_pushgateway *pushgateway)
 {
-	if (pushgateway->thread_started)
+	int rc = fx_push_loop_start(pushgateway->loop);
+	if (rc > 0)
 		return 0;
-	if (pthread_create(&pushgateway->thread, NULL, run, pushgateway) != 0) {
+	if (rc < 0) {
 		fx_error("pushgateway: cannot start the thread");
 		return -1;
 	}
-	pushgateway->thread_started = true;
 	fx_info("pushgateway %s: pushing every %" PRId64 " ms", fx_push_http_display_url(pushgateway->put),
 		pushgateway->interval_ms);
 	return 0;
@@ -449,26 +397,5 @@ int fx_pushgateway_start(struct fx_pushgateway *pushgateway)
 
 int fx_pushgateway_shutdown(struct fx_pushgateway *pushgateway, int64_t deadline_mono_ms)
 {
-	if (!pushgateway->thread_started)
-		return -1;
-	pthread_mutex_lock(&pushgateway->lock);
-	pushgateway->final_requested = true;
-	pushgateway->final_deadline_ms = deadline_mono_ms;
-	pthread_cond_broadcast(&pushgateway->wake);
-	struct timespec until = {deadline_mono_ms / 1000, (deadline_mono_ms % 1000) * 1000000L};
-	while (!pushgateway->final_done) {
-		if (pthread_cond_timedwait(&pushgateway->wake, &pushgateway->lock, &until) == ETIMEDOUT) {
-			atomic_store(&pushgateway->abort, true);
-			fx_push_http_wakeup(pushgateway->put);
-			if (pushgateway->delete)
-				fx_push_http_wakeup(pushgateway->delete);
-			while (!pushgateway->final_done)
-				pthread_cond_wait(&pushgateway->wake, &pushgateway->lock);
-		}
-	}
-	int rc = pushgateway->final_result;
-	pthread_mutex_unlock(&pushgateway->lock);
-	pthread_join(pushgateway->thread, NULL);
-	pushgateway->thread_started = false;
-	return rc;
+	return fx_push_loop_shutdown(pushgateway->loop, deadline_mono_ms);
 }

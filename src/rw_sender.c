@@ -2,9 +2,9 @@
  * retries. The HTTP client and the endpoint statistics it uses are in push_http.c.
  *
  * DESIGN
- * - The thread owns the encoder, the backlog and the HTTP client; nothing else touches them. Other threads
- *   only set flags under `lock` (stop, final push) and signal `wake`; the thread sleeps on `wake` with a
- *   timeout, so a stop is seen at once.
+ * - The thread (push_loop.c: the schedule, the sleep, the stop and final-push handshake) owns the encoder,
+ *   the backlog and the HTTP client; nothing else touches them. This file supplies what differs: taking an
+ *   interval, sending the oldest request, the final push.
  * - The backlog is a queue of requests in push order. Before a request is sent it is taken out of the
  *   queue (`inflight`); on a retryable failure it goes back to the front. So the bound can drop the oldest
  *   waiting push without touching the request on the wire.
@@ -16,16 +16,14 @@
  * Thread: see rw_sender.h. */
 #include "fx/rw_sender.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fx/clock.h"
 #include "fx/log.h"
+#include "fx/push_loop.h"
 #include "fx/rw_encode.h"
 
 /* ---- Sender ---- */
@@ -36,16 +34,7 @@ struct queued {
 };
 
 struct fx_rw_sender {
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool stop;             /* under lock */
-	bool final_requested;  /* under lock */
-	int64_t final_deadline_ms;
-	bool final_done;       /* under lock: the thread has finished the final push */
-	int final_result;
-	atomic_bool abort;     /* stops a transfer in progress */
+	struct fx_push_loop *loop; /* the thread, its schedule and the stop/final handshake */
 
 	/* Owned by the thread. */
 	struct fx_push_hooks hooks;
@@ -61,7 +50,6 @@ struct fx_rw_sender {
 	uint64_t push_seq;
 	int64_t last_t;
 	int64_t stale_since_ms;
-	int64_t next_push_ms; /* mono */
 	int64_t backoff_ms;
 	int64_t retry_at_ms; /* mono */
 	bool failing;        /* logged the current run of failures */
@@ -162,19 +150,6 @@ static void push_interval(struct fx_rw_sender *sender)
 	publish_backlog(sender);
 }
 
-/* Called during a transfer (curl's progress callback) and between transfers: a due interval is pushed. */
-static void tick(void *opaque)
-{
-	struct fx_rw_sender *sender = opaque;
-	int64_t now = fx_mono_ms();
-	if (now < sender->next_push_ms)
-		return;
-	push_interval(sender);
-	sender->next_push_ms += sender->interval_ms;
-	if (sender->next_push_ms <= now)
-		sender->next_push_ms = now + sender->interval_ms;
-}
-
 /* Sends the oldest request. Returns its outcome. */
 static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t deadline_ms, bool ticking)
 {
@@ -182,7 +157,7 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	sender->has_inflight = true;
 	struct fx_push_result result;
 	fx_push_http_send(sender->http, sender->inflight.request.body, sender->inflight.request.len, deadline_ms,
-			  ticking ? tick : NULL, sender, &result);
+			  ticking ? fx_push_loop_tick : NULL, sender->loop, &result);
 	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
 	const char *url = fx_push_http_display_url(sender->http);
 	sender->has_inflight = false;
@@ -229,36 +204,15 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	return outcome;
 }
 
-static void sleep_until(struct fx_rw_sender *sender, int64_t wake_mono_ms)
-{
-	int64_t delay = wake_mono_ms - fx_mono_ms();
-	if (delay <= 0)
-		return;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += delay / 1000;
-	until.tv_nsec += (delay % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&sender->lock);
-	while (!sender->stop && !sender->final_requested) {
-		if (pthread_cond_timedwait(&sender->wake, &sender->lock, &until) == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&sender->lock);
-}
-
 static int final_push(struct fx_rw_sender *sender, int64_t deadline_ms)
 {
 	push_interval(sender);
 	while (queue_len(sender) > 0) {
-		if (atomic_load(&sender->abort) || fx_mono_ms() >= deadline_ms)
+		if (fx_push_loop_aborted(sender->loop) || fx_mono_ms() >= deadline_ms)
 			return -1;
 		if (sender->retry_at_ms > fx_mono_ms()) {
 			int64_t until = sender->retry_at_ms < deadline_ms ? sender->retry_at_ms : deadline_ms;
-			while (fx_mono_ms() < until && !atomic_load(&sender->abort)) {
+			while (fx_mono_ms() < until && !fx_push_loop_aborted(sender->loop)) {
 				struct timespec pause = {0, 20 * 1000000L};
 				nanosleep(&pause, NULL);
 			}
@@ -269,38 +223,26 @@ static int final_push(struct fx_rw_sender *sender, int64_t deadline_ms)
 	return 0;
 }
 
-static void *run(void *opaque)
+/* ---- The callbacks of the push loop (push_loop.c), on the sender's thread except wakeup ---- */
+
+static void loop_push_interval(void *opaque) { push_interval(opaque); }
+
+static bool loop_waiting(void *opaque, int64_t *due_mono_ms)
 {
 	struct fx_rw_sender *sender = opaque;
-	sender->next_push_ms = fx_mono_ms();
-	for (;;) {
-		pthread_mutex_lock(&sender->lock);
-		bool stop = sender->stop, final = sender->final_requested;
-		int64_t deadline = sender->final_deadline_ms;
-		pthread_mutex_unlock(&sender->lock);
-		if (final) {
-			int rc = final_push(sender, deadline);
-			pthread_mutex_lock(&sender->lock);
-			sender->final_done = true;
-			sender->final_result = rc;
-			pthread_cond_broadcast(&sender->wake);
-			pthread_mutex_unlock(&sender->lock);
-			break;
-		}
-		if (stop)
-			break;
-		tick(sender);
-		int64_t now = fx_mono_ms();
-		if (queue_len(sender) > 0 && now >= sender->retry_at_ms) {
-			send_oldest(sender, 0, true);
-			continue;
-		}
-		int64_t wake = sender->next_push_ms;
-		if (queue_len(sender) > 0 && sender->retry_at_ms < wake)
-			wake = sender->retry_at_ms;
-		sleep_until(sender, wake);
-	}
-	return NULL;
+	*due_mono_ms = sender->retry_at_ms;
+	return queue_len(sender) > 0;
+}
+
+static void loop_send_one(void *opaque) { send_oldest(opaque, 0, true); }
+
+static int loop_finish(void *opaque, int64_t deadline_mono_ms) { return final_push(opaque, deadline_mono_ms); }
+
+/* Any thread: the http handle is set once at create. */
+static void loop_wakeup(void *opaque)
+{
+	struct fx_rw_sender *sender = opaque;
+	fx_push_http_wakeup(sender->http);
 }
 
 struct fx_push_stats *fx_rw_sender_stats(struct fx_rw_sender *sender) { return sender->stats; }
@@ -309,23 +251,13 @@ void fx_rw_sender_destroy(struct fx_rw_sender *sender)
 {
 	if (!sender)
 		return;
-	if (sender->thread_started) {
-		pthread_mutex_lock(&sender->lock);
-		sender->stop = true;
-		atomic_store(&sender->abort, true);
-		fx_push_http_wakeup(sender->http);
-		pthread_cond_broadcast(&sender->wake);
-		pthread_mutex_unlock(&sender->lock);
-		pthread_join(sender->thread, NULL);
-	}
+	fx_push_loop_destroy(sender->loop); /* stops the thread first */
 	for (size_t i = sender->head; i < sender->n; i++)
 		fx_rw_request_free(&sender->queue[i].request);
 	free(sender->queue);
 	fx_push_http_destroy(sender->http);
 	fx_rw_encoder_destroy(sender->encoder);
 	fx_push_stats_destroy(sender->stats);
-	pthread_cond_destroy(&sender->wake);
-	pthread_mutex_destroy(&sender->lock);
 	free(sender);
 }
 
@@ -334,13 +266,6 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	struct fx_rw_sender *sender = calloc(1, sizeof(*sender));
 	if (!sender)
 		return NULL;
-	pthread_mutex_init(&sender->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&sender->wake, &attr);
-	pthread_condattr_destroy(&attr);
-	atomic_init(&sender->abort, false);
 	sender->hooks = config->hooks;
 	sender->interval_ms = config->interval_ms > 0 ? config->interval_ms : FX_PUSH_DEFAULT_INTERVAL_MS;
 	int64_t backlog_ms = config->backlog_ms > 0 ? config->backlog_ms : FX_PUSH_DEFAULT_BACKLOG_MS;
@@ -366,7 +291,15 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	};
 	sender->encoder = fx_rw_encoder_create(&encoder_config);
 	sender->stats = fx_push_stats_create("");
-	if (!sender->encoder || !sender->stats) {
+	static const struct fx_push_loop_ops ops = {
+		.push_interval = loop_push_interval,
+		.waiting = loop_waiting,
+		.send_one = loop_send_one,
+		.finish = loop_finish,
+		.wakeup = loop_wakeup,
+	};
+	sender->loop = fx_push_loop_create(&ops, sender, sender->interval_ms);
+	if (!sender->encoder || !sender->stats || !sender->loop) {
 		fx_error("remote write: out of memory");
 		goto fail;
 	}
@@ -378,7 +311,7 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	sender->http = fx_push_http_create(&config->http, "POST", fixed, 3, sender->stats);
 	if (!sender->http)
 		goto fail;
-	fx_push_http_set_abort(sender->http, &sender->abort);
+	fx_push_http_set_abort(sender->http, fx_push_loop_abort_flag(sender->loop));
 	const char *label = fx_push_http_display_url(sender->http);
 	if (fx_push_stats_set_url(sender->stats, label) != 0)
 		goto fail;
@@ -392,13 +325,13 @@ fail:
 int fx_rw_sender_start(struct fx_rw_sender *sender)
 {
 	const char *url = fx_push_http_display_url(sender->http);
-	if (sender->thread_started)
+	int rc = fx_push_loop_start(sender->loop);
+	if (rc > 0)
 		return 0;
-	if (pthread_create(&sender->thread, NULL, run, sender) != 0) {
+	if (rc < 0) {
 		fx_error("remote write %s: cannot start the thread", url);
 		return -1;
 	}
-	sender->thread_started = true;
 	fx_info("remote write %s: pushing every %" PRId64 " ms, backlog of %" PRIu64 " pushes", url,
 		sender->interval_ms, sender->max_pushes);
 	return 0;
@@ -406,28 +339,5 @@ int fx_rw_sender_start(struct fx_rw_sender *sender)
 
 int fx_rw_sender_shutdown(struct fx_rw_sender *sender, int64_t deadline_mono_ms)
 {
-	if (!sender->thread_started)
-		return -1;
-	pthread_mutex_lock(&sender->lock);
-	sender->final_requested = true;
-	sender->final_deadline_ms = deadline_mono_ms;
-	pthread_cond_broadcast(&sender->wake);
-	/* The thread may be in a transfer: it is bounded by the timeout; past the deadline, abort it. */
-	struct timespec until;
-	int64_t ms = deadline_mono_ms;
-	until.tv_sec = ms / 1000;
-	until.tv_nsec = (ms % 1000) * 1000000L;
-	while (!sender->final_done) {
-		if (pthread_cond_timedwait(&sender->wake, &sender->lock, &until) == ETIMEDOUT) {
-			atomic_store(&sender->abort, true);
-			fx_push_http_wakeup(sender->http);
-			while (!sender->final_done)
-				pthread_cond_wait(&sender->wake, &sender->lock);
-		}
-	}
-	int rc = sender->final_result;
-	pthread_mutex_unlock(&sender->lock);
-	pthread_join(sender->thread, NULL);
-	sender->thread_started = false;
-	return rc;
+	return fx_push_loop_shutdown(sender->loop, deadline_mono_ms);
 }
