@@ -157,15 +157,21 @@ def cmd_totals(args):
             if host in got:
                 problems.append("%s: hostname %r twice in the answer" % (expr, host))
             try:
-                got[host] = as_int(item["value"][1], "%s{hostname=%r}" % (expr, host))
+                if args.relative_error:
+                    got[host] = float(item["value"][1])
+                else:
+                    got[host] = as_int(item["value"][1], "%s{hostname=%r}" % (expr, host))
             except ValueError as e:
                 problems.append(str(e))
         expected = want[family]
         for host in sorted(set(got) | set(expected)):
+            if (args.relative_error and host in got and host in expected and
+                    abs(got[host] - expected[host]) <= args.relative_error * max(1, expected[host])):
+                continue
             if got.get(host) != expected.get(host):
                 problems.append("%s  hostname=%r: got %s want %s%s" % (
                     expr, host, got.get(host), expected.get(host),
-                    "" if host not in got or host not in expected else " (diff %d)" % (got[host] - expected[host])))
+                    "" if host not in got or host not in expected else " (diff %s)" % (got[host] - expected[host])))
     for line in problems[:40]:
         print(line)
     if len(problems) > 40:
@@ -298,6 +304,9 @@ def main():
     p.add_argument("hosts")
     p.add_argument("--template", default="sum by (hostname) ({family})")
     p.add_argument("--time")
+    # VictoriaMetrics keeps values as decimal mantissa and exponent: a sum of exact integers may come
+    # back as 6156238635.999999. Its answers are compared within this relative error, Prometheus's exactly.
+    p.add_argument("--relative-error", type=float, default=0.0)
     p = sub.add_parser("vector")
     p.add_argument("url")
     p.add_argument("expr")
