@@ -291,6 +291,7 @@ int main(int argc, char **argv)
 {
 	struct exporter exporter = {0};
 	int status = 1;
+	int64_t deadline;
 	int rc = fx_config_parse(&exporter.config, argc, argv, stderr);
 	struct fx_config *config = &exporter.config;
 	if (rc) {
@@ -369,7 +370,7 @@ int main(int argc, char **argv)
 out:
 	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them;
 	 * then the pushers push those final values. */
-	int64_t deadline = fx_mono_ms() + config->shutdown_timeout_ms;
+	deadline = fx_mono_ms() + config->shutdown_timeout_ms;
 	/* Half of --shutdown-timeout for the final commit and close, the rest (at least) for the final push. */
 	fx_consumer_stop(exporter.consumer, config->shutdown_timeout_ms / 2);
 	if (exporter.store)
