@@ -635,3 +635,28 @@ enum fx_push_outcome fx_push_outcome_of(const struct fx_push_result *result)
 		return FX_PUSH_RETRY;
 	return FX_PUSH_DROP;
 }
+
+void fx_push_retry_ok(struct fx_push_retry *retry, const char *what, const char *url)
+{
+	if (retry->failing)
+		fx_info("%s %s: delivering again", what, url);
+	*retry = (struct fx_push_retry){0};
+}
+
+void fx_push_retry_failed(struct fx_push_retry *retry, struct fx_push_http *http,
+			  const struct fx_push_result *result, bool jitter, const char *what, const char *url)
+{
+	retry->backoff_ms = fx_push_backoff_next(http, retry->backoff_ms);
+	int64_t delay = jitter ? fx_push_backoff_jitter(http, retry->backoff_ms) : retry->backoff_ms;
+	if (result->retry_after_ms > delay)
+		delay = result->retry_after_ms;
+	retry->retry_at_ms = fx_mono_ms() + delay;
+	if (!retry->failing) {
+		if (result->status)
+			fx_warn("%s %s: HTTP %ld, retrying with backoff: %s", what, url, result->status,
+				result->body_start);
+		else
+			fx_warn("%s %s: %s, retrying with backoff", what, url, result->error);
+	}
+	retry->failing = true;
+}

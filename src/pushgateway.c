@@ -45,8 +45,7 @@ struct fx_pushgateway {
 	struct fx_push_stats *stats;
 	struct fx_snapshot *pending; /* the values waiting to be sent; NULL = none */
 	uint64_t pending_samples;
-	int64_t retry_at_ms, backoff_ms;
-	bool failing;
+	struct fx_push_retry retry;
 	struct fx_ratelimit refused_log;
 };
 
@@ -220,11 +219,7 @@ static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct
 	if (outcome == FX_PUSH_OK) {
 		if (!is_delete)
 			fx_push_stats_add(pushgateway->stats, samples, 0, 0, 0);
-		if (pushgateway->failing)
-			fx_info("pushgateway %s: delivering again", url);
-		pushgateway->failing = false;
-		pushgateway->backoff_ms = 0;
-		pushgateway->retry_at_ms = 0;
+		fx_push_retry_ok(&pushgateway->retry, "pushgateway", url);
 	} else if (outcome == FX_PUSH_DROP) {
 		uint64_t suppressed = 0;
 		if (fx_ratelimit_allow(&pushgateway->refused_log, fx_mono_ms(), &suppressed))
@@ -232,20 +227,8 @@ static enum fx_push_outcome send_once(struct fx_pushgateway *pushgateway, struct
 				 is_delete ? "DELETE" : "PUT", result.body_start);
 		fx_push_stats_add(pushgateway->stats, 0, 0, 1, 0);
 	} else {
-		pushgateway->backoff_ms = fx_push_backoff_next(http, pushgateway->backoff_ms);
-		int64_t delay = pushgateway->backoff_ms;
-		if (result.retry_after_ms > delay)
-			delay = result.retry_after_ms;
-		pushgateway->retry_at_ms = fx_mono_ms() + delay;
+		fx_push_retry_failed(&pushgateway->retry, http, &result, false, "pushgateway", url);
 		fx_push_stats_add(pushgateway->stats, 0, 1, 0, 0);
-		if (!pushgateway->failing) {
-			if (result.status)
-				fx_warn("pushgateway %s: HTTP %ld, retrying with backoff: %s", url, result.status,
-					result.body_start);
-			else
-				fx_warn("pushgateway %s: %s, retrying with backoff", url, result.error);
-		}
-		pushgateway->failing = true;
 	}
 	fx_push_stats_set_backlog(pushgateway->stats, pushgateway->pending ? 1 : 0);
 	return outcome;
@@ -260,12 +243,12 @@ static int finish(struct fx_pushgateway *pushgateway, int64_t deadline_ms)
 		fx_snapshot_destroy(pushgateway->pending);
 		pushgateway->pending = NULL;
 	}
-	pushgateway->retry_at_ms = 0;
-	pushgateway->backoff_ms = 0;
+	pushgateway->retry.retry_at_ms = 0;
+	pushgateway->retry.backoff_ms = 0;
 	while (!fx_push_loop_aborted(pushgateway->loop) && fx_mono_ms() < deadline_ms) {
 		if (!pushgateway->delete && !pushgateway->pending)
 			return -1; /* nothing to send (the snapshot failed) */
-		if (fx_mono_ms() < pushgateway->retry_at_ms) {
+		if (fx_mono_ms() < pushgateway->retry.retry_at_ms) {
 			struct timespec pause = {0, 20 * 1000000L};
 			nanosleep(&pause, NULL);
 			continue;
@@ -284,7 +267,7 @@ static void loop_push_interval(void *opaque) { render(opaque); }
 static bool loop_waiting(void *opaque, int64_t *due_mono_ms)
 {
 	struct fx_pushgateway *pushgateway = opaque;
-	*due_mono_ms = pushgateway->retry_at_ms;
+	*due_mono_ms = pushgateway->retry.retry_at_ms;
 	return pushgateway->pending != NULL;
 }
 

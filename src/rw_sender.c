@@ -50,9 +50,7 @@ struct fx_rw_sender {
 	uint64_t push_seq;
 	int64_t last_t;
 	int64_t stale_since_ms;
-	int64_t backoff_ms;
-	int64_t retry_at_ms; /* mono */
-	bool failing;        /* logged the current run of failures */
+	struct fx_push_retry retry;
 	struct fx_ratelimit refused_log;
 };
 
@@ -164,11 +162,7 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	if (outcome == FX_PUSH_OK) {
 		fx_push_stats_add(sender->stats, sender->inflight.request.n_samples, 0, 0, 0);
 		fx_rw_request_free(&sender->inflight.request);
-		if (sender->failing)
-			fx_info("remote write %s: delivering again", url);
-		sender->failing = false;
-		sender->backoff_ms = 0;
-		sender->retry_at_ms = 0;
+		fx_push_retry_ok(&sender->retry, "remote write", url);
 	} else if (outcome == FX_PUSH_DROP) {
 		uint64_t suppressed = 0;
 		if (fx_ratelimit_allow(&sender->refused_log, fx_mono_ms(), &suppressed))
@@ -184,20 +178,8 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 			fx_rw_request_free(&sender->inflight.request);
 			fx_push_stats_add(sender->stats, 0, 0, 0, 1);
 		}
-		sender->backoff_ms = fx_push_backoff_next(sender->http, sender->backoff_ms);
-		int64_t delay = fx_push_backoff_jitter(sender->http, sender->backoff_ms);
-		if (result.retry_after_ms >= 0 && result.retry_after_ms > delay)
-			delay = result.retry_after_ms;
-		sender->retry_at_ms = fx_mono_ms() + delay;
+		fx_push_retry_failed(&sender->retry, sender->http, &result, true, "remote write", url);
 		fx_push_stats_add(sender->stats, 0, 1, 0, 0);
-		if (!sender->failing) {
-			if (result.status)
-				fx_warn("remote write %s: HTTP %ld, retrying with backoff: %s", url, result.status,
-					result.body_start);
-			else
-				fx_warn("remote write %s: %s, retrying with backoff", url, result.error);
-		}
-		sender->failing = true;
 		enforce_bound(sender);
 	}
 	publish_backlog(sender);
@@ -210,8 +192,10 @@ static int final_push(struct fx_rw_sender *sender, int64_t deadline_ms)
 	while (queue_len(sender) > 0) {
 		if (fx_push_loop_aborted(sender->loop) || fx_mono_ms() >= deadline_ms)
 			return -1;
-		if (sender->retry_at_ms > fx_mono_ms()) {
-			int64_t until = sender->retry_at_ms < deadline_ms ? sender->retry_at_ms : deadline_ms;
+		if (sender->retry.retry_at_ms > fx_mono_ms()) {
+			int64_t until = sender->retry.retry_at_ms;
+			if (until > deadline_ms)
+				until = deadline_ms;
 			while (fx_mono_ms() < until && !fx_push_loop_aborted(sender->loop)) {
 				struct timespec pause = {0, 20 * 1000000L};
 				nanosleep(&pause, NULL);
@@ -230,7 +214,7 @@ static void loop_push_interval(void *opaque) { push_interval(opaque); }
 static bool loop_waiting(void *opaque, int64_t *due_mono_ms)
 {
 	struct fx_rw_sender *sender = opaque;
-	*due_mono_ms = sender->retry_at_ms;
+	*due_mono_ms = sender->retry.retry_at_ms;
 	return queue_len(sender) > 0;
 }
 

@@ -141,4 +141,20 @@ int64_t fx_push_backoff_next(const struct fx_push_http *http, int64_t current_ms
 /* delay_ms less up to 10% (random, from the client's own seed). Owner's thread (it advances the seed). */
 int64_t fx_push_backoff_jitter(struct fx_push_http *http, int64_t delay_ms);
 
+/* The retry state of one endpoint, shared by both pushers: the current backoff, when to try again
+ * (fx_mono_ms clock), and whether the current run of failures was logged. Owned by the pusher's thread;
+ * zero-initialised means "nothing failed". */
+struct fx_push_retry {
+	int64_t backoff_ms;
+	int64_t retry_at_ms;
+	bool failing;
+};
+
+/* After a delivery: logs the recovery once (what: "remote write" or "pushgateway") and clears the state. */
+void fx_push_retry_ok(struct fx_push_retry *retry, const char *what, const char *url);
+/* After a retryable failure: the next backoff (with the endpoint's jitter when `jitter`), or Retry-After
+ * when longer, sets retry_at_ms; logs the first failure of a run. */
+void fx_push_retry_failed(struct fx_push_retry *retry, struct fx_push_http *http,
+			  const struct fx_push_result *result, bool jitter, const char *what, const char *url);
+
 #endif
