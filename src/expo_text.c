@@ -212,14 +212,22 @@ static int render_asn_fragment(struct fx_buf *out, bool keep_number, const char 
 struct render_state {
 	const struct fx_snapshot *snapshot;
 	struct asn_slot *asn_cache;  /* ASN_CACHE_SLOTS */
+	struct asn_slot asn_spare;   /* see lookup_asn */
 	const char *last_hostname;   /* the hostname whose fragment is in host_fragment */
 	struct fx_buf host_fragment; /* hostname="<escaped>" */
 };
 
-static const struct asn_slot *lookup_asn(struct render_state *state, uint32_t asn, int *rc)
+/* The cache slot of asn, filled. `taken` is a slot the caller still reads (the destination AS's, when
+ * looking up the source AS): when asn would evict it, the spare slot is filled instead. */
+static const struct asn_slot *lookup_asn(struct render_state *state, uint32_t asn,
+					 const struct asn_slot *taken, int *rc)
 {
 	/* Fibonacci hashing spreads neighbouring ASNs over the slots. */
 	struct asn_slot *slot = &state->asn_cache[(uint32_t)(asn * 2654435769u) >> 20];
+	if (slot == taken && slot->asn != asn) {
+		slot = &state->asn_spare;
+		slot->filled = false;
+	}
 	if (!slot->filled || slot->asn != asn) {
 		uint32_t mask = state->snapshot->label_mask;
 		const char *name =
@@ -296,15 +304,16 @@ static int render_series_labels(struct render_state *state, const struct fx_seri
 		host = &state->host_fragment;
 		bound += host->len;
 	}
+	const struct asn_slot *dst_slot = NULL;
 	if (key->present & FX_LABEL_DESTINATION_AS) {
-		const struct asn_slot *slot = lookup_asn(state, key->as_dst, &rc);
-		if (!slot)
+		dst_slot = lookup_asn(state, key->as_dst, NULL, &rc);
+		if (!dst_slot)
 			return rc;
-		dst = &slot->destination;
+		dst = &dst_slot->destination;
 		bound += dst->len;
 	}
 	if (key->present & FX_LABEL_SOURCE_AS) {
-		const struct asn_slot *slot = lookup_asn(state, key->as_src, &rc);
+		const struct asn_slot *slot = lookup_asn(state, key->as_src, dst_slot, &rc);
 		if (!slot)
 			return rc;
 		src = &slot->source;
@@ -458,6 +467,8 @@ struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot 
 	stream->snapshot = snapshot;
 	stream->state.snapshot = snapshot;
 	fx_buf_init(&stream->state.host_fragment, SIZE_MAX / 2);
+	fx_buf_init(&stream->state.asn_spare.destination, SIZE_MAX / 2);
+	fx_buf_init(&stream->state.asn_spare.source, SIZE_MAX / 2);
 	fx_buf_init(&stream->labels, SIZE_MAX / 2);
 	fx_buf_init(&stream->pending, SIZE_MAX / 2);
 	stream->state.asn_cache = calloc(ASN_CACHE_SLOTS, sizeof(*stream->state.asn_cache));
@@ -488,6 +499,8 @@ void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream)
 		}
 		free(stream->state.asn_cache);
 	}
+	fx_buf_free(&stream->state.asn_spare.destination);
+	fx_buf_free(&stream->state.asn_spare.source);
 	fx_buf_free(&stream->state.host_fragment);
 	fx_buf_free(&stream->labels);
 	fx_buf_free(&stream->pending);

@@ -88,6 +88,7 @@ struct fx_rw_encoder {
 	/* Per encode. */
 	struct host_slot host_cache[HOST_CACHE_SLOTS];
 	struct asn_slot *asn_cache; /* ASN_CACHE_SLOTS */
+	struct asn_slot asn_spare;  /* see lookup_asn */
 	struct fx_buf tail;	    /* the flow labels of the series being written */
 	struct fx_buf packed;	    /* the WriteRequest being built, reused */
 	size_t n_series;	    /* TimeSeries in `packed` */
@@ -484,11 +485,17 @@ static const struct host_slot *lookup_host(struct fx_rw_encoder *encoder, const 
 	return slot;
 }
 
+/* The cache slot of asn, filled. `taken` is a slot the caller still reads (the source AS's, when looking
+ * up the destination AS): when asn would evict it, the spare slot is filled instead. */
 static const struct asn_slot *lookup_asn(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapshot,
-					 uint32_t asn)
+					 uint32_t asn, const struct asn_slot *taken)
 {
 	/* Fibonacci hashing spreads neighbouring ASNs over the slots. */
 	struct asn_slot *slot = &encoder->asn_cache[(uint32_t)(asn * 2654435769u) >> 19];
+	if (slot == taken && slot->asn != asn) {
+		slot = &encoder->asn_spare;
+		slot->filled = false;
+	}
 	if (!slot->filled || slot->asn != asn) {
 		slot->asn = asn;
 		slot->filled = true;
@@ -512,9 +519,9 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *s
 	char digits[N_FLOW_LABELS][NUMBER_CHARS];
 	const struct asn_slot *src = NULL, *dst = NULL;
 	if (key->present & FX_LABEL_SOURCE_AS)
-		src = lookup_asn(encoder, snapshot, key->as_src);
+		src = lookup_asn(encoder, snapshot, key->as_src, NULL);
 	if (key->present & FX_LABEL_DESTINATION_AS)
-		dst = lookup_asn(encoder, snapshot, key->as_dst);
+		dst = lookup_asn(encoder, snapshot, key->as_dst, src);
 
 	/* By label bit, as flow_label_value did: a label is written when kept, carried and not empty. */
 	if ((mask & FX_LABEL_HOSTNAME) && (key->present & FX_LABEL_HOSTNAME) && key->hostname) {

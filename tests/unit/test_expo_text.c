@@ -286,6 +286,28 @@ static void test_label_mask(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* Two ASNs that share a slot of the renderer's AS cache (15169 and 4223) as the source and destination of
+ * one series: each keeps its own number and name. */
+static void test_asn_cache_collision(void)
+{
+	static const char text[] = "15169\tGOOGLE, US\n4223\tCOLLIDING-AS, ZZ\n";
+	struct fx_asn_map *names = fx_asn_map_parse(text, sizeof(text) - 1, NULL);
+	CHECK(names != NULL);
+	uint32_t present = FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS;
+	struct fx_series series[2] = {series_of(NULL, 4223, 15169, 0, 0, present, RX, 100, 1, 0, 0),
+				      series_of(NULL, 15169, 4223, 0, 0, present, RX, 101, 1, 0, 0)};
+	struct fx_snapshot *snapshot = make_snapshot(series, 2, FX_LABEL_ALL, names, NULL);
+	struct fx_buf out;
+	fx_buf_init(&out, 1u << 20);
+	CHECK(fx_expo_text_render(snapshot, &out) == 0);
+	CHECK(strstr(out.data, "flow_receive_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+			       "source_as=\"4223\",source_as_name=\"COLLIDING-AS\"} 100\n") != NULL);
+	CHECK(strstr(out.data, "flow_receive_bytes_total{destination_as=\"4223\",destination_as_name=\"COLLIDING-AS\","
+			       "source_as=\"15169\",source_as_name=\"GOOGLE\"} 101\n") != NULL);
+	fx_buf_free(&out);
+	fx_snapshot_destroy(snapshot);
+}
+
 static void test_empty(void)
 {
 	/* No series and no self families: no bytes at all. */
@@ -519,6 +541,7 @@ int main(void)
 	test_promtool_catches_errors();
 	test_full();
 	test_label_mask();
+	test_asn_cache_collision();
 	test_empty();
 	test_append_and_limit();
 	test_stream_chunks();

@@ -294,6 +294,42 @@ static void test_round_trip(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* Two ASNs that share a slot of the encoder's AS cache (15169 and 4223) as the source and destination of
+ * one series: each keeps its own number and name. */
+static void test_asn_cache_collision(void)
+{
+	static const char text[] = "15169\tGOOGLE, US\n4223\tCOLLIDING-AS, ZZ\n";
+	struct fx_snapshot *snapshot = make_snapshot(2, 0);
+	snapshot->names = fx_asn_map_parse(text, strlen(text), NULL);
+	CHECK(snapshot->names != NULL);
+	uint32_t pairs[2][2] = {{4223, 15169}, {15169, 4223}};
+	for (size_t i = 0; i < 2; i++) {
+		struct fx_series *series = &snapshot->series[i];
+		series->key = (struct fx_series_key){.as_src = pairs[i][0], .as_dst = pairs[i][1],
+						     .present = FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS};
+		series->seen = 1u << FX_DIR_RECEIVE;
+		series->bytes[FX_DIR_RECEIVE] = 100 + i;
+		series->packets[FX_DIR_RECEIVE] = 1;
+	}
+	struct fx_rw_encoder_config config = {0};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	struct fx_rw_requests requests = {0};
+	CHECK(fx_rw_encode(encoder, snapshot, 1000, 0, &requests) == 0);
+	struct decoded_set set = decode_all(&requests);
+	check_value(&set,
+		    "flow_receive_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+		    "source_as=\"4223\",source_as_name=\"COLLIDING-AS\"}",
+		    100, 1000);
+	check_value(&set,
+		    "flow_receive_bytes_total{destination_as=\"4223\",destination_as_name=\"COLLIDING-AS\","
+		    "source_as=\"15169\",source_as_name=\"GOOGLE\"}",
+		    101, 1000);
+	free(set.items);
+	fx_rw_requests_free(&requests);
+	fx_rw_encoder_destroy(encoder);
+	fx_snapshot_destroy(snapshot);
+}
+
 static void test_external_label_checks(void)
 {
 	char err[200];
@@ -497,6 +533,7 @@ int main(void)
 {
 	test_random_snapshots_match_protobuf_c();
 	test_round_trip();
+	test_asn_cache_collision();
 	test_external_label_checks();
 	test_split();
 	test_timing();
