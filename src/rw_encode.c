@@ -21,8 +21,8 @@
  * - Label values are cached for one encode: a hostname's length per interned pointer, an AS number's
  *   digits and AS name per ASN (direct-mapped caches), so a series costs a few memcpy and no lookup.
  * - Values are converted from uint64 to double here and nowhere earlier.
- * - The series of a request are written in snapshot order (sorted by hostname, then AS numbers): the
- *   neighbours that share a hostname and a local AS are what snappy, which only looks 64 KiB back, finds.
+ * - The series of a request are written in snapshot order (sorted by AS numbers, then hostname): the
+ *   neighbours that share an AS pair and its names are what snappy, which only looks 64 KiB back, finds.
  *
  * Thread: whichever thread owns the encoder (the sender's). */
 #include "fx/rw_encode.h"

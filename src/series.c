@@ -11,18 +11,19 @@ static int compare_u32(uint32_t a, uint32_t b) { return (a > b) - (a < b); }
 
 int fx_series_key_compare(const struct fx_series_key *a, const struct fx_series_key *b)
 {
+	int c;
+	if ((c = compare_u32(a->as_src, b->as_src)) || (c = compare_u32(a->as_dst, b->as_dst)))
+		return c;
 	if (a->hostname != b->hostname) {
 		if (!a->hostname)
 			return -1;
 		if (!b->hostname)
 			return 1;
-		int c = strcmp(a->hostname, b->hostname);
+		c = strcmp(a->hostname, b->hostname);
 		if (c)
 			return c;
 	}
-	int c;
-	if ((c = compare_u32(a->as_src, b->as_src)) || (c = compare_u32(a->as_dst, b->as_dst)) ||
-	    (c = compare_u32(a->iface_in, b->iface_in)) || (c = compare_u32(a->iface_out, b->iface_out)))
+	if ((c = compare_u32(a->iface_in, b->iface_in)) || (c = compare_u32(a->iface_out, b->iface_out)))
 		return c;
 	return compare_u32(a->present, b->present);
 }

@@ -43,7 +43,10 @@ struct fx_series {
 	uint32_t seen;       /* bit (1 << direction) once the direction has had a record */
 };
 
-/* Total order used by snapshots: hostname (byte order, absent first), then the numbers, then present. */
+/* Total order used by snapshots: the AS numbers (source, then destination), hostname (byte order, absent
+ * first), the interfaces, then present. AS numbers first, so that the series of one AS pair, which carry
+ * the longest labels (the AS names), are neighbours: what a compressor with a short window (snappy, in
+ * remote write) and a scrape's gzip find. */
 int fx_series_key_compare(const struct fx_series_key *a, const struct fx_series_key *b);
 
 #endif
