@@ -30,8 +30,8 @@
 #define BATCH_MAX 1024
 #define POLL_MS 100
 #define MAX_ERROR_KINDS 32
-/* Bound on one fetch wake-up (a ListOffsets round trip, see wake_fetchers). */
-#define WAKE_TIMEOUT_MS 200
+/* How long a fetch wake-up waits (see watch_queue): the request only has to be sent, not answered. */
+#define WAKE_TIMEOUT_MS 1
 
 struct partition_lag {
 	const char *topic; /* one of config.topics */
@@ -460,8 +460,11 @@ static uint64_t conf_number(rd_kafka_t *rk, const char *key, uint64_t fallback)
  * them: a network event, an operation, or a 1 s timer. A worker that drains the queue faster than 1 s
  * therefore waits for nothing (a backlog was read at a third of the rate the transport allows). So when
  * the queue has reached a bound and been drained to half of it, the worker wakes the broker threads with
- * a ListOffsets request for its partitions (one round trip, sent to every leader), while half a queue
- * of messages still keeps it busy. librdkafka 2.1 made this backoff tunable (fetch.queue.backoff.ms).
+ * a ListOffsets request for its partitions (sent to every leader), while half a queue of messages still
+ * keeps it busy. Sending the request is what wakes them, so the worker waits WAKE_TIMEOUT_MS, not for the
+ * answer (librdkafka drops an answer that comes after its caller gave up): waiting for the round trip
+ * held 100-record messages at 1.9 M records/s instead of 2.3 M in tests/bench. librdkafka 2.1 made this
+ * backoff tunable (fetch.queue.backoff.ms).
  * @locality the worker thread. */
 static void watch_queue(struct worker *worker)
 {
