@@ -20,6 +20,7 @@
 #include "fx/http_server.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -394,6 +395,7 @@ static void free_scrape(void *cls)
 	fx_expo_text_stream_destroy(scrape->text);
 	fx_snapshot_destroy(scrape->snapshot);
 	free(scrape);
+	malloc_trim(0); /* give the snapshot's memory back (see main.c) */
 }
 
 static ssize_t scrape_failed(struct scrape *scrape, const char *why)

@@ -15,6 +15,7 @@
 #include "fx/push_loop.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -99,6 +100,8 @@ static void *run(void *opaque)
 		int64_t wake = loop->next_push_ms;
 		if (waiting && due < wake)
 			wake = due;
+		if (!waiting)
+			malloc_trim(0); /* all sent: the snapshot and the request bodies are freed, give them back */
 		sleep_until(loop, wake);
 	}
 	return NULL;
