@@ -12,10 +12,13 @@
 #                                 [--inproc-series 10000,100000,1000000] [--no-inproc]
 #
 # Reports, over the push window (after the first push of the full set, no records flowing): the daemon's
-# CPU seconds per minute (utime + stime from /proc/<pid>/stat) and the samples delivered; then, over a
-# second window where /metrics is also fetched with gzip every interval (as Prometheus would), the CPU
-# again; and the daemon's peak RSS (VmHWM: since it started, ingestion of the set included) and its RSS
-# at the end.
+# CPU seconds per minute (utime + stime from /proc/<pid>/stat), the samples delivered and the bytes per
+# sample on the wire (request bodies as received); then, over a second window where /metrics is also
+# fetched with gzip every interval (as Prometheus would), the CPU again; the daemon's peak RSS (VmHWM:
+# since it started, ingestion of the set included) and its RSS at the end. Last, what users run instead
+# of pushing: vmagent (Debian's) scraping the same /metrics every interval and remote-writing it to a
+# second recording receiver, over --scrape-minutes: vmagent's CPU seconds per minute, its RSS and its
+# bytes per sample on the wire, on the same series (vmagent adds job and instance labels to each).
 # shellcheck source=../e2e/lib/common.sh disable=SC2154
 source "$(dirname "$0")/../e2e/lib/common.sh"
 
@@ -90,8 +93,9 @@ for ((p = 0; p < PARTITIONS; p++)); do
 	MOCK_TIMEOUT=120 must_mock produce flows "$p" "$TEST_TMP/p$p.msg"
 done
 
-# The recording receiver (its JSON log of every sample would cost more than the exporter: discarded).
-"$FX_TOOLS/rw_receiver" --port 0 --log /dev/null --max-series 2000 >"$TEST_TMP/recv.out" 2>"$TEST_TMP/recv.log" &
+# The recording receiver; its log holds one line per request with the sizes, not the samples.
+"$FX_TOOLS/rw_receiver" --port 0 --log "$TEST_TMP/requests.jsonl" --no-samples --max-series 2000 \
+	>"$TEST_TMP/recv.out" 2>"$TEST_TMP/recv.log" &
 RECV_PID=$!
 STARTED_PIDS+=("$RECV_PID")
 wait_until 15 "rw_receiver LISTEN" grep -q '^LISTEN ' "$TEST_TMP/recv.out"
@@ -118,13 +122,30 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
 status_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$PID/status"; }
 TICKS=$(getconf CLK_TCK)
 
-# window PHASE MINUTES SCRAPE: prints "PHASE cpu1 cpu0 t1 t0 scrapes samples1 samples0"
+# wire_bytes LOG FROM_MS TO_MS: "bytes samples" of the requests logged in LOG that arrived in the window
+wire_bytes() {
+	"$PYTHON" - "$@" <<'PY'
+import json, sys
+total = samples = 0
+for line in open(sys.argv[1]):
+    request = json.loads(line)
+    if int(sys.argv[2]) <= request["ms"] < int(sys.argv[3]) and request["status"] // 100 == 2:
+        total += request["body_bytes"]
+        samples += request.get("sample_count", 0)
+print(total, samples)
+PY
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# window PHASE MINUTES SCRAPE: prints "PHASE cpu1 cpu0 t1 t0 scrapes samples1 samples0 bytes wire_samples"
 window() {
 	local phase=$1 minutes=$2 scrape=$3 scrapes=0
 	local samples0 cpu0 t0 end
 	samples0=$(samples_pushed)
 	cpu0=$(cpu_ticks)
 	t0=$(date +%s.%N)
+	local ms0
+	ms0=$(now_ms)
 	end=$((SECONDS + minutes * 60))
 	while ((SECONDS < end)); do
 		if ((scrape)); then
@@ -133,7 +154,8 @@ window() {
 		fi
 		sleep "$INTERVAL"
 	done
-	echo "$phase $(cpu_ticks) $cpu0 $(date +%s.%N) $t0 $scrapes $(samples_pushed) $samples0"
+	echo "$phase $(cpu_ticks) $cpu0 $(date +%s.%N) $t0 $scrapes $(samples_pushed) $samples0" \
+		"$(wire_bytes "$TEST_TMP/requests.jsonl" "$ms0" "$(now_ms)")"
 }
 PUSH_LINE=$(window push "$MINUTES" 0)
 SCRAPE_LINE=$(window scrape "$SCRAPE_MINUTES" 1)
@@ -146,15 +168,57 @@ kill -0 "$RECV_PID" || fail "the receiver died"
 REFUSED=$(awk '$1 ~ /^flow_exporter_push_requests_total/ && /status_class="4xx"/ { s += $2 } END { print s + 0 }' "$TEST_TMP/last.prom")
 ((REFUSED == 0)) || fail "$REFUSED push requests refused by the receiver (see $TEST_TMP/recv.log)"
 
-"$PYTHON" - "$TICKS" "$HWM" "$RSS" "$SERIES" "$INTERVAL" "$LINES" "$PUSH_LINE" "$SCRAPE_LINE" <<'EOF'
+# ---- vmagent scraping the same /metrics, remote-writing to a second recording receiver -----------------
+VM_LINE="vmagent not installed"
+if command -v vmagent >/dev/null; then
+	"$FX_TOOLS/rw_receiver" --port 0 --log "$TEST_TMP/vm-requests.jsonl" --no-samples --max-series 100000 \
+		>"$TEST_TMP/vm-recv.out" 2>"$TEST_TMP/vm-recv.log" &
+	VM_RECV_PID=$!
+	STARTED_PIDS+=("$VM_RECV_PID")
+	wait_until 15 "second rw_receiver LISTEN" grep -q '^LISTEN ' "$TEST_TMP/vm-recv.out"
+	VM_RECV_PORT=$(sed -n 's/^LISTEN //p' "$TEST_TMP/vm-recv.out")
+	printf '%s\n' "global:" "  scrape_interval: ${INTERVAL}s" "  scrape_timeout: ${INTERVAL}s" \
+		"scrape_configs:" "  - job_name: flow-exporter" "    static_configs:" \
+		"      - targets: ['127.0.0.1:$PORT']" >"$TEST_TMP/vmagent.yml"
+	vmagent -promscrape.config="$TEST_TMP/vmagent.yml" -httpListenAddr="127.0.0.1:$(free_port)" \
+		-remoteWrite.url="http://127.0.0.1:$VM_RECV_PORT/api/v1/write" \
+		-remoteWrite.tmpDataPath="$TEST_TMP/vmagent-data" -loggerLevel=WARN >"$TEST_TMP/vmagent.log" 2>&1 &
+	VM_PID=$!
+	STARTED_PIDS+=("$VM_PID")
+	# Its first scrape and push of the full set, then a window as long as the scrape window.
+	wait_until 120 "vmagent's first push" test -s "$TEST_TMP/vm-requests.jsonl"
+	sleep $((INTERVAL + 2))
+	vm_ticks() { awk '{ print $14 + $15 }' "/proc/$VM_PID/stat"; }
+	VM_CPU0=$(vm_ticks)
+	VM_T0=$(date +%s.%N)
+	VM_MS0=$(now_ms)
+	sleep $((SCRAPE_MINUTES * 60))
+	VM_LINE="vmagent $(vm_ticks) $VM_CPU0 $(date +%s.%N) $VM_T0 $(awk '$1 == "VmHWM:" { print $2 }' "/proc/$VM_PID/status")"
+	VM_LINE="$VM_LINE $(wire_bytes "$TEST_TMP/vm-requests.jsonl" "$VM_MS0" "$(now_ms)")"
+	VM_BROKEN=$(grep -c -v '"violations":\[\]' "$TEST_TMP/vm-requests.jsonl" || true)
+	((VM_BROKEN == 0)) || fail "$VM_BROKEN of vmagent's requests break remote write 1.0 (see $TEST_TMP/vm-requests.jsonl)"
+fi
+
+"$PYTHON" - "$TICKS" "$HWM" "$RSS" "$SERIES" "$INTERVAL" "$LINES" "$PUSH_LINE" "$SCRAPE_LINE" "$VM_LINE" <<'EOF'
 import sys
 ticks, hwm, rss, series, interval, lines = sys.argv[1:7]
 print("daemon at %s series (%s flow sample lines), push every %ss to rw_receiver, no records flowing:" % (series, lines, interval))
-for line in sys.argv[7:]:
-    phase, cpu1, cpu0, t1, t0, scrapes, s1, s0 = line.split()
+for line in sys.argv[7:9]:
+    phase, cpu1, cpu0, t1, t0, scrapes, s1, s0, wire, wire_samples = line.split()
     minutes = (float(t1) - float(t0)) / 60
     cpu = (int(cpu1) - int(cpu0)) / int(ticks)
     what = "push only" if phase == "push" else "push + %s gzip scrapes" % scrapes
-    print("  %-32s %.3f CPU-s per minute over %.1f min; %d samples delivered" % (what + ":", cpu / minutes, minutes, int(float(s1) - float(s0))))
+    print("  %-32s %.3f CPU-s per minute over %.1f min; %d samples delivered, %.1f bytes/sample on the wire" %
+          (what + ":", cpu / minutes, minutes, int(float(s1) - float(s0)), int(wire) / max(int(wire_samples), 1)))
 print("  peak RSS (VmHWM, ingestion included): %.1f MB; RSS at the end: %.1f MB" % (int(hwm) / 1024, int(rss) / 1024))
+vm = sys.argv[9].split()
+if vm[0] != "vmagent":
+    print("  (%s)" % sys.argv[9])
+else:
+    cpu1, cpu0, t1, t0, vm_hwm, wire, wire_samples = vm[1:]
+    minutes = (float(t1) - float(t0)) / 60
+    print("vmagent scraping the daemon every %ss and remote-writing what it scraped (the alternative to pushing):" % interval)
+    print("  vmagent alone: %.3f CPU-s per minute over %.1f min; peak RSS %.1f MB; %s samples, %.1f bytes/sample on the wire" %
+          ((int(cpu1) - int(cpu0)) / int(ticks) / minutes, minutes, int(vm_hwm) / 1024, wire_samples,
+           int(wire) / max(int(wire_samples), 1)))
 EOF

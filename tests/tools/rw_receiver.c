@@ -1,6 +1,6 @@
 /* rw_receiver: the project's recording remote-write receiver, for tests.
  *
- *   rw_receiver [--port N] [--log FILE] [--script STEPS | --script-file FILE] [--max-series N]
+ *   rw_receiver [--port N] [--log FILE] [--script STEPS | --script-file FILE] [--max-series N] [--no-samples]
  *
  * Listens on 127.0.0.1 (port 0 picks one) and prints "LISTEN <port>" on stdout once it accepts. Every
  * request is decoded with the project's generated protobuf-c code and snappy_uncompress and checked against
@@ -13,7 +13,8 @@
  *    "headers":{"content-encoding":"snappy",...}, "series":2,
  *    "samples":[{"labels":{"__name__":"x","job":"j"},"value":"1","bits":"0x3ff0000000000000",
  *                "stale":false,"ts":1700000000000}],
- *    "violations":["..."]}
+ *    "sample_count":1, "violations":["..."]}
+ * (--no-samples leaves "samples" empty: only the counts, for benchmarks.)
  *
  * Script: comma-separated steps, one per request; the last step repeats forever. A step is ':'-separated
  * items: a status (default 200), retry-after=VALUE (header), sleep=MS (wait, then answer),
@@ -72,6 +73,7 @@ struct receiver {
 	size_t next_step;
 	uint64_t seq;
 	size_t max_series;
+	bool no_samples; /* --no-samples: log sample counts only */
 	FILE *log;
 	struct series_entry *table;
 	size_t table_cap, table_n;
@@ -307,6 +309,7 @@ static void check_body(struct receiver *receiver, const struct fx_buf *body, boo
 		return;
 	}
 	put_printf(line, ",\"series\":%zu,\"samples\":[", request->n_timeseries);
+	size_t n_samples = 0;
 	if (request->n_timeseries > receiver->max_series) {
 		char detail[64];
 		snprintf(detail, sizeof(detail), "%zu > %zu", request->n_timeseries, receiver->max_series);
@@ -360,6 +363,9 @@ static void check_body(struct receiver *receiver, const struct fx_buf *body, boo
 				violation(ctx, "timestamp not increasing: ", detail);
 			}
 			previous = sample->timestamp;
+			n_samples++;
+			if (receiver->no_samples)
+				continue;
 			put_printf(line, "%s{\"labels\":%s,\"value\":\"%.17g\",\"bits\":\"0x%016" PRIx64
 						  "\",\"stale\":%s,\"ts\":%" PRId64 "}",
 					    first_sample ? "" : ",", labels.data, sample->value, bits,
@@ -369,7 +375,7 @@ static void check_body(struct receiver *receiver, const struct fx_buf *body, boo
 		if (accepted && entry && previous > entry->timestamp)
 			entry->timestamp = previous;
 	}
-	put(line, "]", 1);
+	put_printf(line, "],\"sample_count\":%zu", n_samples);
 	fx_buf_free(&key);
 	fx_buf_free(&labels);
 	prometheus__write_request__free_unpacked(request, NULL);
@@ -520,7 +526,8 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{"port", required_argument, NULL, 'p'},        {"log", required_argument, NULL, 'l'},
 		{"script", required_argument, NULL, 's'},      {"script-file", required_argument, NULL, 'f'},
-		{"max-series", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0},
+		{"max-series", required_argument, NULL, 'm'}, {"no-samples", no_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0},
 	};
 	int opt;
 	char *end;
@@ -558,9 +565,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'n':
+			receiver.no_samples = true;
+			break;
 		default:
 			fprintf(stderr, "usage: rw_receiver [--port N] [--log FILE] [--script STEPS | --script-file "
-					"FILE] [--max-series N]\n");
+					"FILE] [--max-series N] [--no-samples]\n");
 			return 2;
 		}
 	}
