@@ -21,6 +21,8 @@
 # bytes per sample on the wire, on the same series (vmagent adds job and instance labels to each).
 # shellcheck source=../e2e/lib/common.sh disable=SC2154
 source "$(dirname "$0")/../e2e/lib/common.sh"
+# shellcheck source=../e2e/lib/push.sh
+source "$(dirname "$0")/../e2e/lib/push.sh"
 
 SERIES=100000
 MINUTES=3
@@ -93,19 +95,14 @@ for ((p = 0; p < PARTITIONS; p++)); do
 	MOCK_TIMEOUT=120 must_mock produce flows "$p" "$TEST_TMP/p$p.msg"
 done
 
-# The recording receiver; its log holds one line per request with the sizes, not the samples.
-"$FX_TOOLS/rw_receiver" --port 0 --log "$TEST_TMP/requests.jsonl" --no-samples --max-series 2000 \
-	>"$TEST_TMP/recv.out" 2>"$TEST_TMP/recv.log" &
-RECV_PID=$!
-STARTED_PIDS+=("$RECV_PID")
-wait_until 15 "rw_receiver LISTEN" grep -q '^LISTEN ' "$TEST_TMP/recv.out"
-RECV_PORT=$(sed -n 's/^LISTEN //p' "$TEST_TMP/recv.out")
+# The recording receiver; its log (recv.jsonl) holds one line per request with the sizes, not the samples.
+start_receiver recv --no-samples --max-series 2000
 
 PORT=$(free_port)
 start_exporter exporter "$PORT" --brokers="$BOOT" --topic=flows --group=bench-output --asn=64496 \
 	--asn-names="$TEST_TMP/asn.txt" --kafka-opt=session.timeout.ms=6000 \
 	--kafka-opt=auto.offset.reset=earliest --max-series=$((SERIES * 2)) \
-	--remote-write-url="http://127.0.0.1:$RECV_PORT/api/v1/write" --push-interval="${INTERVAL}s"
+	--remote-write-url="http://127.0.0.1:$recv_PORT/api/v1/write" --push-interval="${INTERVAL}s"
 PID=$exporter_PID
 
 metric() { # metric NAME: the value of an unlabelled (or first) sample of NAME in /metrics
@@ -155,7 +152,7 @@ window() {
 		sleep "$INTERVAL"
 	done
 	echo "$phase $(cpu_ticks) $cpu0 $(date +%s.%N) $t0 $scrapes $(samples_pushed) $samples0" \
-		"$(wire_bytes "$TEST_TMP/requests.jsonl" "$ms0" "$(now_ms)")"
+		"$(wire_bytes "$TEST_TMP/recv.jsonl" "$ms0" "$(now_ms)")"
 }
 PUSH_LINE=$(window push "$MINUTES" 0)
 SCRAPE_LINE=$(window scrape "$SCRAPE_MINUTES" 1)
@@ -163,7 +160,7 @@ HWM=$(status_kb VmHWM)
 RSS=$(status_kb VmRSS)
 curl -fsS -m 30 "http://127.0.0.1:$PORT/metrics" >"$TEST_TMP/last.prom"
 LINES=$(grep -c '^flow_' "$TEST_TMP/last.prom" || true)
-kill -0 "$RECV_PID" || fail "the receiver died"
+kill -0 "$recv_PID" || fail "the receiver died"
 # The receiver answers 400 to a request that breaks remote write 1.0: none may have been refused.
 REFUSED=$(awk '$1 ~ /^flow_exporter_push_requests_total/ && /status_class="4xx"/ { s += $2 } END { print s + 0 }' "$TEST_TMP/last.prom")
 ((REFUSED == 0)) || fail "$REFUSED push requests refused by the receiver (see $TEST_TMP/recv.log)"
@@ -171,22 +168,16 @@ REFUSED=$(awk '$1 ~ /^flow_exporter_push_requests_total/ && /status_class="4xx"/
 # ---- vmagent scraping the same /metrics, remote-writing to a second recording receiver -----------------
 VM_LINE="vmagent not installed"
 if command -v vmagent >/dev/null; then
-	"$FX_TOOLS/rw_receiver" --port 0 --log "$TEST_TMP/vm-requests.jsonl" --no-samples --max-series 100000 \
-		>"$TEST_TMP/vm-recv.out" 2>"$TEST_TMP/vm-recv.log" &
-	VM_RECV_PID=$!
-	STARTED_PIDS+=("$VM_RECV_PID")
-	wait_until 15 "second rw_receiver LISTEN" grep -q '^LISTEN ' "$TEST_TMP/vm-recv.out"
-	VM_RECV_PORT=$(sed -n 's/^LISTEN //p' "$TEST_TMP/vm-recv.out")
+	start_receiver vmrecv --no-samples --max-series 100000
 	printf '%s\n' "global:" "  scrape_interval: ${INTERVAL}s" "  scrape_timeout: ${INTERVAL}s" \
 		"scrape_configs:" "  - job_name: flow-exporter" "    static_configs:" \
 		"      - targets: ['127.0.0.1:$PORT']" >"$TEST_TMP/vmagent.yml"
-	vmagent -promscrape.config="$TEST_TMP/vmagent.yml" -httpListenAddr="127.0.0.1:$(free_port)" \
-		-remoteWrite.url="http://127.0.0.1:$VM_RECV_PORT/api/v1/write" \
-		-remoteWrite.tmpDataPath="$TEST_TMP/vmagent-data" -loggerLevel=WARN >"$TEST_TMP/vmagent.log" 2>&1 &
-	VM_PID=$!
-	STARTED_PIDS+=("$VM_PID")
+	start_bg vmagent vmagent -promscrape.config="$TEST_TMP/vmagent.yml" -httpListenAddr="127.0.0.1:$(free_port)" \
+		-remoteWrite.url="http://127.0.0.1:$vmrecv_PORT/api/v1/write" \
+		-remoteWrite.tmpDataPath="$TEST_TMP/vmagent-data" -loggerLevel=WARN
+	VM_PID=$vmagent_PID
 	# Its first scrape and push of the full set, then a window as long as the scrape window.
-	wait_until 120 "vmagent's first push" test -s "$TEST_TMP/vm-requests.jsonl"
+	wait_until 120 "vmagent's first push" test -s "$TEST_TMP/vmrecv.jsonl"
 	sleep $((INTERVAL + 2))
 	vm_ticks() { awk '{ print $14 + $15 }' "/proc/$VM_PID/stat"; }
 	VM_CPU0=$(vm_ticks)
@@ -194,9 +185,9 @@ if command -v vmagent >/dev/null; then
 	VM_MS0=$(now_ms)
 	sleep $((SCRAPE_MINUTES * 60))
 	VM_LINE="vmagent $(vm_ticks) $VM_CPU0 $(date +%s.%N) $VM_T0 $(awk '$1 == "VmHWM:" { print $2 }' "/proc/$VM_PID/status")"
-	VM_LINE="$VM_LINE $(wire_bytes "$TEST_TMP/vm-requests.jsonl" "$VM_MS0" "$(now_ms)")"
-	VM_BROKEN=$(grep -c -v '"violations":\[\]' "$TEST_TMP/vm-requests.jsonl" || true)
-	((VM_BROKEN == 0)) || fail "$VM_BROKEN of vmagent's requests break remote write 1.0 (see $TEST_TMP/vm-requests.jsonl)"
+	VM_LINE="$VM_LINE $(wire_bytes "$TEST_TMP/vmrecv.jsonl" "$VM_MS0" "$(now_ms)")"
+	VM_BROKEN=$(grep -c -v '"violations":\[\]' "$TEST_TMP/vmrecv.jsonl" || true)
+	((VM_BROKEN == 0)) || fail "$VM_BROKEN of vmagent's requests break remote write 1.0 (see $TEST_TMP/vmrecv.jsonl)"
 fi
 
 "$PYTHON" - "$TICKS" "$HWM" "$RSS" "$SERIES" "$INTERVAL" "$LINES" "$PUSH_LINE" "$SCRAPE_LINE" "$VM_LINE" <<'EOF'
