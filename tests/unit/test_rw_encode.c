@@ -144,7 +144,6 @@ static struct fx_snapshot *make_snapshot(size_t n_series, size_t n_expired)
 	return snapshot;
 }
 
-
 static const char asn_text[] = "15169\tGOOGLE, US\n13335\tCLOUDFLARENET, US\n64500\t, ZZ\n";
 
 static int compare_series_for_sort(const void *a, const void *b)
