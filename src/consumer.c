@@ -1,7 +1,7 @@
 /* Step (1): librdkafka consumer threads.
  *
  * DESIGN
- * Each worker thread owns one rd_kafka_t consumer and one fx_counter. In group mode every worker is a member
+ * Each worker thread owns one rd_kafka_t consumer and one fx_ingest. In group mode every worker is a member
  * of the consumer group, so Kafka spreads the partitions over the workers (and over other processes in the
  * same group). In the Go program's mode (--partitions) the partitions are dealt out to the workers
  * round-robin and assigned at the newest offset, with no group and no commits.
@@ -44,7 +44,7 @@ struct worker {
 	size_t index;
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *queue;
-	struct fx_counter *counter;
+	struct fx_ingest *ingest;
 	pthread_t thread;
 	bool thread_started;
 	rd_kafka_topic_partition_list_t *assignment; /* owned by the worker thread */
@@ -58,7 +58,7 @@ struct worker {
 	bool fetch_held;
 
 	/* Published under consumer->stats_lock. */
-	struct fx_count_stats stats;
+	struct fx_ingest_stats stats;
 	struct partition_lag *lags;
 	size_t n_lags;
 	bool assigned;
@@ -435,11 +435,11 @@ static void update_lags(struct worker *worker)
 static void publish(struct worker *worker, bool final)
 {
 	/* At the end every count must reach the store before the consumer commits on close. */
-	while (!fx_counter_flush(worker->counter) && final)
+	while (!fx_ingest_flush(worker->ingest) && final)
 		fx_store_tick(worker->consumer->config.counting.store);
 	update_lags(worker);
 	pthread_mutex_lock(&worker->consumer->stats_lock);
-	worker->stats = *fx_counter_stats(worker->counter);
+	worker->stats = *fx_ingest_get_stats(worker->ingest);
 	pthread_mutex_unlock(&worker->consumer->stats_lock);
 }
 
@@ -495,7 +495,7 @@ static void handle_message(struct worker *worker, const rd_kafka_message_t *mess
 			count_error(worker, message->err, rd_kafka_message_errstr(message));
 		return;
 	}
-	fx_counter_message(worker->counter, message->payload ? message->payload : "", message->len, now_ms);
+	fx_ingest_message(worker->ingest, message->payload ? message->payload : "", message->len, now_ms);
 	/* Moving average over about 64 messages, in sixteenths of a byte. */
 	int64_t delta = (int64_t)message->len * 16 - (int64_t)worker->message_bytes_avg;
 	worker->message_bytes_avg = (uint64_t)((int64_t)worker->message_bytes_avg + delta / 64);
@@ -654,10 +654,10 @@ struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, 
 		struct worker *worker = &consumer->workers[i];
 		worker->consumer = consumer;
 		worker->index = i;
-		struct fx_counter_config counting = config->counting;
+		struct fx_ingest_config counting = config->counting;
 		counting.worker = i;
-		worker->counter = fx_counter_create(&counting);
-		if (!worker->counter) {
+		worker->ingest = fx_ingest_create(&counting);
+		if (!worker->ingest) {
 			snprintf(errstr, errstr_size, "out of memory");
 			goto fail;
 		}
@@ -739,8 +739,8 @@ void fx_consumer_stop(struct fx_consumer *consumer, int64_t timeout_ms)
 		if (worker->assignment)
 			rd_kafka_topic_partition_list_destroy(worker->assignment);
 		worker->assignment = NULL;
-		fx_counter_destroy(worker->counter);
-		worker->counter = NULL;
+		fx_ingest_destroy(worker->ingest);
+		worker->ingest = NULL;
 	}
 }
 
@@ -770,7 +770,7 @@ bool fx_consumer_ready(void *opaque)
 	return ready;
 }
 
-static int add_kind(struct fx_family_list *out, const struct fx_count_stats *sum, enum fx_record_kind kind)
+static int add_kind(struct fx_family_list *out, const struct fx_ingest_stats *sum, enum fx_record_kind kind)
 {
 	struct fx_label reason = {"reason", fx_record_kind_name(kind)};
 	return fx_family_add_u64(out, sum->records[kind], 1, &reason);
@@ -779,12 +779,12 @@ static int add_kind(struct fx_family_list *out, const struct fx_count_stats *sum
 int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 {
 	struct fx_consumer *consumer = opaque;
-	struct fx_count_stats sum = {0};
+	struct fx_ingest_stats sum = {0};
 	int rc = -1;
 	uint64_t store_refused = fx_store_refused_records(consumer->config.counting.store);
 	pthread_mutex_lock(&consumer->stats_lock);
 	for (size_t i = 0; i < consumer->config.n_workers; i++) {
-		const struct fx_count_stats *s = &consumer->workers[i].stats;
+		const struct fx_ingest_stats *s = &consumer->workers[i].stats;
 		sum.messages += s->messages;
 		for (int k = 0; k < FX_REC_KIND_COUNT; k++)
 			sum.records[k] += s->records[k];

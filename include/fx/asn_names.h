@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 
 /* An immutable ASN -> name map. */
 struct fx_asn_map;

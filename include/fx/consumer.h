@@ -1,5 +1,5 @@
 /* Step (1) of the data path: librdkafka consumer threads. Each worker thread owns one consumer handle and
- * one fx_counter; it stores a message's offset only after the message is counted, so a commit never
+ * one fx_ingest; it stores a message's offset only after the message is counted, so a commit never
  * covers a record that was not counted.
  *
  * Two modes: a consumer group (the default; offsets committed) or the Go program's mode (an explicit
@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fx/counter.h"
-#include "fx/metrics.h"
+#include "fx/ingest.h"
+#include "fx/family_list.h"
 
 #define FX_MAX_TOPICS 16
 #define FX_MAX_PARTITIONS 1024
@@ -31,7 +31,7 @@ struct fx_consumer_config {
 	size_t n_kafka_opts;
 	size_t n_workers;
 	int64_t flush_ms;              /* how often a worker hands its delta table to the store */
-	struct fx_counter_config counting; /* `worker` is set per thread */
+	struct fx_ingest_config counting; /* `worker` is set per thread */
 };
 
 struct fx_consumer;

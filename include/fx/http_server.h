@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 #include "fx/snapshot.h"
 
 struct fx_http_hooks {

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 #include "fx/snapshot.h"
 
 #define FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST 2000

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 #include "fx/push_http.h"
 #include "fx/snapshot.h"
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "fx/asn_names.h"
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 #include "fx/series.h"
 
 struct fx_snapshot {

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 #include "fx/series_table.h"
 #include "fx/snapshot.h"
 

@@ -21,7 +21,7 @@
 
 #include "check.h"
 #include "fx/clock.h"
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 
 static char tmp_dir[] = "/tmp/fx-test-asn-XXXXXX";
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "fx/counter.h"
+#include "fx/ingest.h"
 
 static const char *record(const char *label, const char *peer, unsigned as_src, unsigned as_dst, unsigned in,
 			  unsigned out, unsigned long long bytes, unsigned long long packets)
@@ -20,7 +20,7 @@ struct fixture {
 	struct fx_local_asns local;
 	struct fx_intern *hostnames;
 	struct fx_store *store;
-	struct fx_counter *counter;
+	struct fx_ingest *ingest;
 };
 
 static void setup(struct fixture *f, uint32_t label_mask, size_t max_series)
@@ -29,7 +29,7 @@ static void setup(struct fixture *f, uint32_t label_mask, size_t max_series)
 	f->hostnames = fx_intern_create(100);
 	struct fx_store_config store = {.n_workers = 1, .max_series = 1000, .label_mask = label_mask};
 	f->store = fx_store_create(&store);
-	struct fx_counter_config config = {
+	struct fx_ingest_config config = {
 		.local = &f->local,
 		.label_mask = label_mask,
 		.max_series = max_series,
@@ -37,26 +37,26 @@ static void setup(struct fixture *f, uint32_t label_mask, size_t max_series)
 		.hostnames = f->hostnames,
 		.store = f->store,
 	};
-	f->counter = fx_counter_create(&config);
+	f->ingest = fx_ingest_create(&config);
 }
 
 static void teardown(struct fixture *f)
 {
-	fx_counter_destroy(f->counter);
+	fx_ingest_destroy(f->ingest);
 	fx_store_destroy(f->store);
 	fx_intern_destroy(f->hostnames);
 }
 
 static struct fx_snapshot *flush(struct fixture *f)
 {
-	while (!fx_counter_flush(f->counter))
+	while (!fx_ingest_flush(f->ingest))
 		fx_store_tick(f->store);
 	return fx_store_snapshot(f->store);
 }
 
 static void count(struct fixture *f, const char *text)
 {
-	fx_counter_message(f->counter, text, strlen(text), 1000);
+	fx_ingest_message(f->ingest, text, strlen(text), 1000);
 }
 
 int main(void)
@@ -86,7 +86,7 @@ int main(void)
 	CHECK_EQ_U64(rx, 507);
 	CHECK_EQ_U64(tx, 1011);
 	CHECK(fallback == 1);
-	const struct fx_count_stats *stats = fx_counter_stats(f.counter);
+	const struct fx_ingest_stats *stats = fx_ingest_get_stats(f.ingest);
 	CHECK_EQ_U64(stats->messages, 5);
 	CHECK_EQ_U64(stats->counted, 4);
 	CHECK_EQ_U64(stats->not_local, 1);
@@ -125,7 +125,7 @@ int main(void)
 	CHECK_EQ_U64(snapshot->n_series, 1);
 	CHECK_EQ_U64(snapshot->series[0].bytes[FX_DIR_TRANSMIT], 42);
 	CHECK_EQ_U64(snapshot->series[0].packets[FX_DIR_TRANSMIT], 3);
-	stats = fx_counter_stats(f.counter);
+	stats = fx_ingest_get_stats(f.ingest);
 	CHECK_EQ_U64(stats->records[FX_REC_INVALID_JSON], 1);
 	CHECK_EQ_U64(stats->records[FX_REC_MARKER], 1);
 	CHECK_EQ_U64(stats->counted, 2);
@@ -137,7 +137,7 @@ int main(void)
 	for (unsigned i = 0; i < 5; i++)
 		count(&f, record("r1", "", 15169, 100 + i, 0, 0, 1, 1));
 	count(&f, record("r1", "", 15169, 100, 0, 0, 1, 1));
-	stats = fx_counter_stats(f.counter);
+	stats = fx_ingest_get_stats(f.ingest);
 	CHECK_EQ_U64(stats->counted, 4);
 	CHECK_EQ_U64(stats->refused_series_limit, 2);
 	snapshot = flush(&f);

@@ -1,6 +1,6 @@
 /* The self-metric family list: families and samples in growable arrays; every string is copied into a
  * list-owned allocation so that collectors can pass temporary buffers. */
-#include "fx/metrics.h"
+#include "fx/family_list.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,8 @@
  * Strings are copied into the list, so collectors may pass stack buffers.
  *
  * Thread: a list is built and read by one thread at a time. */
-#ifndef FX_METRICS_H
-#define FX_METRICS_H
+#ifndef FX_FAMILY_LIST_H
+#define FX_FAMILY_LIST_H
 
 #include <stdbool.h>
 #include <stddef.h>

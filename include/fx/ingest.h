@@ -1,9 +1,9 @@
 /* Steps (2)-(4) for one consumer thread: decode a Kafka message, classify each record, and add it to the
  * thread's delta table, with no lock per record. Also keeps the thread's record statistics.
  *
- * Thread: a counter is owned by one consumer thread. */
-#ifndef FX_COUNTER_H
-#define FX_COUNTER_H
+ * Thread: an ingest step is owned by one consumer thread. */
+#ifndef FX_INGEST_H
+#define FX_INGEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,18 +14,18 @@
 #include "fx/intern.h"
 #include "fx/store.h"
 
-struct fx_counter_config {
+struct fx_ingest_config {
 	const struct fx_local_asns *local; /* borrowed, immutable */
 	uint32_t label_mask;               /* FX_LABEL_* kept */
 	size_t max_series;                 /* bound of the delta table */
 	size_t max_record_bytes;
-	struct fx_intern *hostnames;       /* borrowed, shared by all counters */
+	struct fx_intern *hostnames;       /* borrowed, shared by all workers */
 	struct fx_store *store;            /* borrowed; where flushes hand the delta over */
 	size_t worker;                     /* this thread's number in the store */
 };
 
-/* What one counter has seen since it was created. */
-struct fx_count_stats {
+/* What one ingest step has seen since it was created. */
+struct fx_ingest_stats {
 	uint64_t messages;
 	uint64_t records[FX_REC_KIND_COUNT]; /* by what the decoder made of them */
 	uint64_t counted;                    /* flows added to a series */
@@ -34,20 +34,20 @@ struct fx_count_stats {
 	uint64_t refused_hostname_limit;     /* flows refused: too many distinct hostnames */
 };
 
-struct fx_counter;
+struct fx_ingest;
 
-struct fx_counter *fx_counter_create(const struct fx_counter_config *config);
+struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config);
 /* Accepts NULL. Counts not flushed are lost: flush first. */
-void fx_counter_destroy(struct fx_counter *counter);
+void fx_ingest_destroy(struct fx_ingest *ingest);
 
 /* Decodes and counts every record of one Kafka message. Bad records are counted by reason and logged at a
  * bounded rate. */
-void fx_counter_message(struct fx_counter *counter, const char *message, size_t len, int64_t now_ms);
+void fx_ingest_message(struct fx_ingest *counter, const char *message, size_t len, int64_t now_ms);
 
 /* Hands the delta table to the store (see fx_store_handoff). Returns true when nothing is left to hand
  * over, false when the store has not merged the previous hand-over yet (call fx_store_tick, then again). */
-bool fx_counter_flush(struct fx_counter *counter);
+bool fx_ingest_flush(struct fx_ingest *ingest);
 
-const struct fx_count_stats *fx_counter_stats(const struct fx_counter *counter);
+const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest);
 
 #endif

@@ -3,7 +3,7 @@
  * Thread: owned by one consumer thread. Nothing here takes a lock per record: the decoder, the delta table
  * and the statistics belong to the thread. Hostnames are interned through a shared, locked pool, but a
  * small direct-mapped cache in front of it answers almost every record (a router sends many records). */
-#include "fx/counter.h"
+#include "fx/ingest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,40 +17,40 @@ struct hostname_slot {
 	size_t len;
 };
 
-struct fx_counter {
-	struct fx_counter_config config;
+struct fx_ingest {
+	struct fx_ingest_config config;
 	struct fx_decoder *decoder;
 	struct fx_series_table *delta;
-	struct fx_count_stats stats;
+	struct fx_ingest_stats stats;
 	struct fx_ratelimit invalid_log;
 	int64_t now_ms; /* of the message being counted */
 	struct hostname_slot hostnames[HOSTNAME_CACHE_SLOTS];
 };
 
-struct fx_counter *fx_counter_create(const struct fx_counter_config *config)
+struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config)
 {
-	struct fx_counter *counter = calloc(1, sizeof(*counter));
-	if (!counter)
+	struct fx_ingest *ingest = calloc(1, sizeof(*ingest));
+	if (!ingest)
 		goto fail;
-	counter->config = *config;
-	counter->decoder = fx_decoder_create(config->max_record_bytes);
-	counter->delta = fx_series_table_create(config->max_series);
-	if (!counter->decoder || !counter->delta)
+	ingest->config = *config;
+	ingest->decoder = fx_decoder_create(config->max_record_bytes);
+	ingest->delta = fx_series_table_create(config->max_series);
+	if (!ingest->decoder || !ingest->delta)
 		goto fail;
-	return counter;
+	return ingest;
 fail:
-	fx_error("counter: out of memory");
-	fx_counter_destroy(counter);
+	fx_error("ingest: out of memory");
+	fx_ingest_destroy(ingest);
 	return NULL;
 }
 
-void fx_counter_destroy(struct fx_counter *counter)
+void fx_ingest_destroy(struct fx_ingest *ingest)
 {
-	if (!counter)
+	if (!ingest)
 		return;
-	fx_decoder_destroy(counter->decoder);
-	fx_series_table_destroy(counter->delta);
-	free(counter);
+	fx_decoder_destroy(ingest->decoder);
+	fx_series_table_destroy(ingest->delta);
+	free(ingest);
 }
 
 static uint32_t hash_bytes(const char *s, size_t len)
@@ -61,12 +61,12 @@ static uint32_t hash_bytes(const char *s, size_t len)
 	return h;
 }
 
-static const char *intern_hostname(struct fx_counter *counter, const char *name, size_t len)
+static const char *intern_hostname(struct fx_ingest *ingest, const char *name, size_t len)
 {
-	struct hostname_slot *slot = &counter->hostnames[hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
+	struct hostname_slot *slot = &ingest->hostnames[hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
 	if (slot->interned && slot->len == len && memcmp(slot->interned, name, len) == 0)
 		return slot->interned;
-	const char *interned = fx_intern_get(counter->config.hostnames, name, len);
+	const char *interned = fx_intern_get(ingest->config.hostnames, name, len);
 	if (interned) {
 		slot->interned = interned;
 		slot->len = len;
@@ -74,10 +74,10 @@ static const char *intern_hostname(struct fx_counter *counter, const char *name,
 	return interned;
 }
 
-static void log_invalid(struct fx_counter *counter, enum fx_record_kind kind, const char *record, size_t len)
+static void log_invalid(struct fx_ingest *ingest, enum fx_record_kind kind, const char *record, size_t len)
 {
 	uint64_t suppressed;
-	if (!fx_ratelimit_allow(&counter->invalid_log, counter->now_ms, &suppressed))
+	if (!fx_ratelimit_allow(&ingest->invalid_log, ingest->now_ms, &suppressed))
 		return;
 	int shown = len > 200 ? 200 : (int)len;
 	fx_warn("invalid record (%s), skipped: %.*s%s%s", fx_record_kind_name(kind), shown, record,
@@ -87,24 +87,24 @@ static void log_invalid(struct fx_counter *counter, enum fx_record_kind kind, co
 static void count_record(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow, const char *record,
 			 size_t len)
 {
-	struct fx_counter *counter = opaque;
-	counter->stats.records[kind]++;
+	struct fx_ingest *ingest = opaque;
+	ingest->stats.records[kind]++;
 	if (kind != FX_REC_FLOW) {
 		if (kind >= FX_REC_FIRST_INVALID)
-			log_invalid(counter, kind, record, len);
+			log_invalid(ingest, kind, record, len);
 		return;
 	}
-	enum fx_direction direction = fx_classify(counter->config.local, flow->as_src, flow->as_dst);
+	enum fx_direction direction = fx_classify(ingest->config.local, flow->as_src, flow->as_dst);
 	if (direction == FX_DIR_NONE) {
-		counter->stats.not_local++;
+		ingest->stats.not_local++;
 		return;
 	}
-	uint32_t mask = counter->config.label_mask;
+	uint32_t mask = ingest->config.label_mask;
 	struct fx_series_key key = {0};
 	if ((mask & FX_LABEL_HOSTNAME) && flow->hostname) {
-		key.hostname = intern_hostname(counter, flow->hostname, flow->hostname_len);
+		key.hostname = intern_hostname(ingest, flow->hostname, flow->hostname_len);
 		if (!key.hostname) {
-			counter->stats.refused_hostname_limit++;
+			ingest->stats.refused_hostname_limit++;
 			return;
 		}
 		key.present |= FX_LABEL_HOSTNAME;
@@ -125,24 +125,24 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 		key.iface_out = flow->iface_out;
 		key.present |= FX_LABEL_IFACE_OUT;
 	}
-	if (fx_series_table_add(counter->delta, &key, direction, flow->bytes, flow->packets, counter->now_ms))
-		counter->stats.refused_series_limit++;
+	if (fx_series_table_add(ingest->delta, &key, direction, flow->bytes, flow->packets, ingest->now_ms))
+		ingest->stats.refused_series_limit++;
 	else
-		counter->stats.counted++;
+		ingest->stats.counted++;
 }
 
-void fx_counter_message(struct fx_counter *counter, const char *message, size_t len, int64_t now_ms)
+void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len, int64_t now_ms)
 {
-	counter->stats.messages++;
-	counter->now_ms = now_ms;
-	fx_decode_message(counter->decoder, message, len, count_record, counter);
+	ingest->stats.messages++;
+	ingest->now_ms = now_ms;
+	fx_decode_message(ingest->decoder, message, len, count_record, ingest);
 }
 
-bool fx_counter_flush(struct fx_counter *counter)
+bool fx_ingest_flush(struct fx_ingest *ingest)
 {
-	if (fx_series_table_count(counter->delta))
-		counter->delta = fx_store_handoff(counter->config.store, counter->config.worker, counter->delta);
-	return fx_series_table_count(counter->delta) == 0;
+	if (fx_series_table_count(ingest->delta))
+		ingest->delta = fx_store_handoff(ingest->config.store, ingest->config.worker, ingest->delta);
+	return fx_series_table_count(ingest->delta) == 0;
 }
 
-const struct fx_count_stats *fx_counter_stats(const struct fx_counter *counter) { return &counter->stats; }
+const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest) { return &ingest->stats; }
