@@ -127,17 +127,4 @@ wait_metrics "$PORT" "$TEST_TMP/expected.prom" 60 "$TEST_TMP/expected-counts.jso
 log "the container's flow series match the expected totals exactly"
 stop_container
 assert_clean_log "$TEST_TMP/kafka.log"
-# The final commit is the consumer's contract (tests/e2e/exact_totals.sh holds it strictly); here, under the
-# load of a parallel suite, a consumer-group rebalance at the moment of the stop can make it fail, so it is
-# reported, not failed on.
-must_mock committed deploy-image flows 4
-uncommitted=""
-for p in 0 1 2 3; do
-	[[ $(reply_field "p$p") == 120 ]] || uncommitted+=" p$p"
-done
-if [[ -n $uncommitted ]]; then
-	log "WARNING: after the stop, partitions$uncommitted are not committed to the end: ${MOCK_REPLY#OK } (want 120 each)"
-else
-	log "every counted message committed at shutdown"
-fi
 stop_mock
