@@ -1,58 +1,31 @@
-/* Step (2) of the data path: one pmacct JSON record -> struct fx_flow.
+/* Step (2) of the data path: one pmacct JSON record -> struct fx_flow, and a Kafka message -> its records.
  *
  * DESIGN
- * Two decoders share one contract and must give identical results on every input:
- *  - fx_decode_record: a single-pass, allocation-free scanner for the shape pmacct writes, one flat JSON
- *    object whose values are strings, numbers and literals. It validates the whole record against
- *    RFC 8259 first (a syntax error anywhere outranks a wrong type earlier), remembering where the nine
- *    keys we read are, then applies the field rules. A nested object or array, or more unknown keys than
- *    it dedups cheaply, sends the record to the reference decoder instead.
- *  - fx_decode_record_jansson: the reference, built on jansson. jansson cannot hold every JSON number
- *    (see rewrite_unrepresentable_numbers), so it parses a copy of the record in which those few number
- *    tokens are replaced by stand-ins with the same meaning for our rules.
+ * fx_decode_record is a single-pass, allocation-free scanner for the shape pmacct writes: one flat JSON
+ * object whose values are strings, numbers and literals. It validates the whole record against RFC 8259
+ * first (a syntax error anywhere outranks a wrong type earlier), remembering where the nine keys we read
+ * are, then applies the record rules of flow_rules.h, the ones the reference decoder applies too. A
+ * nested object or array, or more unknown keys than it dedups cheaply, sends the record to the reference
+ * decoder (flow_decode_ref.c, on jansson) instead; the two give identical results on every input, which
+ * the unit and fuzz tests check.
  *
- * Rules, first match wins: too large; not UTF-8 (checked on the raw bytes by both decoders, before any
- * parsing); not exactly one JSON object; event_type; then label, peer_ip_src, as_src, as_dst, iface_in,
- * iface_out, bytes, packets, each checked for type, range, U+0000 and presence in that order.
- *
- * Two limits come from jansson and so hold for both decoders: an object key containing U+0000 is
- * refused as invalid JSON (jansson cannot store it), and so is nesting deeper than 2048 levels. With
- * those, the two decoders agree on every input; the unit and fuzz tests compare them.
+ * fx_decode_message splits a message on newlines (pmacct's kafka_multi_values) and decodes each line.
  *
  * Thread: a decoder belongs to one consumer thread. The scratch buffer is reused by every call; the
  * hostname handed out points into it and is valid until the next call. */
 #include "fx/flow_decode.h"
 
-#include <errno.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "flow_rules.h"
 #include "fx/log.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-
-/* The fast scanner keeps unknown keys in a small array to refuse duplicates; a record with more than
- * this many (pmacct writes about five) goes to jansson, whose hash table keeps the check linear. */
-#define FAST_MAX_UNKNOWN_KEYS 32
-
-struct key_span {
-	const char *bytes;
-	size_t len;
-};
-
-struct fx_decoder {
-	size_t max_record_bytes;
-	/* max_record_bytes + 1 bytes: unescaped strings (fast path) or the rewritten copy of the record
-	 * (jansson path), then the NUL-terminated hostname. Never more than the record plus one byte: every
-	 * unescaped string is shorter than its quoted source. */
-	char *scratch;
-	struct key_span unknown_keys[FAST_MAX_UNKNOWN_KEYS];
-};
 
 static const char *const kind_names[FX_REC_KIND_COUNT] = {
     [FX_REC_FLOW] = "flow",
@@ -77,8 +50,8 @@ struct fx_decoder *fx_decoder_create(size_t max_record_bytes)
 {
 	struct fx_decoder *decoder = NULL;
 
-	/* The reference decoder writes record offsets on 17 digits (SENTINEL_BASE): far above any real
-	 * bound, but refused rather than assumed. */
+	/* The reference decoder writes record offsets on 17 digits (SENTINEL_BASE in flow_decode_ref.c):
+	 * far above any real bound, but refused rather than assumed. */
 	if (max_record_bytes >= UINT64_C(100000000000000000)) {
 		fx_error("flow decoder: max_record_bytes %zu is too large", max_record_bytes);
 		return NULL;
@@ -107,124 +80,8 @@ void fx_decoder_destroy(struct fx_decoder *decoder)
 }
 
 /* ---------------------------------------------------------------------------------------------------
- * Shared by both decoders: raw-byte checks and the field limits.
- * ------------------------------------------------------------------------------------------------ */
-
-#define AS_MAX UINT32_MAX
-#define IFACE_MAX UINT32_MAX
-#define COUNTER_MAX UINT64_MAX
-
-static inline bool is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-static inline bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* RFC 3629 (Unicode Table 3-7): refuses overlong forms, UTF-16 surrogates, code points above U+10FFFF
- * and truncated sequences. ASCII, almost all of a pmacct record, goes sixteen bytes at a time. */
-static bool utf8_is_valid(const unsigned char *text, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-#ifdef __SSE2__
-		/* x86-64 always has SSE2: the top bit of every byte of sixteen in one instruction. */
-		while (len - i >= 16 &&
-		       _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(text + i))) == 0)
-			i += 16;
-#else
-		while (len - i >= 16) {
-			uint64_t words[2];
-			memcpy(words, text + i, sizeof(words));
-			if (((words[0] | words[1]) & UINT64_C(0x8080808080808080)) != 0)
-				break;
-			i += 16;
-		}
-#endif
-		if (i == len)
-			break;
-		unsigned char lead = text[i];
-		if (lead < 0x80) {
-			i++;
-			continue;
-		}
-		size_t trail;
-		unsigned char second_min = 0x80, second_max = 0xBF;
-		if (lead >= 0xC2 && lead <= 0xDF) {
-			trail = 1;
-		} else if (lead >= 0xE0 && lead <= 0xEF) {
-			trail = 2;
-			if (lead == 0xE0)
-				second_min = 0xA0; /* overlong */
-			else if (lead == 0xED)
-				second_max = 0x9F; /* U+D800..U+DFFF */
-		} else if (lead >= 0xF0 && lead <= 0xF4) {
-			trail = 3;
-			if (lead == 0xF0)
-				second_min = 0x90; /* overlong */
-			else if (lead == 0xF4)
-				second_max = 0x8F; /* above U+10FFFF */
-		} else {
-			return false; /* continuation byte, C0/C1 overlong lead, or F5..FF */
-		}
-		if (len - i - 1 < trail)
-			return false;
-		if (text[i + 1] < second_min || text[i + 1] > second_max)
-			return false;
-		for (size_t k = 2; k <= trail; k++) {
-			if ((text[i + k] & 0xC0) != 0x80)
-				return false;
-		}
-		i += trail + 1;
-	}
-	return true;
-}
-
-/* The checks every record goes through before it is parsed. Returns FX_REC_FLOW to mean "go on". */
-static enum fx_record_kind check_raw_bytes(const struct fx_decoder *decoder, const char *record, size_t len)
-{
-	if (len > decoder->max_record_bytes)
-		return FX_REC_INVALID_TOO_LARGE;
-	if (!utf8_is_valid((const unsigned char *)record, len))
-		return FX_REC_INVALID_UTF8;
-	return FX_REC_FLOW;
-}
-
-static bool bytes_equal(const char *a, size_t a_len, const char *b, size_t b_len)
-{
-	return a_len == b_len && memcmp(a, b, a_len) == 0;
-}
-
-/* event_type decides whether a record carries counters. Returns FX_REC_FLOW to mean "read the flow". */
-static enum fx_record_kind classify_event_type(const char *value, size_t len)
-{
-	if (bytes_equal(value, len, "purge", 5))
-		return FX_REC_FLOW;
-	if (bytes_equal(value, len, "purge_init", 10) || bytes_equal(value, len, "purge_close", 11))
-		return FX_REC_MARKER;
-	return FX_REC_OTHER_EVENT;
-}
-
-/* ---------------------------------------------------------------------------------------------------
  * The fast scanner.
  * ------------------------------------------------------------------------------------------------ */
-
-/* The keys we read, in the order their rules apply. */
-enum field {
-	FIELD_EVENT_TYPE,
-	FIELD_LABEL,
-	FIELD_PEER_IP_SRC,
-	FIELD_AS_SRC,
-	FIELD_AS_DST,
-	FIELD_IFACE_IN,
-	FIELD_IFACE_OUT,
-	FIELD_BYTES,
-	FIELD_PACKETS,
-	FIELD_COUNT,
-	FIELD_UNKNOWN = FIELD_COUNT
-};
 
 enum value_type { VALUE_STRING, VALUE_NUMBER, VALUE_LITERAL };
 
@@ -249,6 +106,11 @@ struct scan {
 	struct raw_value fields[FIELD_COUNT];
 	size_t unknown_count;
 };
+
+static inline bool is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 static inline const char *skip_space(const char *p, const char *end)
 {
@@ -737,13 +599,6 @@ static enum fx_record_kind read_number(const struct raw_value *value, uint64_t m
 	return FX_REC_FLOW;
 }
 
-/* A string field: its unescaped bytes (in the scratch buffer when it had escapes; raw otherwise). */
-struct text {
-	const char *bytes;
-	size_t len;
-	bool in_scratch; /* already NUL-terminated in the scratch buffer */
-};
-
 static enum fx_record_kind read_string(struct scan *scan, const struct raw_value *value, struct text *out)
 {
 	if (value->type != VALUE_STRING)
@@ -758,7 +613,7 @@ static enum fx_record_kind read_string(struct scan *scan, const struct raw_value
 	unescaped[len] = '\0';
 	scan->scratch_next += len + 1;
 	*out = (struct text){unescaped, len, true};
-	return memchr(unescaped, '\0', len) ? FX_REC_INVALID_UTF8 : FX_REC_FLOW;
+	return check_no_nul(unescaped, len);
 }
 
 static enum fx_record_kind read_event_type(struct scan *scan)
@@ -778,37 +633,9 @@ static enum fx_record_kind read_event_type(struct scan *scan)
 	return classify_event_type(text, len);
 }
 
-/* The hostname rule: label if non-empty, else peer_ip_src if non-empty, else none. */
-static void set_hostname(struct scan *scan, const struct text *label, const struct text *peer,
-			 struct fx_flow *flow)
-{
-	const struct text *chosen = label->len ? label : peer->len ? peer : NULL;
-	flow->hostname = NULL;
-	flow->hostname_len = 0;
-	if (!chosen)
-		return;
-	if (chosen->in_scratch) {
-		flow->hostname = chosen->bytes;
-	} else {
-		memcpy(scan->scratch_next, chosen->bytes, chosen->len);
-		scan->scratch_next[chosen->len] = '\0';
-		flow->hostname = scan->scratch_next;
-	}
-	flow->hostname_len = chosen->len;
-}
-
-/* Applies rules d to f to a record that scanned as valid JSON. */
+/* Rules 4 to 6 (flow_rules.h) on a record that scanned as valid JSON. */
 static enum fx_record_kind read_flow(struct scan *scan, struct fx_flow *flow)
 {
-	static const struct {
-		enum field field;
-		uint64_t max;
-		bool required;
-	} numbers[] = {
-	    {FIELD_AS_SRC, AS_MAX, true},	{FIELD_AS_DST, AS_MAX, true},
-	    {FIELD_IFACE_IN, IFACE_MAX, false}, {FIELD_IFACE_OUT, IFACE_MAX, false},
-	    {FIELD_BYTES, COUNTER_MAX, true},	{FIELD_PACKETS, COUNTER_MAX, true},
-	};
 	uint64_t values[FIELD_COUNT] = {0};
 	struct text label = {NULL, 0, false}, peer = {NULL, 0, false};
 
@@ -825,27 +652,20 @@ static enum fx_record_kind read_flow(struct scan *scan, struct fx_flow *flow)
 		if (kind != FX_REC_FLOW)
 			return kind;
 	}
-	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
-		enum field field = numbers[i].field;
+	for (size_t i = 0; i < NUMBER_RULE_COUNT; i++) {
+		enum field field = number_rules[i].field;
 		if (!(scan->seen & 1u << field)) {
-			if (numbers[i].required)
+			if (number_rules[i].required)
 				return FX_REC_INVALID_MISSING;
 			continue;
 		}
-		kind = read_number(&scan->fields[field], numbers[i].max, &values[field]);
+		kind = read_number(&scan->fields[field], number_rules[i].max, &values[field]);
 		if (kind != FX_REC_FLOW)
 			return kind;
 	}
 
-	set_hostname(scan, &label, &peer, flow);
-	flow->as_src = (uint32_t)values[FIELD_AS_SRC];
-	flow->as_dst = (uint32_t)values[FIELD_AS_DST];
-	flow->has_iface_in = scan->seen & 1u << FIELD_IFACE_IN;
-	flow->has_iface_out = scan->seen & 1u << FIELD_IFACE_OUT;
-	flow->iface_in = (uint32_t)values[FIELD_IFACE_IN];
-	flow->iface_out = (uint32_t)values[FIELD_IFACE_OUT];
-	flow->bytes = values[FIELD_BYTES];
-	flow->packets = values[FIELD_PACKETS];
+	set_hostname(flow, &label, &peer, scan->scratch_next);
+	set_numbers(flow, values, scan->seen & 1u << FIELD_IFACE_IN, scan->seen & 1u << FIELD_IFACE_OUT);
 	return FX_REC_FLOW;
 }
 
@@ -870,299 +690,6 @@ enum fx_record_kind fx_decode_record(struct fx_decoder *decoder, const char *rec
 		break;
 	}
 	return FX_REC_INVALID_JSON;
-}
-
-/* ---------------------------------------------------------------------------------------------------
- * The reference decoder, on jansson.
- * ------------------------------------------------------------------------------------------------ */
-
-/* jansson stores integers as int64_t and reals as double, and refuses a number outside them ("too big
- * integer", "real number overflow"). It also reads "-0" as the integer 0, which loses the sign our range
- * rule needs. So before parsing, the number tokens it cannot represent are replaced in a copy of the
- * record by tokens of the same meaning for our rules, padded with spaces to the same length:
- *  - "-0"                                     -> "-1"       (negative either way: range error)
- *  - a negative integer of 18 or more digits  -> "-1"       (negative either way)
- *  - a real whose magnitude may reach 1e308   -> "0.0"      (a fraction either way: range error)
- *  - a positive integer of 19 or more digits  -> "-1" followed by its offset in the record on 17
- *    digits, a "sentinel" in [-(2e17 - 1), -1e17]. No genuine token can hold such a value, because every
- *    negative 18-digit integer was replaced by "-1" above; so a sentinel found in a field we read is
- *    decoded by re-reading the original token at that offset with strtoull (read_sentinel).
- *
- * Every stand-in is a number, so a string field still sees a wrong type, and it gets the same verdict
- * as the original in every numeric field (negative, fractional or too large stay so; a sentinel gives
- * the exact value back). This keeps jansson the judge of validity: only runs that are exactly one
- * RFC 8259 number are replaced, always by another valid number followed by JSON whitespace, so a record
- * is valid after the rewrite exactly when it was valid before (string contents, keys and structure are
- * untouched). Runs found outside strings only because the record is already invalid change nothing: it
- * stays invalid.
- *
- * Why not re-parse at jansson's error.position instead: that needs one parse per such token, quadratic
- * on a hostile record (this fallback also serves production traffic), and "-0" raises no error at all.
- * One linear pass covers all three cases. */
-#define SENTINEL_BASE INT64_C(100000000000000000) /* 1e17: "-1" + 17 digits */
-#define SENTINEL_LEN 19
-
-struct number_shape {
-	bool negative;
-	bool real;
-	size_t int_digits;
-	long exponent; /* saturated at +-1000000 */
-};
-
-/* Whether [text, text + len) is exactly one RFC 8259 number, and its shape. Written apart from
- * scan_number on purpose: the differential tests compare the two. */
-static bool number_shape(const char *text, size_t len, struct number_shape *shape)
-{
-	size_t i = 0;
-	shape->negative = len > 0 && text[0] == '-';
-	shape->real = false;
-	shape->exponent = 0;
-	if (shape->negative)
-		i++;
-	size_t int_start = i;
-	if (i < len && text[i] == '0') {
-		i++;
-	} else {
-		if (i == len || text[i] < '1' || text[i] > '9')
-			return false;
-		while (i < len && is_digit(text[i]))
-			i++;
-	}
-	shape->int_digits = i - int_start;
-	if (i < len && text[i] == '.') {
-		shape->real = true;
-		size_t fraction_start = ++i;
-		while (i < len && is_digit(text[i]))
-			i++;
-		if (i == fraction_start)
-			return false;
-	}
-	if (i < len && (text[i] == 'e' || text[i] == 'E')) {
-		shape->real = true;
-		i++;
-		bool exponent_negative = false;
-		if (i < len && (text[i] == '+' || text[i] == '-'))
-			exponent_negative = text[i++] == '-';
-		size_t exponent_start = i;
-		long exponent = 0;
-		while (i < len && is_digit(text[i])) {
-			if (exponent < 1000000)
-				exponent = exponent * 10 + (text[i] - '0');
-			i++;
-		}
-		if (i == exponent_start)
-			return false;
-		shape->exponent = exponent_negative ? -exponent : exponent;
-	}
-	return i == len;
-}
-
-static void replace_token(char *token, size_t len, const char *with, size_t with_len)
-{
-	memcpy(token, with, with_len);
-	memset(token + with_len, ' ', len - with_len);
-}
-
-static void rewrite_number(char *token, size_t len, size_t offset)
-{
-	struct number_shape shape;
-	if (!number_shape(token, len, &shape))
-		return; /* not a number: left for jansson to refuse */
-	if (shape.real) {
-		/* |value| < 10^(int_digits + exponent), and 10^308 < DBL_MAX: below that nothing overflows.
-		 */
-		if ((long)shape.int_digits + shape.exponent > 308)
-			replace_token(token, len, "0.0", 3);
-	} else if (shape.negative) {
-		if (shape.int_digits >= 18 || (len == 2 && token[1] == '0'))
-			replace_token(token, len, "-1", 2);
-	} else if (shape.int_digits >= 19) {
-		char sentinel[SENTINEL_LEN];
-		uint64_t rest = (uint64_t)offset;
-		sentinel[0] = '-';
-		sentinel[1] = '1';
-		for (int i = SENTINEL_LEN - 1; i >= 2; i--) {
-			sentinel[i] = (char)('0' + rest % 10);
-			rest /= 10;
-		}
-		replace_token(token, len, sentinel, SENTINEL_LEN);
-	}
-}
-
-static void rewrite_unrepresentable_numbers(char *text, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		char c = text[i];
-		if (c == '"') {
-			/* Skip the string: a backslash always escapes the byte after it. */
-			for (i++; i < len && text[i] != '"'; i++) {
-				if (text[i] == '\\')
-					i++;
-			}
-			i++;
-		} else if (c == '-' || is_digit(c)) {
-			size_t start = i;
-			while (i < len && (is_digit(text[i]) || text[i] == '-' || text[i] == '+' ||
-					   text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
-				i++;
-			rewrite_number(text + start, i - start, start);
-		} else {
-			i++;
-		}
-	}
-}
-
-/* The original token behind a sentinel: a positive integer of at least 19 digits at `offset`. */
-static enum fx_record_kind read_sentinel(const char *record, size_t len, json_int_t sentinel, uint64_t max,
-					 uint64_t *out)
-{
-	size_t offset = (size_t)(-(sentinel + SENTINEL_BASE));
-	size_t digits = 0;
-	while (offset + digits < len && is_digit(record[offset + digits]))
-		digits++;
-	char token[24];
-	if (digits >= sizeof(token))
-		return FX_REC_INVALID_RANGE; /* no leading zeros: more than 23 digits is far above 2^64 */
-	memcpy(token, record + offset, digits);
-	token[digits] = '\0';
-	errno = 0;
-	unsigned long long value = strtoull(token, NULL, 10);
-	if (errno == ERANGE || value > max)
-		return FX_REC_INVALID_RANGE;
-	*out = value;
-	return FX_REC_FLOW;
-}
-
-static bool is_sentinel(json_int_t value)
-{
-	return value <= -SENTINEL_BASE && value > -2 * SENTINEL_BASE;
-}
-
-static enum fx_record_kind json_read_number(const json_t *value, const char *record, size_t len, uint64_t max,
-					    uint64_t *out)
-{
-	if (json_is_real(value))
-		return FX_REC_INVALID_RANGE;
-	if (!json_is_integer(value))
-		return FX_REC_INVALID_TYPE;
-	json_int_t number = json_integer_value(value);
-	if (is_sentinel(number))
-		return read_sentinel(record, len, number, max, out);
-	if (number < 0 || (uint64_t)number > max)
-		return FX_REC_INVALID_RANGE;
-	*out = (uint64_t)number;
-	return FX_REC_FLOW;
-}
-
-/* label or peer_ip_src; absent reads as the empty string. */
-static enum fx_record_kind json_read_string(const json_t *root, const char *key, const char **text,
-					    size_t *len)
-{
-	const json_t *value = json_object_get(root, key);
-	*text = "";
-	*len = 0;
-	if (!value)
-		return FX_REC_FLOW;
-	if (!json_is_string(value))
-		return FX_REC_INVALID_TYPE;
-	*text = json_string_value(value);
-	*len = json_string_length(value);
-	return memchr(*text, '\0', *len) ? FX_REC_INVALID_UTF8 : FX_REC_FLOW;
-}
-
-/* Rules d to f on a parsed object. */
-static enum fx_record_kind json_read_flow(struct fx_decoder *decoder, const json_t *root, const char *record,
-					  size_t len, struct fx_flow *flow)
-{
-	static const struct {
-		const char *key;
-		uint64_t max;
-		bool required;
-	} numbers[] = {
-	    {"as_src", AS_MAX, true},	     {"as_dst", AS_MAX, true},	   {"iface_in", IFACE_MAX, false},
-	    {"iface_out", IFACE_MAX, false}, {"bytes", COUNTER_MAX, true}, {"packets", COUNTER_MAX, true},
-	};
-	uint64_t values[6] = {0};
-	const char *label, *peer;
-	size_t label_len, peer_len;
-	enum fx_record_kind kind;
-
-	const json_t *event_type = json_object_get(root, "event_type");
-	if (event_type) {
-		if (!json_is_string(event_type))
-			return FX_REC_INVALID_TYPE;
-		kind = classify_event_type(json_string_value(event_type), json_string_length(event_type));
-		if (kind != FX_REC_FLOW)
-			return kind;
-	}
-	kind = json_read_string(root, "label", &label, &label_len);
-	if (kind != FX_REC_FLOW)
-		return kind;
-	kind = json_read_string(root, "peer_ip_src", &peer, &peer_len);
-	if (kind != FX_REC_FLOW)
-		return kind;
-	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
-		const json_t *value = json_object_get(root, numbers[i].key);
-		if (!value) {
-			if (numbers[i].required)
-				return FX_REC_INVALID_MISSING;
-			continue;
-		}
-		kind = json_read_number(value, record, len, numbers[i].max, &values[i]);
-		if (kind != FX_REC_FLOW)
-			return kind;
-	}
-
-	/* jansson's strings die with the tree: the hostname is copied to the scratch buffer, which the
-	 * rewritten record no longer needs. */
-	const char *hostname = label_len ? label : peer_len ? peer : NULL;
-	size_t hostname_len = label_len ? label_len : peer_len;
-	flow->hostname = NULL;
-	flow->hostname_len = 0;
-	if (hostname) {
-		memcpy(decoder->scratch, hostname, hostname_len);
-		decoder->scratch[hostname_len] = '\0';
-		flow->hostname = decoder->scratch;
-		flow->hostname_len = hostname_len;
-	}
-	flow->as_src = (uint32_t)values[0];
-	flow->as_dst = (uint32_t)values[1];
-	flow->has_iface_in = json_object_get(root, "iface_in") != NULL;
-	flow->has_iface_out = json_object_get(root, "iface_out") != NULL;
-	flow->iface_in = (uint32_t)values[2];
-	flow->iface_out = (uint32_t)values[3];
-	flow->bytes = values[4];
-	flow->packets = values[5];
-	return FX_REC_FLOW;
-}
-
-enum fx_record_kind fx_decode_record_jansson(struct fx_decoder *decoder, const char *record, size_t len,
-					     struct fx_flow *flow)
-{
-	enum fx_record_kind kind = check_raw_bytes(decoder, record, len);
-	if (kind != FX_REC_FLOW)
-		return kind;
-
-	/* A raw NUL byte is never valid JSON (not whitespace, not a token, a control character inside a
-	 * string), but jansson 2.14 skips one that directly follows a number or a literal: after it puts the
-	 * byte back, its one-character buffer reads as empty. Refuse it here so that both decoders agree. */
-	if (memchr(record, '\0', len))
-		return FX_REC_INVALID_JSON;
-
-	memcpy(decoder->scratch, record, len);
-	rewrite_unrepresentable_numbers(decoder->scratch, len);
-	json_error_t error;
-	/* JSON_ALLOW_NUL: "\u0000" is valid JSON; only label and peer_ip_src refuse it (rule e). Any failure
-	 * is invalid JSON, including jansson's own limits (a NUL in a key, nesting deeper than 2048) and an
-	 * out-of-memory, which jansson does not tell apart. */
-	json_t *root = json_loadb(decoder->scratch, len,
-				  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-	if (!root)
-		return FX_REC_INVALID_JSON;
-	kind = json_is_object(root) ? json_read_flow(decoder, root, record, len, flow) : FX_REC_INVALID_JSON;
-	json_decref(root);
-	return kind;
 }
 
 /* ---------------------------------------------------------------------------------------------------

@@ -240,8 +240,8 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
 	return 0;
 }
 
-/* How far ahead merge() hashes the source keys and prefetches their index slots: enough to cover a cache
- * miss on a large destination, few enough that the slots are still cached when reached. */
+/* How far ahead fx_series_table_merge hashes the source keys and prefetches their index slots: enough to
+ * cover a cache miss on a large destination, few enough that the slots are still cached when reached. */
 #define MERGE_PREFETCH 8
 
 uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_series_table *src)

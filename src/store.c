@@ -40,7 +40,7 @@
 
 struct worker_slot {
 	struct fx_series_table *handed; /* waiting to be merged; NULL when the slot is free */
-	struct fx_series_table *spare;  /* an empty table to give back on the next hand-over */
+	struct fx_series_table *spare;	/* an empty table to give back on the next hand-over */
 };
 
 struct collector {
@@ -60,6 +60,7 @@ struct fx_store {
 	struct fx_series *tombstones;
 	size_t n_tombstones, cap_tombstones;
 	uint64_t expired_total;
+	uint64_t expired_unmarked; /* expired series refused a tombstone (bound or memory): no stale marker */
 
 	uint64_t generation;   /* bumped by every change of total or of the tombstones */
 	uint64_t layout_epoch; /* bumped whenever series of total move (expiry) */
@@ -74,7 +75,26 @@ struct fx_store {
 
 	struct collector collectors[MAX_COLLECTORS];
 	size_t n_collectors;
+	bool locks_ready; /* the three mutexes are initialised (fx_store_destroy after a failed create) */
 };
+
+/* Initialises the three mutexes, all or none. Returns 0 or -1. */
+static int init_locks(struct fx_store *store)
+{
+	if (pthread_mutex_init(&store->slots_lock, NULL) != 0)
+		return -1;
+	if (pthread_mutex_init(&store->total_lock, NULL) != 0)
+		goto destroy_slots;
+	if (pthread_mutex_init(&store->sort_lock, NULL) != 0)
+		goto destroy_total;
+	store->locks_ready = true;
+	return 0;
+destroy_total:
+	pthread_mutex_destroy(&store->total_lock);
+destroy_slots:
+	pthread_mutex_destroy(&store->slots_lock);
+	return -1;
+}
 
 struct fx_store *fx_store_create(const struct fx_store_config *config)
 {
@@ -82,16 +102,15 @@ struct fx_store *fx_store_create(const struct fx_store_config *config)
 	if (!store)
 		goto fail;
 	store->config = *config;
-	pthread_mutex_init(&store->slots_lock, NULL);
-	pthread_mutex_init(&store->total_lock, NULL);
-	pthread_mutex_init(&store->sort_lock, NULL);
+	if (init_locks(store))
+		goto fail;
 	store->slots = calloc(config->n_workers ? config->n_workers : 1, sizeof(*store->slots));
 	store->total = fx_series_table_create(config->max_series);
 	if (!store->slots || !store->total)
 		goto fail;
 	return store;
 fail:
-	fx_error("store: out of memory");
+	fx_error("store: out of resources (memory or a mutex)");
 	fx_store_destroy(store);
 	return NULL;
 }
@@ -111,9 +130,11 @@ void fx_store_destroy(struct fx_store *store)
 	free(store->tombstones);
 	free(store->order);
 	fx_snapshot_shared_unref(store->cached);
-	pthread_mutex_destroy(&store->slots_lock);
-	pthread_mutex_destroy(&store->total_lock);
-	pthread_mutex_destroy(&store->sort_lock);
+	if (store->locks_ready) {
+		pthread_mutex_destroy(&store->slots_lock);
+		pthread_mutex_destroy(&store->total_lock);
+		pthread_mutex_destroy(&store->sort_lock);
+	}
 	free(store);
 }
 
@@ -187,11 +208,15 @@ static void keep_tombstone(void *opaque, const struct fx_series *series)
 		size_t cap = store->cap_tombstones ? store->cap_tombstones * 2 : 256;
 		if (cap > store->config.max_series)
 			cap = store->config.max_series;
-		if (cap <= store->n_tombstones)
-			return; /* bounded: more expirations at once than series allowed */
-		struct fx_series *tombstones = realloc(store->tombstones, cap * sizeof(*tombstones));
-		if (!tombstones)
+		struct fx_series *tombstones = NULL;
+		/* Bounded by max_series: past it (more expirations within TOMBSTONE_KEEP_MS than series
+		 * allowed), or out of memory, the series leaves without a stale marker, and is counted. */
+		if (cap > store->n_tombstones)
+			tombstones = realloc(store->tombstones, cap * sizeof(*tombstones));
+		if (!tombstones) {
+			store->expired_unmarked++;
 			return;
+		}
 		store->tombstones = tombstones;
 		store->cap_tombstones = cap;
 	}
@@ -214,8 +239,8 @@ static void expire(struct fx_store *store, int64_t now_ms)
 	if (store->config.series_ttl_ms <= 0)
 		return;
 	struct expiry expiry = {store, now_ms};
-	size_t removed =
-		fx_series_table_expire(store->total, now_ms - store->config.series_ttl_ms, keep_tombstone, &expiry);
+	size_t removed = fx_series_table_expire(store->total, now_ms - store->config.series_ttl_ms,
+						keep_tombstone, &expiry);
 	if (removed) {
 		store->generation++;
 		store->layout_epoch++;
@@ -254,7 +279,8 @@ static int update_order(struct fx_store *store, const struct fx_series *copy, si
 			uint32_t *out)
 {
 	if (store->order_valid && store->order_epoch == epoch && store->n_order >= n) {
-		/* A later copy already extended the order: its prefix of positions < n is this copy's order. */
+		/* A later copy already extended the order: its prefix of positions < n is this copy's order.
+		 */
 		size_t k = 0;
 		for (size_t i = 0; i < store->n_order; i++)
 			if (store->order[i] < n)
@@ -326,11 +352,127 @@ static int permute(struct fx_series *series, const uint32_t *order, size_t n)
 	return 0;
 }
 
+/* What a snapshot takes from the store, on its way from the totals to shared, sorted arrays. */
+struct taking {
+	struct fx_series *series; /* the copy of total, malloc'ed; NULL once shared or when `shared` is set */
+	size_t n_series, cap_series;
+	struct fx_series *expired; /* the copy of the tombstones */
+	size_t n_expired;
+	uint64_t generation, epoch;	   /* of total when it was copied */
+	struct fx_snapshot_shared *shared; /* one reference: the cached arrays, or the copy once shared */
+};
+
+/* The copy's memory is allocated and touched before total_lock is taken, so that the page faults of a
+ * fresh allocation are not paid while it is held; it is sized from a peek at the count, with room for what
+ * the merge may add meanwhile. Nothing is allocated when the cached arrays look current. Returns 0 or -1
+ * (memory). */
+static int reserve_copy(struct fx_store *store, struct taking *taking)
+{
+	pthread_mutex_lock(&store->total_lock);
+	size_t peek = fx_series_table_count(store->total);
+	bool unchanged = store->cached && store->cached_generation == store->generation;
+	pthread_mutex_unlock(&store->total_lock);
+	if (unchanged)
+		return 0;
+	taking->cap_series = peek + peek / 8 + 64;
+	taking->series = malloc(taking->cap_series * sizeof(*taking->series));
+	if (!taking->series)
+		return -1;
+	memset(taking->series, 0, taking->cap_series * sizeof(*taking->series));
+	return 0;
+}
+
+/* Under total_lock: merges the waiting deltas, then either takes a reference to the cached arrays (nothing
+ * changed since they were sorted) or copies total and the tombstones. Afterwards gives back the copy's
+ * slack, since the arrays may be kept for a while (cached, or by a slow scrape). A failed copy leaves
+ * taking->series or taking->expired NULL. */
+static void copy_total(struct fx_store *store, struct taking *taking, int64_t *taken_ms)
+{
+	pthread_mutex_lock(&store->total_lock);
+	merge_handed(store);
+	*taken_ms = fx_wall_ms();
+	taking->generation = store->generation;
+	taking->epoch = store->layout_epoch;
+	pthread_mutex_lock(&store->sort_lock);
+	if (store->cached && store->cached_generation == taking->generation)
+		taking->shared = fx_snapshot_shared_ref(store->cached);
+	pthread_mutex_unlock(&store->sort_lock);
+	if (!taking->shared) {
+		size_t n = fx_series_table_count(store->total);
+		if (n > taking->cap_series || !taking->series) {
+			free(taking->series);
+			taking->series = copy_series(fx_series_table_array(store->total), n);
+		} else if (n) {
+			memcpy(taking->series, fx_series_table_array(store->total),
+			       n * sizeof(*taking->series));
+		}
+		taking->n_series = n;
+		taking->n_expired = store->n_tombstones;
+		taking->expired = copy_series(store->tombstones, store->n_tombstones);
+	}
+	pthread_mutex_unlock(&store->total_lock);
+
+	if (taking->shared) {
+		free(taking->series);
+		taking->series = NULL;
+	} else if (taking->series && taking->n_series && taking->n_series < taking->cap_series) {
+		struct fx_series *shrunk = realloc(taking->series, taking->n_series * sizeof(*shrunk));
+		if (shrunk)
+			taking->series = shrunk;
+	}
+}
+
+/* Puts the copy in key order: the order is brought up to date under sort_lock (see update_order), the copy
+ * permuted outside it. Returns 0 or -1 (memory). */
+static int sort_copy(struct fx_store *store, struct taking *taking)
+{
+	uint32_t *order = malloc(taking->n_series ? taking->n_series * sizeof(*order) : 1);
+	if (!order)
+		return -1;
+	pthread_mutex_lock(&store->sort_lock);
+	int rc = update_order(store, taking->series, taking->n_series, taking->epoch, order);
+	if (rc)
+		store->order_valid = false;
+	pthread_mutex_unlock(&store->sort_lock);
+	if (!rc)
+		rc = permute(taking->series, order, taking->n_series);
+	free(order);
+	return rc;
+}
+
+/* Hands the sorted copy to a shared block (taking->shared) and caches it for the snapshots that follow,
+ * unless a newer one was cached meanwhile. Returns 0 or -1 (memory). */
+static int share_sorted(struct fx_store *store, struct taking *taking)
+{
+	taking->shared =
+	    fx_snapshot_shared_create(taking->series, taking->n_series, taking->expired, taking->n_expired);
+	taking->series = taking->expired = NULL;
+	if (!taking->shared)
+		return -1;
+	pthread_mutex_lock(&store->sort_lock);
+	if (!store->cached || taking->generation > store->cached_generation) {
+		fx_snapshot_shared_unref(store->cached);
+		store->cached = fx_snapshot_shared_ref(taking->shared);
+		store->cached_generation = taking->generation;
+	}
+	pthread_mutex_unlock(&store->sort_lock);
+	return 0;
+}
+
+/* The AS names and the self-metrics of every collector. Returns 0 or -1. */
+static int add_self_metrics(struct fx_store *store, struct fx_snapshot *snapshot)
+{
+	if (store->config.acquire_names)
+		snapshot->names = store->config.acquire_names(store->config.names_opaque);
+	for (size_t i = 0; i < store->n_collectors; i++)
+		if (store->collectors[i].collect(store->collectors[i].opaque, snapshot->self))
+			return -1;
+	return 0;
+}
+
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 {
-	struct fx_series *series = NULL, *expired = NULL;
-	uint32_t *order = NULL;
-	struct fx_snapshot_shared *shared = NULL;
+	struct taking taking = {0};
 	struct fx_snapshot *snapshot = calloc(1, sizeof(*snapshot));
 	if (!snapshot)
 		goto fail;
@@ -339,94 +481,26 @@ struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 	if (!snapshot->self)
 		goto fail;
 
-	/* The copy's memory is allocated and touched before the lock is taken, so that the page faults of a
-	 * fresh allocation are not paid while total_lock is held; it is sized from a peek at the count, with
-	 * room for what the merge may add meanwhile. */
-	pthread_mutex_lock(&store->total_lock);
-	size_t peek = fx_series_table_count(store->total);
-	bool unchanged = store->cached && store->cached_generation == store->generation;
-	pthread_mutex_unlock(&store->total_lock);
-	size_t cap_series = 0;
-	if (!unchanged) {
-		cap_series = peek + peek / 8 + 64;
-		series = malloc(cap_series * sizeof(*series));
-		if (!series)
+	if (reserve_copy(store, &taking))
+		goto fail;
+	copy_total(store, &taking, &snapshot->taken_ms);
+	if (!taking.shared) {
+		if (!taking.series || !taking.expired || sort_copy(store, &taking) ||
+		    share_sorted(store, &taking))
 			goto fail;
-		memset(series, 0, cap_series * sizeof(*series));
 	}
+	fx_snapshot_use_shared(snapshot, taking.shared);
+	fx_snapshot_shared_unref(taking.shared);
+	taking.shared = NULL;
 
-	pthread_mutex_lock(&store->total_lock);
-	merge_handed(store);
-	snapshot->taken_ms = fx_wall_ms();
-	uint64_t generation = store->generation, epoch = store->layout_epoch;
-	pthread_mutex_lock(&store->sort_lock);
-	if (store->cached && store->cached_generation == generation)
-		shared = fx_snapshot_shared_ref(store->cached);
-	pthread_mutex_unlock(&store->sort_lock);
-	size_t n_series = 0, n_expired = 0;
-	if (!shared) {
-		n_series = fx_series_table_count(store->total);
-		if (n_series > cap_series) {
-			free(series);
-			series = copy_series(fx_series_table_array(store->total), n_series);
-		} else if (n_series) {
-			memcpy(series, fx_series_table_array(store->total), n_series * sizeof(*series));
-		}
-		n_expired = store->n_tombstones;
-		expired = copy_series(store->tombstones, store->n_tombstones);
-	}
-	pthread_mutex_unlock(&store->total_lock);
-	if (shared) {
-		free(series);
-		series = NULL;
-	} else if (series && n_series && n_series < cap_series) {
-		/* Give the slack back: the arrays may be kept for a while (cached, or by a slow scrape). */
-		struct fx_series *shrunk = realloc(series, n_series * sizeof(*series));
-		if (shrunk)
-			series = shrunk;
-	}
-
-	if (!shared) {
-		order = malloc(n_series ? n_series * sizeof(*order) : 1);
-		if (!series || !expired || !order)
-			goto fail;
-		pthread_mutex_lock(&store->sort_lock);
-		int rc = update_order(store, series, n_series, epoch, order);
-		if (rc)
-			store->order_valid = false;
-		pthread_mutex_unlock(&store->sort_lock);
-		if (rc || permute(series, order, n_series))
-			goto fail;
-		free(order);
-		order = NULL;
-		shared = fx_snapshot_shared_create(series, n_series, expired, n_expired);
-		series = expired = NULL;
-		if (!shared)
-			goto fail;
-		pthread_mutex_lock(&store->sort_lock);
-		if (!store->cached || generation > store->cached_generation) {
-			fx_snapshot_shared_unref(store->cached);
-			store->cached = fx_snapshot_shared_ref(shared);
-			store->cached_generation = generation;
-		}
-		pthread_mutex_unlock(&store->sort_lock);
-	}
-	fx_snapshot_use_shared(snapshot, shared);
-	fx_snapshot_shared_unref(shared);
-	shared = NULL;
-
-	if (store->config.acquire_names)
-		snapshot->names = store->config.acquire_names(store->config.names_opaque);
-	for (size_t i = 0; i < store->n_collectors; i++)
-		if (store->collectors[i].collect(store->collectors[i].opaque, snapshot->self))
-			goto fail;
+	if (add_self_metrics(store, snapshot))
+		goto fail;
 	return snapshot;
 fail:
 	fx_error("store: cannot take a snapshot: out of memory");
-	free(series);
-	free(expired);
-	free(order);
-	fx_snapshot_shared_unref(shared);
+	free(taking.series);
+	free(taking.expired);
+	fx_snapshot_shared_unref(taking.shared);
 	fx_snapshot_destroy(snapshot);
 	return NULL;
 }
@@ -437,6 +511,7 @@ int fx_store_collect(void *opaque, struct fx_family_list *out)
 	pthread_mutex_lock(&store->total_lock);
 	uint64_t series = fx_series_table_count(store->total);
 	uint64_t expired = store->expired_total;
+	uint64_t unmarked = store->expired_unmarked;
 	pthread_mutex_unlock(&store->total_lock);
 	if (fx_family_begin(out, "flow_exporter_series", "Flow series held in memory.", FX_METRIC_GAUGE) ||
 	    fx_family_add_u64(out, series, 0, NULL) ||
@@ -445,7 +520,12 @@ int fx_store_collect(void *opaque, struct fx_family_list *out)
 	    fx_family_add_u64(out, store->config.max_series, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_series_expired_total",
 			    "Flow series removed after --series-ttl without updates.", FX_METRIC_COUNTER) ||
-	    fx_family_add_u64(out, expired, 0, NULL))
+	    fx_family_add_u64(out, expired, 0, NULL) ||
+	    fx_family_begin(
+		out, "flow_exporter_series_expired_unmarked_total",
+		"Expired flow series sent no stale marker: more expired within an hour than --max-series.",
+		FX_METRIC_COUNTER) ||
+	    fx_family_add_u64(out, unmarked, 0, NULL))
 		return -1;
 	return 0;
 }

@@ -3,6 +3,9 @@
  * A message holds one JSON object, or several separated by newlines (pmacct's kafka_multi_values).
  * Each object is decoded on its own: a bad one is reported with its reason and the others still count.
  *
+ * The fast scanner is src/flow_decode.c, the jansson reference src/flow_decode_ref.c, and the record rules
+ * both apply src/flow_rules.h.
+ *
  * Thread: a decoder is owned by one thread (it keeps a scratch buffer for unescaped strings). */
 #ifndef FX_FLOW_DECODE_H
 #define FX_FLOW_DECODE_H
@@ -51,8 +54,9 @@ typedef void (*fx_record_fn)(void *opaque, enum fx_record_kind kind, const struc
 size_t fx_decode_message(struct fx_decoder *decoder, const char *message, size_t len, fx_record_fn on_record,
 			 void *opaque);
 
-/* The reference decoder, built on jansson: same contract as fx_decode_record. Used as the fallback for
- * records outside the fast scanner's shape and by the differential tests. */
+/* The reference decoder (src/flow_decode_ref.c), built on jansson: same contract and same record rules as
+ * fx_decode_record. The scanner's fallback for records outside its flat shape, and the oracle of the
+ * differential unit tests, the fuzzer and the benchmark. */
 enum fx_record_kind fx_decode_record_jansson(struct fx_decoder *decoder, const char *record, size_t len,
 					     struct fx_flow *flow);
 

@@ -16,21 +16,21 @@
 
 struct fx_ingest_config {
 	const struct fx_local_asns *local; /* borrowed, immutable */
-	uint32_t label_mask;               /* FX_LABEL_* kept */
-	size_t max_series;                 /* bound of the delta table */
+	uint32_t label_mask;		   /* FX_LABEL_* kept */
+	size_t max_series;		   /* bound of the delta table */
 	size_t max_record_bytes;
-	struct fx_intern *hostnames;       /* borrowed, shared by all workers */
-	struct fx_store *store;            /* borrowed; where flushes hand the delta over */
-	size_t worker;                     /* this thread's number in the store */
+	struct fx_intern *hostnames; /* borrowed, shared by all workers */
+	struct fx_store *store;	     /* borrowed; where flushes hand the delta over */
+	size_t worker;		     /* this thread's number in the store */
 };
 
 /* What one ingest step has seen since it was created. */
 struct fx_ingest_stats {
 	uint64_t messages;
 	uint64_t records[FX_REC_KIND_COUNT]; /* by what the decoder made of them */
-	uint64_t counted;                    /* flows added to a series */
-	uint64_t not_local;                  /* flows with neither AS local */
-	uint64_t refused_series_limit;       /* flows refused: the delta table was full */
+	uint64_t counted;		     /* flows added to a series */
+	uint64_t not_local;		     /* flows with neither AS local */
+	uint64_t refused_series_limit;	     /* flows refused: the delta table was full */
 	uint64_t refused_hostname_limit;     /* flows refused: too many distinct hostnames */
 };
 
@@ -42,7 +42,7 @@ void fx_ingest_destroy(struct fx_ingest *ingest);
 
 /* Decodes and counts every record of one Kafka message. Bad records are counted by reason and logged at a
  * bounded rate. */
-void fx_ingest_message(struct fx_ingest *counter, const char *message, size_t len, int64_t now_ms);
+void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len, int64_t now_ms);
 
 /* Hands the delta table to the store (see fx_store_handoff). Returns true when nothing is left to hand
  * over, false when the store has not merged the previous hand-over yet (call fx_store_tick, then again). */

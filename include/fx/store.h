@@ -4,7 +4,7 @@
  * A consumer thread counts into a delta table of its own with no lock, and every flush interval hands it
  * over (fx_store_handoff: one mutex per hand-over, never per record). Whoever next needs the totals (a
  * scrape, a push, the main loop's tick) merges the waiting deltas into the cumulative table under the
- * store's mutex, then copies and sorts it into a snapshot outside of the lock.
+ * store's lock, then copies it (under the lock) and sorts the copy into a snapshot outside of it.
  *
  * Thread: every function may be called from any thread unless noted. */
 #ifndef FX_STORE_H
@@ -49,7 +49,9 @@ void fx_store_tick(struct fx_store *store);
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store);
 
 /* Self-metrics of the store: flow_exporter_series, flow_exporter_series_limit,
- * flow_exporter_series_expired_total. */
+ * flow_exporter_series_expired_total, flow_exporter_series_expired_unmarked_total (expired series that got
+ * no tombstone, hence no stale marker: the tombstones are bounded by max_series). A collect callback
+ * (fx_collect_fn), hence the opaque pointer. */
 int fx_store_collect(void *store, struct fx_family_list *out);
 
 /* Records of new series the full cumulative table refused (--max-series), since creation. */

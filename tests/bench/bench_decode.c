@@ -4,8 +4,8 @@
  *                [--only scanner|jansson|counter]
  *
  * Generates N distinct pmacct records (bench_gen.h), then times, on this thread's CPU clock, K passes of:
- *   scanner  fx_decode_record (the zero-allocation fast path) over every record;
- *   jansson  fx_decode_record_jansson (the reference) over every record;
+ *   scanner  fx_decode_record (the zero-allocation fast path, src/flow_decode.c) over every record;
+ *   jansson  fx_decode_record_jansson (the reference, src/flow_decode_ref.c) over every record;
  *   counter  fx_ingest_message over messages of R records (decode + classify + count into the delta
  *            table, flushing to a store every 100,000 records as the consumer does every 100 ms).
  * Prints one line per pass and a summary "DECODE scanner_us=... jansson_us=... ratio=... counter_us=..."
@@ -17,8 +17,8 @@
 #include <time.h>
 
 #include "bench_gen.h"
-#include "fx/ingest.h"
 #include "fx/flow_decode.h"
+#include "fx/ingest.h"
 #include "fx/intern.h"
 #include "fx/store.h"
 
@@ -95,17 +95,18 @@ int main(int argc, char **argv)
 	struct fx_decoder *decoder = fx_decoder_create(65536);
 	struct fx_local_asns local = {.asn = {64496}, .n = 1};
 	struct fx_intern *hostnames = fx_intern_create(100000);
-	struct fx_store_config store_config = {.n_workers = 1, .max_series = 2000000, .label_mask = FX_LABEL_ALL};
+	struct fx_store_config store_config = {
+	    .n_workers = 1, .max_series = 2000000, .label_mask = FX_LABEL_ALL};
 	struct fx_store *store = fx_store_create(&store_config);
-	struct fx_ingest_config counting = {.local = &local,
-					     .label_mask = FX_LABEL_ALL,
-					     .max_series = 2000000,
-					     .max_record_bytes = 65536,
-					     .hostnames = hostnames,
-					     .store = store,
-					     .worker = 0};
-	struct fx_ingest *counter = fx_ingest_create(&counting);
-	if (!decoder || !hostnames || !store || !counter)
+	struct fx_ingest_config ingest_config = {.local = &local,
+						 .label_mask = FX_LABEL_ALL,
+						 .max_series = 2000000,
+						 .max_record_bytes = 65536,
+						 .hostnames = hostnames,
+						 .store = store,
+						 .worker = 0};
+	struct fx_ingest *ingest = fx_ingest_create(&ingest_config);
+	if (!decoder || !hostnames || !store || !ingest)
 		return 1;
 
 	/* The decoders must agree (the unit and fuzz tests check this far more thoroughly). */
@@ -127,7 +128,8 @@ int main(int argc, char **argv)
 			double t = thread_cpu_s();
 			for (size_t j = 0; j < n_records; j++) {
 				struct fx_flow flow;
-				fx_decode_record(decoder, text + starts[j], starts[j + 1] - starts[j] - 1, &flow);
+				fx_decode_record(decoder, text + starts[j], starts[j + 1] - starts[j] - 1,
+						 &flow);
 				sink += flow.bytes;
 			}
 			scanner[k] = (thread_cpu_s() - t) * 1e6 / n_records;
@@ -136,8 +138,8 @@ int main(int argc, char **argv)
 			double t = thread_cpu_s();
 			for (size_t j = 0; j < n_records; j++) {
 				struct fx_flow flow;
-				fx_decode_record_jansson(decoder, text + starts[j], starts[j + 1] - starts[j] - 1,
-							 &flow);
+				fx_decode_record_jansson(decoder, text + starts[j],
+							 starts[j + 1] - starts[j] - 1, &flow);
 				sink += flow.bytes;
 			}
 			jansson[k] = (thread_cpu_s() - t) * 1e6 / n_records;
@@ -147,20 +149,20 @@ int main(int argc, char **argv)
 			size_t since_flush = 0;
 			for (size_t j = 0; j < n_records; j += per_message) {
 				size_t last = j + per_message < n_records ? j + per_message : n_records;
-				fx_ingest_message(counter, text + starts[j], starts[last] - starts[j] - 1, 0);
+				fx_ingest_message(ingest, text + starts[j], starts[last] - starts[j] - 1, 0);
 				since_flush += last - j;
 				if (since_flush >= 100000) {
-					fx_ingest_flush(counter);
+					fx_ingest_flush(ingest);
 					fx_store_tick(store);
 					since_flush = 0;
 				}
 			}
 			counting_us[k] = (thread_cpu_s() - t) * 1e6 / n_records;
 		}
-		printf("pass %zu: scanner %.3f us/record, jansson %.3f us/record, counter %.3f us/record\n", k,
-		       scanner[k], jansson[k], counting_us[k]);
+		printf("pass %zu: scanner %.3f us/record, jansson %.3f us/record, counter %.3f us/record\n",
+		       k, scanner[k], jansson[k], counting_us[k]);
 	}
-	const struct fx_ingest_stats *stats = fx_ingest_get_stats(counter);
+	const struct fx_ingest_stats *stats = fx_ingest_get_stats(ingest);
 	if (stats->counted != (only && strcmp(only, "counter") ? 0 : n_records * repeat)) {
 		fprintf(stderr, "bench_decode: counted %llu records, expected %zu\n",
 			(unsigned long long)stats->counted, n_records * repeat);
@@ -169,8 +171,8 @@ int main(int argc, char **argv)
 	double s = median(scanner, repeat), j = median(jansson, repeat), c = median(counting_us, repeat);
 	printf("DECODE records=%zu series=%llu scanner_us=%.3f jansson_us=%.3f ratio=%.1f counter_us=%.3f\n",
 	       n_records, (unsigned long long)gen.series, s, j, s > 0 ? j / s : 0, c);
-	fx_ingest_flush(counter);
-	fx_ingest_destroy(counter);
+	fx_ingest_flush(ingest);
+	fx_ingest_destroy(ingest);
 	fx_store_destroy(store);
 	fx_intern_destroy(hostnames);
 	fx_decoder_destroy(decoder);

@@ -4,7 +4,8 @@
  * hostname bytes), then as a message, line by line, against the reference. Any mismatch aborts.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_flow_decode.c \
- *         src/flow_decode.c src/log.c -ljansson -o fuzz_flow_decode
+ *         src/flow_decode.c src/flow_decode_ref.c src/log.c -ljansson -o fuzz_flow_decode
+ * (or the CMake way: cmake -S . -B build-fuzz -DFX_FUZZ=ON -DCMAKE_C_COMPILER=clang)
  *   ./fuzz_flow_decode -max_total_time=60 corpus/   (seeds: the lines of the .jsonl fixtures) */
 #include <stdbool.h>
 #include <stdint.h>

@@ -314,7 +314,7 @@ static void test_message_with_bad_lines(void)
  * The rules, one case each (and both decoders on every one)
  * ------------------------------------------------------------------------------------------------ */
 
-static void test_valid_shapes(void)
+static void test_valid_base_and_whitespace(void)
 {
 	struct fx_flow flow;
 	CHECK_EQ_U64(decode_text(FLOW_BASE, &flow), FX_REC_FLOW);
@@ -335,8 +335,12 @@ static void test_valid_shapes(void)
 	CHECK(flow.hostname == NULL && flow.hostname_len == 0);
 	CHECK(!flow.has_iface_in && !flow.has_iface_out);
 	CHECK_EQ_U64(flow.bytes, 4);
+}
 
-	/* Counters to 2^64 - 1, AS numbers to 2^32 - 1. */
+/* Counters to 2^64 - 1, AS numbers to 2^32 - 1. */
+static void test_valid_number_limits(void)
+{
+	struct fx_flow flow;
 	CHECK_EQ_U64(decode_text("{\"as_src\": 4294967295, \"as_dst\": 4200000001, \"iface_in\": 4294967295, "
 				 "\"packets\": 18446744073709551615, \"bytes\": 18446744073709551615}",
 				 &flow),
@@ -353,7 +357,11 @@ static void test_valid_shapes(void)
 	    FX_REC_FLOW);
 	CHECK_EQ_U64(flow.packets, UINT64_C(9223372036854775808));
 	CHECK_EQ_U64(flow.bytes, UINT64_C(9223372036854775807));
+}
 
+static void test_valid_escapes_and_hostnames(void)
+{
+	struct fx_flow flow;
 	/* Keys compare after unescaping; event_type too. */
 	CHECK_EQ_U64(
 	    decode_text("{\"event_type\": \"purg\\u0065\", \"\\u0061s_src\": 7, \"as_dst\": 8, \"packets\": "
@@ -392,8 +400,12 @@ static void test_valid_shapes(void)
 				 &flow),
 		     FX_REC_FLOW);
 	CHECK_STR(hostname_of(&flow), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+}
 
-	/* Unknown keys are ignored whatever their valid value, nested ones included (jansson fallback). */
+/* Unknown keys are ignored whatever their valid value, nested ones included (the jansson fallback). */
+static void test_valid_unknown_keys(void)
+{
+	struct fx_flow flow;
 	CHECK_EQ_U64(decode_text("{\"x\": null, \"y\": true, \"z\": false, \"w\": -0, \"v\": -1.5e-7, \"u\": "
 				 "1e400, \"t\": 123456789012345678901234567890, \"s\": \"\\u0000\", "
 				 "\"as_src\": 1, \"as_dst\": 2, \"packets\": 1, \"bytes\": 9}",
@@ -460,7 +472,12 @@ static void test_markers_and_events(void)
 	EXPECT("{\"event_type\": \"purge_init\",}", FX_REC_INVALID_JSON);
 }
 
-static void test_invalid_json(void)
+/* Each case of a list of records that are not exactly one JSON object. */
+#define EXPECT_ALL_INVALID_JSON(cases)                                                                       \
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)                                        \
+	EXPECT(cases[i], FX_REC_INVALID_JSON)
+
+static void test_invalid_json_structure(void)
 {
 	static const char *const cases[] = {
 	    "",
@@ -493,7 +510,13 @@ static void test_invalid_json(void)
 	    "{\"a\":[1,]}",
 	    "{\"a\":[}",
 	    "{\"a\":{\"b\":1,\"b\":2}}",
-	    /* numbers */
+	};
+	EXPECT_ALL_INVALID_JSON(cases);
+}
+
+static void test_invalid_json_numbers(void)
+{
+	static const char *const cases[] = {
 	    "{\"a\":01}",
 	    "{\"a\":-01}",
 	    "{\"a\":00}",
@@ -525,6 +548,13 @@ static void test_invalid_json(void)
 	    "{\"a\":[true1]}",
 	    "{\"a\":1e999.5}",
 	    "{\"a\":+1e999}",
+	};
+	EXPECT_ALL_INVALID_JSON(cases);
+}
+
+static void test_invalid_json_tokens(void)
+{
+	static const char *const cases[] = {
 	    /* whitespace: only space, tab, CR, LF */
 	    "{\"a\":\f1}",
 	    "{\"a\":\v1}",
@@ -555,7 +585,13 @@ static void test_invalid_json(void)
 	    "{\"a\":\"\\u",
 	    "{\"a\":\"\\ud83d\\ude0\"}",
 	    "{\"a\":\"\\'\"}",
-	    /* keys */
+	};
+	EXPECT_ALL_INVALID_JSON(cases);
+}
+
+static void test_invalid_json_keys(void)
+{
+	static const char *const cases[] = {
 	    "{\"bytes\":1,\"bytes\":2}",
 	    "{\"x\":1,\"x\":2}",
 	    "{\"bytes\":1,\"by\\u0074es\":2}",
@@ -564,8 +600,12 @@ static void test_invalid_json(void)
 	    "{1:2}",
 	    "{null:1}",
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		EXPECT(cases[i], FX_REC_INVALID_JSON);
+	EXPECT_ALL_INVALID_JSON(cases);
+}
+
+/* Raw NUL bytes, an error after a bad field, nesting past jansson's limit. */
+static void test_invalid_json_nul_order_depth(void)
+{
 	expect_kind_len("{\"a\":1}\0", 8, FX_REC_INVALID_JSON, __LINE__);
 	expect_kind_len("{\"a\":\"\0\"}", 9, FX_REC_INVALID_JSON, __LINE__);
 	/* jansson 2.14 alone would skip a NUL right after a number or a literal. */
@@ -1031,9 +1071,16 @@ int main(void)
 	test_fixtures();
 	test_multi_values_fixture();
 	test_message_with_bad_lines();
-	test_valid_shapes();
+	test_valid_base_and_whitespace();
+	test_valid_number_limits();
+	test_valid_escapes_and_hostnames();
+	test_valid_unknown_keys();
 	test_markers_and_events();
-	test_invalid_json();
+	test_invalid_json_structure();
+	test_invalid_json_numbers();
+	test_invalid_json_tokens();
+	test_invalid_json_keys();
+	test_invalid_json_nul_order_depth();
 	test_invalid_utf8();
 	test_types_missing_ranges();
 	test_too_large();

@@ -53,12 +53,14 @@ static int collect_one(void *opaque, struct fx_family_list *out)
 {
 	int *calls = opaque;
 	(*calls)++;
-	return fx_family_begin(out, "test_metric", "A test.", FX_METRIC_GAUGE) || fx_family_add_u64(out, 7, 0, NULL);
+	return fx_family_begin(out, "test_metric", "A test.", FX_METRIC_GAUGE) ||
+	       fx_family_add_u64(out, 7, 0, NULL);
 }
 
 static int compare_series_keys(const void *a, const void *b)
 {
-	return fx_series_key_compare(&((const struct fx_series *)a)->key, &((const struct fx_series *)b)->key);
+	return fx_series_key_compare(&((const struct fx_series *)a)->key,
+				     &((const struct fx_series *)b)->key);
 }
 
 /* Checks a snapshot against a reference: the live table's series, sorted by qsort. */
@@ -109,8 +111,10 @@ static void test_incremental_order(void)
 				key = fx_series_table_array(reference)[r % existing].key;
 			} else {
 				key = (struct fx_series_key){.hostname = r % 8 ? names[r % 7] : NULL,
-							     .as_src = r % 97, .as_dst = (r >> 8) % 5,
-							     .iface_in = (r >> 12) % 3, .present = FX_LABEL_ALL};
+							     .as_src = r % 97,
+							     .as_dst = (r >> 8) % 5,
+							     .iface_in = (r >> 12) % 3,
+							     .present = FX_LABEL_ALL};
 			}
 			/* Old enough to expire at the next expiry round. */
 			now = fx_wall_ms() - 5000;
@@ -120,10 +124,13 @@ static void test_incremental_order(void)
 		if (kind == 5) {
 			/* Everything not updated for a while expires: the store's series move. */
 			state = state * 6364136223846793005u + 1442695040888963407u;
-			struct fx_series_key fresh = {.hostname = names[round % 7], .as_src = 100000u + (uint32_t)round,
+			struct fx_series_key fresh = {.hostname = names[round % 7],
+						      .as_src = 100000u + (uint32_t)round,
 						      .present = FX_LABEL_ALL};
-			CHECK(fx_series_table_add(delta, &fresh, FX_DIR_TRANSMIT, 1, 1, fx_wall_ms() + 10000) == 0);
-			CHECK(fx_series_table_add(reference, &fresh, FX_DIR_TRANSMIT, 1, 1, fx_wall_ms() + 10000) == 0);
+			CHECK(fx_series_table_add(delta, &fresh, FX_DIR_TRANSMIT, 1, 1,
+						  fx_wall_ms() + 10000) == 0);
+			CHECK(fx_series_table_add(reference, &fresh, FX_DIR_TRANSMIT, 1, 1,
+						  fx_wall_ms() + 10000) == 0);
 			fx_series_table_expire(reference, fx_wall_ms() - 1000, NULL, NULL);
 		}
 		if (fx_series_table_count(delta)) {
@@ -158,10 +165,54 @@ static void test_incremental_order(void)
 	fx_store_destroy(store);
 }
 
+/* The tombstones are bounded by max_series: an expired series refused one (it gets no stale marker) is
+ * counted in flow_exporter_series_expired_unmarked_total. */
+static uint64_t self_metric(struct fx_store *store, const char *name)
+{
+	struct fx_family_list *self = fx_family_list_create();
+	uint64_t value = UINT64_MAX;
+	CHECK(fx_store_collect(store, self) == 0);
+	for (size_t f = 0; f < fx_family_list_count(self); f++) {
+		const struct fx_family *family = fx_family_list_get(self, f);
+		if (!strcmp(family->name, name))
+			value = family->samples[0].integer;
+	}
+	fx_family_list_destroy(self);
+	return value;
+}
+
+static void test_tombstone_bound(void)
+{
+	struct fx_store_config config = {.n_workers = 1, .max_series = 2, .series_ttl_ms = 60000};
+	struct fx_store *store = fx_store_create(&config);
+	struct fx_series_table *delta = fx_series_table_create(2);
+	int64_t old = fx_wall_ms() - 120000;
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned k = 0; k < 2; k++) {
+			struct fx_series_key key = key_of(10 * round + k);
+			CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, 1, 1, old) == 0);
+		}
+		delta = fx_store_handoff(store, 0, delta);
+		fx_store_tick(store); /* the two series expire: the first round fills the tombstones */
+	}
+	CHECK_EQ_U64(self_metric(store, "flow_exporter_series"), 0);
+	CHECK_EQ_U64(self_metric(store, "flow_exporter_series_expired_total"), 2);
+	CHECK_EQ_U64(self_metric(store, "flow_exporter_series_expired_unmarked_total"), 2);
+	struct fx_snapshot *snapshot = fx_store_snapshot(store);
+	CHECK(snapshot != NULL);
+	CHECK_EQ_U64(snapshot->n_expired, 2);
+	CHECK(snapshot->expired[0].key.as_src < 10 && snapshot->expired[1].key.as_src < 10);
+	fx_snapshot_destroy(snapshot);
+	fx_series_table_destroy(delta);
+	fx_store_destroy(store);
+}
+
 int main(void)
 {
 	test_incremental_order();
-	struct fx_store_config config = {.n_workers = WORKERS, .max_series = 1000, .label_mask = FX_LABEL_ALL};
+	test_tombstone_bound();
+	struct fx_store_config config = {
+	    .n_workers = WORKERS, .max_series = 1000, .label_mask = FX_LABEL_ALL};
 	struct fx_store *store = fx_store_create(&config);
 	int calls = 0;
 	CHECK(fx_store_add_collector(store, collect_one, &calls) == 0);
@@ -177,7 +228,8 @@ int main(void)
 		struct fx_snapshot *snapshot = fx_store_snapshot(store);
 		CHECK(snapshot != NULL);
 		for (size_t s = 1; snapshot && s < snapshot->n_series; s++)
-			CHECK(fx_series_key_compare(&snapshot->series[s - 1].key, &snapshot->series[s].key) < 0);
+			CHECK(fx_series_key_compare(&snapshot->series[s - 1].key, &snapshot->series[s].key) <
+			      0);
 		fx_snapshot_destroy(snapshot);
 	}
 	for (size_t i = 0; i < WORKERS; i++)
