@@ -203,7 +203,7 @@ static int start_pushers(struct exporter *exporter)
 	int rc = make_external_labels(exporter);
 	if (rc)
 		return rc;
-	struct fx_push_http_config http = {
+	struct fx_http_client_config http = {
 		.timeout_ms = config->push_timeout_ms,
 		.basic_auth_user = config->push_username[0] ? config->push_username : NULL,
 		.basic_auth_password_file = config->push_password_file[0] ? config->push_password_file : NULL,
@@ -216,9 +216,11 @@ static int start_pushers(struct exporter *exporter)
 		.n_headers = config->n_push_headers,
 	};
 	struct fx_push_hooks hooks = {take_snapshot, exporter};
+	struct fx_push_backoff backoff = {FX_PUSH_BACKOFF_MIN_MS, FX_PUSH_BACKOFF_MAX_MS};
 	for (size_t i = 0; i < config->n_remote_write_urls; i++) {
 		struct fx_rw_sender_config sender = {
 			.http = http,
+			.backoff = backoff,
 			.interval_ms = config->push_interval_ms,
 			.backlog_ms = config->push_backlog_ms,
 			.max_series_per_request = config->remote_write_max_series,
@@ -236,6 +238,7 @@ static int start_pushers(struct exporter *exporter)
 	if (config->pushgateway_url[0]) {
 		struct fx_pushgateway_config pushgateway = {
 			.http = http,
+			.backoff = backoff,
 			.job = label_value(exporter, "job"),
 			.instance = label_value(exporter, "instance"),
 			.interval_ms = config->push_interval_ms,
