@@ -307,7 +307,7 @@ struct fx_http_client *fx_http_client_create(const struct fx_http_client_config 
 	client->has_body = strcmp(method, "GET") != 0;
 	client->display_url = display_url_of(config->url);
 	if (!client->display_url) {
-		fx_error("push: invalid URL");
+		fx_error("http: invalid URL");
 		goto fail;
 	}
 	if (check_options(client, config) != 0)
@@ -323,7 +323,7 @@ struct fx_http_client *fx_http_client_create(const struct fx_http_client_config 
 	if (!client->curl || !client->multi)
 		goto fail;
 	if (set_options(client, config, method) != CURLE_OK) {
-		fx_error("push %s: libcurl refused an option", client->display_url);
+		fx_error("http %s: libcurl refused an option", client->display_url);
 		goto fail;
 	}
 	return client;
