@@ -120,7 +120,7 @@ static void *run(void *opaque)
 			break;
 		fx_push_loop_tick(loop);
 		bool waiting = ops->waiting(pusher);
-		int64_t due = loop->config.retry->retry_at_ms;
+		int64_t due = waiting ? loop->config.retry->retry_at_ms : 0;
 		if (waiting && fx_push_loop_now(loop) >= due) {
 			ops->send_one(pusher);
 			continue;
