@@ -111,7 +111,8 @@ int fx_pushgateway_group_path(const char *job, const char *instance, struct fx_b
 	return 0;
 }
 
-/* base + group path, keeping the base's userinfo; NULL when the base does not parse. */
+/* base + group path, keeping the base's userinfo; NULL when the base does not parse. (libcurl's URL API
+ * needs no curl_global_init: that is the HTTP client's, done once when the first client is created.) */
 static char *group_url(const char *base, const char *job, const char *instance)
 {
 	CURLU *parsed = curl_url();
