@@ -454,7 +454,9 @@ void fx_http_client_send(struct fx_http_client *client, const struct fx_http_req
 	result->too_big = client->too_big || code == CURLE_FILESIZE_EXCEEDED;
 	if (code != CURLE_OK) {
 		result->status = 0;
-		snprintf(result->error, sizeof(result->error), "%s", curl_easy_strerror(code));
+		/* curl's own message names the host, port and time; its generic text when it left none. */
+		snprintf(result->error, sizeof(result->error), "%s",
+			 client->error[0] ? client->error : curl_easy_strerror(code));
 		return;
 	}
 	curl_easy_getinfo(client->curl, CURLINFO_RESPONSE_CODE, &result->status);
