@@ -1,5 +1,5 @@
-/* AS names: parses cidr-report's asn.txt ("<asn>\t<name>, <CC>" per line) into an immutable map, and keeps
- * a current map loaded from an embedded text, a file or an http(s) URL, refreshed in the background.
+/* AS names: keeps a current AS-name map (asn_map.c) loaded from an embedded text, a file or an http(s) URL,
+ * refreshed in the background, with the last good download cached on disk.
  *
  * Threads: fx_asn_names_create loads what it can synchronously (the embedded text, the file, or the cache of
  * the last download), then starts one background thread (file with refresh_ms > 0, or URL) that re-reads the
@@ -9,13 +9,13 @@
  *
  * Invariants: a map never changes after fx_asn_map_parse returns and is freed by its last unref; `current`
  * only ever moves to a map with at least one name, so a failed load keeps the previous names; the
- * download contacts only the configured URL (no redirects, no proxy) and is bounded in time and size;
- * destroy stops the thread promptly, mid-download (curl_multi_wakeup + progress callback) or mid-sleep
+ * download (through http_client.c, like every HTTP request of the process) contacts only the configured
+ * URL (no redirects, no proxy) and is bounded in time and size;
+ * destroy stops the thread promptly, mid-download (the HTTP client's abort flag and wake-up) or mid-sleep
  * (condition variable on CLOCK_MONOTONIC). */
 #include "fx/asn_names.h"
 
 #include <assert.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,254 +32,8 @@
 
 #include "fx/buf.h"
 #include "fx/clock.h"
+#include "fx/http_client.h"
 #include "fx/log.h"
-
-/* ---- The map: parse, lookup, reference count ---- */
-
-/* One line of the list. The name is at names + name_offset, NUL-terminated. Offsets grow with the line
- * number, so sorting by (asn, name_offset) puts a later duplicate after an earlier one. */
-struct asn_entry {
-	uint32_t asn;
-	uint32_t name_offset;
-};
-
-/* Immutable after fx_asn_map_parse returns; only `refs` changes, atomically. Two allocations: this struct
- * with its entries (sorted by asn, unique), and the pool of names. */
-struct fx_asn_map {
-	atomic_size_t refs;
-	size_t count;
-	char *names;
-	struct asn_entry entries[];
-};
-
-/* Bounded so that name offsets fit in 32 bits (every loader also caps its input at MAX_LIST_BYTES). */
-#define MAX_PARSE_BYTES ((size_t)UINT32_MAX / 2)
-
-/* Go's \s in RE2 (ASCII): tab, newline, form feed, carriage return, space. */
-static bool is_space(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
-}
-
-/* Go's \w (ASCII): [0-9A-Za-z_]. */
-static bool is_word(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-}
-
-/* Copies the valid UTF-8 sequences of [in, in + len) to out and drops every other byte, as Go's
- * strings.ToValidUTF8(s, "") does (invalid: stray continuation bytes, overlong forms, surrogates, values
- * past U+10FFFF, truncated sequences). NUL bytes are dropped too, since names are C strings. Returns the
- * number of bytes written (at most len). */
-static size_t copy_valid_utf8(char *out, const unsigned char *in, size_t len)
-{
-	size_t n = 0, i = 0;
-	while (i < len) {
-		unsigned char c = in[i];
-		if (c < 0x80) {
-			if (c != 0)
-				out[n++] = (char)c;
-			i++;
-			continue;
-		}
-		size_t width;
-		unsigned char lo = 0x80, hi = 0xBF; /* the accepted range of the second byte */
-		if (c >= 0xC2 && c <= 0xDF) {
-			width = 2;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			width = 3;
-			if (c == 0xE0)
-				lo = 0xA0; /* no overlong forms */
-			else if (c == 0xED)
-				hi = 0x9F; /* no surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			width = 4;
-			if (c == 0xF0)
-				lo = 0x90; /* no overlong forms */
-			else if (c == 0xF4)
-				hi = 0x8F; /* nothing past U+10FFFF */
-		} else {
-			i++; /* a continuation byte without a lead, or C0, C1, F5..FF */
-			continue;
-		}
-		bool valid = i + width <= len && in[i + 1] >= lo && in[i + 1] <= hi;
-		for (size_t k = 2; valid && k < width; k++)
-			valid = in[i + k] >= 0x80 && in[i + k] <= 0xBF;
-		if (!valid) {
-			i++; /* drop the lead byte only; what follows is examined again, as Go does */
-			continue;
-		}
-		memcpy(out + n, in + i, width);
-		n += width;
-		i += width;
-	}
-	return n;
-}
-
-/* Matches one line (without its '\n') against the Go program's `([\d]+)\s+(.*),\s(\w{2})`, anchored at
- * both ends except for surrounding whitespace: digits, whitespace, then the name, which is everything up
- * to the last ", CC". Returns false for a line that does not match or an ASN past 32 bits. */
-static bool match_line(const unsigned char *line, size_t len, uint32_t *asn, const unsigned char **name,
-		       size_t *name_len)
-{
-	size_t i = 0;
-	while (len > 0 && is_space(line[len - 1]))
-		len--; /* also the '\r' of CRLF */
-	while (i < len && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	size_t digits_start = i;
-	uint64_t value = 0;
-	while (i < len && line[i] >= '0' && line[i] <= '9') {
-		value = value * 10 + (uint64_t)(line[i] - '0');
-		if (value > UINT32_MAX)
-			return false;
-		i++;
-	}
-	if (i == digits_start || i == len || !is_space(line[i]))
-		return false;
-	while (i < len && is_space(line[i]))
-		i++;
-	/* The rest is "<name>,<space><word><word>". */
-	if (len - i < 4 || !is_word(line[len - 1]) || !is_word(line[len - 2]) || !is_space(line[len - 3]) ||
-	    line[len - 4] != ',')
-		return false;
-	*asn = (uint32_t)value;
-	*name = line + i;
-	*name_len = len - 4 - i;
-	return true;
-}
-
-static int compare_entries(const void *a, const void *b)
-{
-	const struct asn_entry *x = a, *y = b;
-	if (x->asn != y->asn)
-		return x->asn < y->asn ? -1 : 1;
-	return x->name_offset < y->name_offset ? -1 : x->name_offset > y->name_offset;
-}
-
-struct fx_asn_map *fx_asn_map_parse(const char *text, size_t len, size_t *bad_lines)
-{
-	struct fx_asn_map *map = NULL;
-	char *names = NULL;
-	size_t bad = 0;
-
-	if (bad_lines)
-		*bad_lines = 0;
-	if (len > MAX_PARSE_BYTES) {
-		fx_error("asn names: a list of %zu bytes is too large to parse", len);
-		goto fail;
-	}
-	/* Upper bounds: one entry per line; the names (each with its NUL) fit in the text plus one byte. */
-	size_t max_lines = 1;
-	for (const char *p = text; p && (p = memchr(p, '\n', len - (size_t)(p - text))) != NULL; p++)
-		max_lines++;
-	map = malloc(sizeof(*map) + max_lines * sizeof(map->entries[0]));
-	names = malloc(len + 1);
-	if (!map || !names)
-		goto fail;
-
-	size_t count = 0, names_len = 0;
-	const unsigned char *p = (const unsigned char *)text, *end = p + len;
-	while (p < end) {
-		const unsigned char *newline = memchr(p, '\n', (size_t)(end - p));
-		const unsigned char *line_end = newline ? newline : end;
-		size_t line_len = (size_t)(line_end - p);
-		uint32_t asn;
-		const unsigned char *name;
-		size_t name_len;
-		bool blank = true;
-		for (size_t k = 0; k < line_len && blank; k++)
-			blank = is_space(p[k]);
-		if (blank) {
-			/* Blank lines (and the end of the text) are not counted as bad. */
-		} else if (!match_line(p, line_len, &asn, &name, &name_len)) {
-			bad++;
-		} else {
-			size_t written = copy_valid_utf8(names + names_len, name, name_len);
-			if (written == 0) {
-				bad++; /* an empty name would be an absent label: treat it as unknown */
-			} else {
-				assert(count < max_lines);
-				map->entries[count].asn = asn;
-				map->entries[count].name_offset = (uint32_t)names_len;
-				count++;
-				names[names_len + written] = '\0';
-				names_len += written + 1;
-			}
-		}
-		p = line_end + 1;
-	}
-
-	/* Sort by (asn, line order) and keep the last entry of each ASN: a later duplicate wins. */
-	qsort(map->entries, count, sizeof(map->entries[0]), compare_entries);
-	size_t unique = 0;
-	for (size_t k = 0; k < count; k++) {
-		if (unique > 0 && map->entries[unique - 1].asn == map->entries[k].asn)
-			unique--;
-		map->entries[unique++] = map->entries[k];
-	}
-
-	/* Give back what the upper bounds over-allocated; offsets, not pointers, so moving is safe. */
-	struct fx_asn_map *shrunk =
-	    realloc(map, sizeof(*map) + (unique ? unique : 1) * sizeof(map->entries[0]));
-	if (shrunk)
-		map = shrunk;
-	char *shrunk_names = realloc(names, names_len ? names_len : 1);
-	if (shrunk_names)
-		names = shrunk_names;
-	atomic_init(&map->refs, 1);
-	map->count = unique;
-	map->names = names;
-	if (bad_lines)
-		*bad_lines = bad;
-	return map;
-
-fail:
-	free(map);
-	free(names);
-	return NULL;
-}
-
-const char *fx_asn_map_lookup(const struct fx_asn_map *map, uint32_t asn)
-{
-	if (!map)
-		return NULL;
-	size_t lo = 0, hi = map->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		uint32_t found = map->entries[mid].asn;
-		if (found == asn)
-			return map->names + map->entries[mid].name_offset;
-		if (found < asn)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-size_t fx_asn_map_count(const struct fx_asn_map *map)
-{
-	return map ? map->count : 0;
-}
-
-struct fx_asn_map *fx_asn_map_ref(struct fx_asn_map *map)
-{
-	if (map)
-		atomic_fetch_add_explicit(&map->refs, 1, memory_order_relaxed);
-	return map;
-}
-
-void fx_asn_map_unref(struct fx_asn_map *map)
-{
-	if (!map)
-		return;
-	/* acq_rel: the thread that frees sees every other holder's reads as finished. */
-	if (atomic_fetch_sub_explicit(&map->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	free(map->names);
-	free(map);
-}
 
 /* ---- The service: current map, loaders, background refresh ---- */
 
@@ -290,8 +44,6 @@ void fx_asn_map_unref(struct fx_asn_map *map)
 #define BACKOFF_FIRST_MS ((int64_t)30 * 1000)
 #define BACKOFF_MAX_MS ((int64_t)60 * 60 * 1000)
 #define REASON_SIZE 256
-/* The bound on one download when the config leaves timeout_ms at 0. */
-#define DEFAULT_TIMEOUT_MS ((int64_t)120 * 1000)
 
 enum source_kind { SOURCE_EMBEDDED, SOURCE_FILE, SOURCE_URL };
 
@@ -317,8 +69,7 @@ struct fx_asn_names {
 	const char *embedded_text; /* borrowed from the config */
 	int64_t refresh_ms;
 	int64_t timeout_ms;
-	CURLM *multi; /* URL only; curl_multi_wakeup is the one call made from another thread */
-	bool curl_initialized;
+	struct fx_http_client *http; /* URL only; fx_http_client_wakeup is the one call from another thread */
 
 	/* Guarded by `lock`, which is held only for copies and increments (never for I/O or parsing):
 	 * the current map, the statistics, and the stop request the thread sleeps on (`wake`). */
@@ -328,7 +79,8 @@ struct fx_asn_names {
 	uint64_t loads[N_ORIGINS][2]; /* [origin][0 = success, 1 = failure] */
 	uint64_t cache_write_failures;
 	int64_t last_success_wall_ms; /* 0 before the first */
-	/* Written under `lock`; atomic so that the curl progress callback can read it without the lock. */
+	/* Written under `lock`; atomic so that the HTTP client can read it without the lock (its abort flag).
+	 */
 	atomic_bool stopping;
 
 	pthread_t thread;
@@ -629,144 +381,50 @@ fail:;
 
 /* ---- Download (background thread only) ---- */
 
-struct download {
-	struct fx_buf body;
-	bool too_big;
-	atomic_bool *stopping;
-};
-
-static size_t on_body(char *bytes, size_t size, size_t nmemb, void *opaque)
+/* Downloads the URL into body. Returns 0 when it answered 200, else -1 with a reason (an empty reason when
+ * destroy aborted the transfer). */
+static int download_list(struct fx_asn_names *names, struct fx_buf *body, char *reason, size_t reason_size)
 {
-	struct download *download = opaque;
-	size_t n = size * nmemb;
-	int rc = fx_buf_append(&download->body, bytes, n);
-	if (rc != 0) {
-		download->too_big = rc == FX_BUF_E_TOO_BIG;
-		return 0; /* anything but n makes curl fail with CURLE_WRITE_ERROR */
-	}
-	return n;
-}
-
-static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	struct download *download = opaque;
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return atomic_load(download->stopping) ? 1 : 0; /* nonzero aborts the transfer */
-}
-
-/* Downloads the URL into download->body. Returns 0 when it answered 200, else -1 with a reason (an empty
- * reason when the transfer was aborted by destroy). */
-static int download_list(struct fx_asn_names *names, struct download *download, char *reason,
-			 size_t reason_size)
-{
-	char error[CURL_ERROR_SIZE] = "";
-	CURL *easy = NULL;
-	bool added = false;
-	int rc = -1;
-
+	struct fx_http_request request = {.response = body};
+	struct fx_http_result result;
 	reason[0] = '\0';
-	easy = curl_easy_init();
-	if (!easy) {
-		snprintf(reason, reason_size, "curl_easy_init failed");
-		goto done;
-	}
-	/* Only this URL: http(s) only, no redirects (the default), no proxy from the environment. */
-	if (curl_easy_setopt(easy, CURLOPT_URL, names->source) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_PROXY, "") != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_USERAGENT, "flow-exporter/" FX_VERSION) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)names->timeout_ms) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_LIST_BYTES) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_WRITEDATA, download) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, download) != CURLE_OK ||
-	    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error) != CURLE_OK) {
-		snprintf(reason, reason_size, "curl_easy_setopt failed");
-		goto done;
-	}
-	if (curl_multi_add_handle(names->multi, easy) != CURLM_OK) {
-		snprintf(reason, reason_size, "curl_multi_add_handle failed");
-		goto done;
-	}
-	added = true;
-
-	/* The multi interface so that destroy can interrupt the wait at once with curl_multi_wakeup; the
-	 * progress callback covers the rest. curl_multi_poll also wakes for curl's own timeouts. */
-	int running = 1;
-	while (running) {
-		CURLMcode mc = curl_multi_perform(names->multi, &running);
-		if (mc != CURLM_OK) {
-			snprintf(reason, reason_size, "curl_multi_perform: %s", curl_multi_strerror(mc));
-			goto done;
-		}
-		if (atomic_load(&names->stopping))
-			goto done; /* aborted: empty reason */
-		if (running && (mc = curl_multi_poll(names->multi, NULL, 0, 1000, NULL)) != CURLM_OK) {
-			snprintf(reason, reason_size, "curl_multi_poll: %s", curl_multi_strerror(mc));
-			goto done;
-		}
-	}
-
-	CURLcode result = CURLE_FAILED_INIT;
-	CURLMsg *msg;
-	int queued;
-	while ((msg = curl_multi_info_read(names->multi, &queued)) != NULL) {
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy)
-			result = msg->data.result;
-	}
+	fx_http_client_send(names->http, &request, &result);
 	if (atomic_load(&names->stopping))
-		goto done;
-	if (result != CURLE_OK) {
-		if (download->too_big || result == CURLE_FILESIZE_EXCEEDED)
-			snprintf(reason, reason_size, "the list is larger than %zu bytes", MAX_LIST_BYTES);
-		else
-			snprintf(reason, reason_size, "%s", error[0] ? error : curl_easy_strerror(result));
-		goto done;
-	}
-	long status = 0;
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200) {
-		snprintf(reason, reason_size, "HTTP status %ld", status);
-		goto done;
-	}
-	rc = 0;
-
-done:
-	if (added)
-		curl_multi_remove_handle(names->multi, easy);
-	curl_easy_cleanup(easy);
-	return rc;
+		return -1; /* aborted: empty reason */
+	if (result.too_big)
+		snprintf(reason, reason_size, "the list is larger than %zu bytes", MAX_LIST_BYTES);
+	else if (result.status == 0)
+		snprintf(reason, reason_size, "%s", result.error);
+	else if (result.status != 200)
+		snprintf(reason, reason_size, "HTTP status %ld", result.status);
+	else
+		return 0;
+	return -1;
 }
 
 /* One download: installs and caches the list on success. Returns 0, or -1 (logged and counted, unless
  * destroy aborted it). */
 static int refresh_url(struct fx_asn_names *names)
 {
-	struct download download = {.too_big = false, .stopping = &names->stopping};
+	struct fx_buf body;
 	char reason[REASON_SIZE];
 	int rc = -1;
 
-	fx_buf_init(&download.body, MAX_LIST_BYTES);
-	if (download_list(names, &download, reason, sizeof(reason)) != 0) {
+	fx_buf_init(&body, MAX_LIST_BYTES);
+	if (download_list(names, &body, reason, sizeof(reason)) != 0) {
 		if (reason[0])
 			count_failure(names, ORIGIN_URL, names->shown_source, reason);
 		goto done;
 	}
-	const char *text = download.body.data ? download.body.data : "";
-	if (load_text(names, ORIGIN_URL, names->shown_source, text, download.body.len) != 0)
+	const char *text = body.data ? body.data : "";
+	if (load_text(names, ORIGIN_URL, names->shown_source, text, body.len) != 0)
 		goto done;
 	rc = 0;
 	if (names->cache_path)
-		write_cache(names, text, download.body.len);
+		write_cache(names, text, body.len);
 
 done:
-	fx_buf_free(&download.body);
+	fx_buf_free(&body);
 	return rc;
 }
 
@@ -870,10 +528,7 @@ struct fx_asn_names *fx_asn_names_create(const struct fx_asn_names_config *confi
 		fx_error("asn names: no source (a file path or an http(s) URL)");
 		goto fail;
 	}
-	if (config->refresh_ms < 0 || config->timeout_ms < 0) {
-		fx_error("asn names: negative refresh or timeout");
-		goto fail;
-	}
+	assert(config->refresh_ms >= 0);
 	names = calloc(1, sizeof(*names));
 	if (!names)
 		goto fail_memory;
@@ -895,7 +550,7 @@ struct fx_asn_names *fx_asn_names_create(const struct fx_asn_names_config *confi
 	atomic_init(&names->stopping, false);
 
 	names->refresh_ms = config->refresh_ms;
-	names->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
+	names->timeout_ms = config->timeout_ms;
 	if (config->embedded_text) {
 		names->kind = SOURCE_EMBEDDED;
 		names->embedded_text = config->embedded_text;
@@ -904,6 +559,7 @@ struct fx_asn_names *fx_asn_names_create(const struct fx_asn_names_config *confi
 		return names; /* never refreshed */
 	}
 	names->kind = is_url(config->source) ? SOURCE_URL : SOURCE_FILE;
+	assert(names->kind != SOURCE_URL || config->timeout_ms > 0);
 	names->source = strdup(config->source);
 	names->shown_source = redact_source(config->source);
 	if (!names->source || !names->shown_source)
@@ -919,14 +575,17 @@ struct fx_asn_names *fx_asn_names_create(const struct fx_asn_names_config *confi
 		if (names->refresh_ms == 0)
 			return names;
 	} else {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			fx_error("asn names: curl_global_init failed");
+		/* Only this URL: no redirects (the client's rule), no proxy from the environment. */
+		struct fx_http_client_config http = {
+		    .url = names->source,
+		    .timeout_ms = names->timeout_ms,
+		    .ignore_proxy_env = true,
+		    .accept_encoding = true,
+		};
+		names->http = fx_http_client_create(&http, "GET", NULL, 0);
+		if (!names->http)
 			goto fail;
-		}
-		names->curl_initialized = true;
-		names->multi = curl_multi_init();
-		if (!names->multi)
-			goto fail_memory;
+		fx_http_client_set_abort(names->http, &names->stopping);
 		if (names->cache_path)
 			load_cache(names);
 	}
@@ -961,15 +620,11 @@ void fx_asn_names_destroy(struct fx_asn_names *names)
 		atomic_store(&names->stopping, true);
 		pthread_cond_signal(&names->wake);
 		pthread_mutex_unlock(&names->lock);
-		if (names->multi)
-			curl_multi_wakeup(
-			    names->multi); /* interrupts a download waiting in curl_multi_poll */
+		if (names->http)
+			fx_http_client_wakeup(names->http); /* interrupts a download in progress */
 		pthread_join(names->thread, NULL);
 	}
-	if (names->multi)
-		curl_multi_cleanup(names->multi);
-	if (names->curl_initialized)
-		curl_global_cleanup();
+	fx_http_client_destroy(names->http);
 	fx_asn_map_unref(names->current);
 	pthread_cond_destroy(&names->wake);
 	pthread_mutex_destroy(&names->lock);

@@ -21,7 +21,6 @@
 #include "fx/intern.h"
 #include "fx/log.h"
 #include "fx/pushgateway.h"
-#include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
 #include "fx/store.h"
 
@@ -42,13 +41,17 @@ struct exporter {
 	struct fx_pushgateway *pushgateway;
 	struct fx_push_stats *push_stats[FX_MAX_REPEAT + 1];
 	struct fx_push_endpoints push_endpoints;
-	struct fx_label external_labels[FX_MAX_REPEAT + 2]; /* strings point into config or the buffers below */
+	struct fx_label
+	    external_labels[FX_MAX_REPEAT + 2]; /* strings point into config or the buffers below */
 	size_t n_external_labels;
 	char label_text[FX_MAX_REPEAT + 2][256];
 	int64_t started_ms;
 };
 
-static struct fx_asn_map *acquire_names(void *opaque) { return fx_asn_names_acquire(opaque); }
+static struct fx_asn_map *acquire_names(void *opaque)
+{
+	return fx_asn_names_acquire(opaque);
+}
 
 static struct fx_snapshot *take_snapshot(void *opaque)
 {
@@ -80,10 +83,10 @@ static int start_asn_names(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	struct fx_asn_names_config names = {
-		.source = config->asn_names,
-		.cache_path = config->asn_names_cache[0] ? config->asn_names_cache : NULL,
-		.refresh_ms = config->asn_names_refresh_ms,
-		.timeout_ms = config->asn_names_timeout_ms,
+	    .source = config->asn_names,
+	    .cache_path = config->asn_names_cache[0] ? config->asn_names_cache : NULL,
+	    .refresh_ms = config->asn_names_refresh_ms,
+	    .timeout_ms = config->asn_names_timeout_ms,
 	};
 	/* The demo never reaches for the network: unless told otherwise it uses its built-in list. */
 	if (exporter->demo && !strcmp(config->asn_names, FX_DEFAULT_ASN_NAMES_URL))
@@ -100,18 +103,20 @@ static int start_demo(struct exporter *exporter)
 		config->local.n = 1;
 	}
 	struct fx_demo_config demo = {
-		.topic = config->topics[0],
-		.local_asn = config->local.asn[0],
-		.records_per_second = (unsigned)config->demo_rate,
+	    .topic = config->topics[0],
+	    .local_asn = config->local.asn[0],
+	    .records_per_second = (unsigned)config->demo_rate,
 	};
 	exporter->demo = fx_demo_create(&demo);
 	if (!exporter->demo)
 		return -1;
 	config->brokers = (char *)fx_demo_bootstraps(exporter->demo);
-	printf("flow-exporter demo: no --brokers given, so an embedded Kafka (librdkafka's mock cluster) runs at "
+	printf("flow-exporter demo: no --brokers given, so an embedded Kafka (librdkafka's mock cluster) "
+	       "runs at "
 	       "%s with synthetic pmacct records on topic \"%s\" (local AS %u).\n"
 	       "Publish more with: kcat -P -b %s -t %s\n",
-	       config->brokers, config->topics[0], (unsigned)config->local.asn[0], config->brokers, config->topics[0]);
+	       config->brokers, config->topics[0], (unsigned)config->local.asn[0], config->brokers,
+	       config->topics[0]);
 	fflush(stdout);
 	return 0;
 }
@@ -120,23 +125,23 @@ static int start_consumer(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	struct fx_consumer_config consumer = {
-		.brokers = config->brokers,
-		.n_topics = config->n_topics,
-		.group = config->group,
-		.partitions_mode = config->partitions_mode,
-		.all_partitions = config->all_partitions,
-		.n_partitions = config->n_partitions,
-		.n_workers = config->workers,
-		.flush_ms = config->flush_ms,
-		.counting =
-			{
-				.local = &config->local,
-				.label_mask = config->label_mask,
-				.max_series = config->max_series,
-				.max_record_bytes = config->max_record_bytes,
-				.hostnames = exporter->hostnames,
-				.store = exporter->store,
-			},
+	    .brokers = config->brokers,
+	    .n_topics = config->n_topics,
+	    .group = config->group,
+	    .partitions_mode = config->partitions_mode,
+	    .all_partitions = config->all_partitions,
+	    .n_partitions = config->n_partitions,
+	    .n_workers = config->workers,
+	    .flush_ms = config->flush_ms,
+	    .counting =
+		{
+		    .local = &config->local,
+		    .label_mask = config->label_mask,
+		    .max_series = config->max_series,
+		    .max_record_bytes = config->max_record_bytes,
+		    .hostnames = exporter->hostnames,
+		    .store = exporter->store,
+		},
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
 	memcpy(consumer.partitions, config->partitions, sizeof(consumer.partitions));
@@ -157,7 +162,7 @@ static int start_consumer(struct exporter *exporter)
 
 /* The labels every pushed series carries: the user's --external-label, plus job and instance unless given,
  * so that two exporters never collide in one TSDB (instance = this host's name and the /metrics port). */
-static int make_external_labels(struct exporter *exporter)
+static void make_external_labels(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	bool has_job = false, has_instance = false;
@@ -171,20 +176,17 @@ static int make_external_labels(struct exporter *exporter)
 		has_instance = has_instance || !strcmp(text, "instance");
 	}
 	if (!has_job)
-		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){"job", "flow-exporter"};
+		exporter->external_labels[exporter->n_external_labels++] =
+		    (struct fx_label){"job", "flow-exporter"};
 	if (!has_instance) {
 		char host[200] = "localhost";
 		gethostname(host, sizeof(host) - 1);
 		char *text = exporter->label_text[FX_MAX_REPEAT + 1];
-		snprintf(text, sizeof(exporter->label_text[0]), "%s:%u", host, fx_http_server_port(exporter->http));
-		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){"instance", text};
+		snprintf(text, sizeof(exporter->label_text[0]), "%s:%u", host,
+			 fx_http_server_port(exporter->http));
+		exporter->external_labels[exporter->n_external_labels++] =
+		    (struct fx_label){"instance", text};
 	}
-	char why[256];
-	if (fx_rw_check_external_labels(exporter->external_labels, exporter->n_external_labels, why, sizeof(why))) {
-		fprintf(stderr, "flow-exporter: invalid value for --external-label: %s\n", why);
-		return 2;
-	}
-	return 0;
 }
 
 static const char *label_value(const struct exporter *exporter, const char *name)
@@ -200,31 +202,31 @@ static const char *label_value(const struct exporter *exporter, const char *name
 static int start_pushers(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
-	int rc = make_external_labels(exporter);
-	if (rc)
-		return rc;
-	struct fx_push_http_config http = {
-		.timeout_ms = config->push_timeout_ms,
-		.basic_auth_user = config->push_username[0] ? config->push_username : NULL,
-		.basic_auth_password_file = config->push_password_file[0] ? config->push_password_file : NULL,
-		.bearer_token_file = config->push_bearer_token_file[0] ? config->push_bearer_token_file : NULL,
-		.ca_file = config->push_ca_file[0] ? config->push_ca_file : NULL,
-		.cert_file = config->push_cert_file[0] ? config->push_cert_file : NULL,
-		.key_file = config->push_key_file[0] ? config->push_key_file : NULL,
-		.insecure_skip_verify = config->push_insecure_skip_verify,
-		.headers = config->push_headers,
-		.n_headers = config->n_push_headers,
+	make_external_labels(exporter);
+	struct fx_http_client_config http = {
+	    .timeout_ms = config->push_timeout_ms,
+	    .basic_auth_user = config->push_username[0] ? config->push_username : NULL,
+	    .basic_auth_password_file = config->push_password_file[0] ? config->push_password_file : NULL,
+	    .bearer_token_file = config->push_bearer_token_file[0] ? config->push_bearer_token_file : NULL,
+	    .ca_file = config->push_ca_file[0] ? config->push_ca_file : NULL,
+	    .cert_file = config->push_cert_file[0] ? config->push_cert_file : NULL,
+	    .key_file = config->push_key_file[0] ? config->push_key_file : NULL,
+	    .insecure_skip_verify = config->push_insecure_skip_verify,
+	    .headers = config->push_headers,
+	    .n_headers = config->n_push_headers,
 	};
 	struct fx_push_hooks hooks = {take_snapshot, exporter};
+	struct fx_push_backoff backoff = {FX_PUSH_BACKOFF_MIN_MS, FX_PUSH_BACKOFF_MAX_MS};
 	for (size_t i = 0; i < config->n_remote_write_urls; i++) {
 		struct fx_rw_sender_config sender = {
-			.http = http,
-			.interval_ms = config->push_interval_ms,
-			.backlog_ms = config->push_backlog_ms,
-			.max_series_per_request = config->remote_write_max_series,
-			.external_labels = exporter->external_labels,
-			.n_external_labels = exporter->n_external_labels,
-			.hooks = hooks,
+		    .http = http,
+		    .backoff = backoff,
+		    .interval_ms = config->push_interval_ms,
+		    .backlog_ms = config->push_backlog_ms,
+		    .max_series_per_request = (size_t)config->remote_write_max_series,
+		    .external_labels = exporter->external_labels,
+		    .n_external_labels = exporter->n_external_labels,
+		    .hooks = hooks,
 		};
 		sender.http.url = config->remote_write_urls[i];
 		exporter->senders[i] = fx_rw_sender_create(&sender);
@@ -235,18 +237,20 @@ static int start_pushers(struct exporter *exporter)
 	}
 	if (config->pushgateway_url[0]) {
 		struct fx_pushgateway_config pushgateway = {
-			.http = http,
-			.job = label_value(exporter, "job"),
-			.instance = label_value(exporter, "instance"),
-			.interval_ms = config->push_interval_ms,
-			.delete_on_shutdown = config->pushgateway_delete,
-			.hooks = hooks,
+		    .http = http,
+		    .backoff = backoff,
+		    .job = label_value(exporter, "job"),
+		    .instance = label_value(exporter, "instance"),
+		    .interval_ms = config->push_interval_ms,
+		    .delete_on_shutdown = config->pushgateway_delete,
+		    .hooks = hooks,
 		};
 		pushgateway.http.url = config->pushgateway_url;
 		exporter->pushgateway = fx_pushgateway_create(&pushgateway);
 		if (!exporter->pushgateway)
 			return 2;
-		exporter->push_stats[exporter->push_endpoints.n++] = fx_pushgateway_stats(exporter->pushgateway);
+		exporter->push_stats[exporter->push_endpoints.n++] =
+		    fx_pushgateway_stats(exporter->pushgateway);
 	}
 	exporter->push_endpoints.stats = exporter->push_stats;
 	if (exporter->push_endpoints.n &&
@@ -266,7 +270,8 @@ static void stop_pushers(struct exporter *exporter, int64_t deadline)
 {
 	for (size_t i = 0; i < exporter->n_senders; i++)
 		if (fx_rw_sender_shutdown(exporter->senders[i], deadline))
-			fx_warn("remote write: the final push did not reach every endpoint before the deadline");
+			fx_warn(
+			    "remote write: the final push did not reach every endpoint before the deadline");
 	if (exporter->pushgateway && fx_pushgateway_shutdown(exporter->pushgateway, deadline))
 		fx_warn("pushgateway: the final push did not get through before the deadline");
 }
@@ -286,109 +291,152 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 	}
 }
 
+/* Durations that must be positive but that config.c's table still accepts as 0. Until the table refuses
+ * them itself, they are refused here, so that no module sees a 0 (they used to read it as "use my own
+ * default", which disagreed with the flag table). */
+static int refuse_zero_durations(const struct fx_config *config)
+{
+	const struct {
+		const char *flag;
+		int64_t ms;
+	} durations[] = {
+	    {"push-timeout", config->push_timeout_ms},
+	    {"push-backlog", config->push_backlog_ms},
+	    {"asn-names-timeout", config->asn_names_timeout_ms},
+	};
+	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++)
+		if (durations[i].ms <= 0) {
+			fprintf(stderr, "flow-exporter: invalid value for --%s: more than 0\n",
+				durations[i].flag);
+			return 2;
+		}
+	return 0;
+}
+
+/* The flags; --help and --version answered here. Returns -1 to go on, else the exit status. */
+static int read_config(struct fx_config *config, int argc, char **argv)
+{
+	int rc = fx_config_parse(config, argc, argv, stderr);
+	if (rc == 0 && config->help)
+		fx_config_usage(stdout);
+	else if (rc == 0 && config->version)
+		printf("flow-exporter %s (librdkafka %s)\n", FX_VERSION, rd_kafka_version_str());
+	else if (rc == 0)
+		rc = refuse_zero_durations(config);
+	if (rc == 0 && !config->help && !config->version) {
+		enum fx_log_level level = FX_LOG_INFO;
+		fx_log_level_parse(config->log_level, &level);
+		fx_log_set_level(level);
+		return -1;
+	}
+	fx_config_free(config);
+	return rc;
+}
+
+/* Blocks the signals in every thread created from here on; only wait_for_signal takes them. */
+static void block_signals(sigset_t *signals)
+{
+	sigemptyset(signals);
+	sigaddset(signals, SIGTERM);
+	sigaddset(signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int start_store(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	exporter->hostnames = fx_intern_create(MAX_HOSTNAMES);
+	struct fx_store_config store = {
+	    .n_workers = config->workers,
+	    .max_series = config->max_series,
+	    .label_mask = config->label_mask,
+	    .series_ttl_ms = config->series_ttl_ms,
+	    .acquire_names = acquire_names,
+	    .names_opaque = exporter->names,
+	};
+	exporter->store = exporter->hostnames ? fx_store_create(&store) : NULL;
+	return exporter->store ? 0 : -1;
+}
+
+/* /metrics and the self-metrics of every part created so far (the pushers add theirs). */
+static int start_http_server(struct exporter *exporter)
+{
+	struct fx_store *store = exporter->store;
+	if (fx_store_add_collector(store, collect_build_info, exporter) ||
+	    fx_store_add_collector(store, fx_consumer_collect, exporter->consumer) ||
+	    fx_store_add_collector(store, fx_store_collect, store) ||
+	    fx_store_add_collector(store, fx_asn_names_collect, exporter->names))
+		return -1;
+	struct fx_http_hooks hooks = {take_snapshot, is_ready, exporter};
+	exporter->http = fx_http_server_create(exporter->config.addr, &hooks);
+	if (!exporter->http || fx_store_add_collector(store, fx_http_server_collect, exporter->http))
+		return -1;
+	return 0;
+}
+
+/* Every part in data-path order. Returns 0, or the exit status. */
+static int start(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	int rc;
+	if (!config->brokers[0] && start_demo(exporter))
+		return 1;
+	if (!config->asn_given && !exporter->demo)
+		fx_warn("no --asn given: AS 0 is taken as the local AS, as the Go program did; set --asn");
+	if (start_asn_names(exporter) || start_store(exporter))
+		return 1;
+	if ((rc = start_consumer(exporter)))
+		return rc;
+	if (start_http_server(exporter))
+		return 1;
+	if ((rc = start_pushers(exporter)))
+		return rc;
+	if (fx_consumer_start(exporter->consumer))
+		return 1;
+	fx_info("serving /metrics on %s (port %u)", config->addr, fx_http_server_port(exporter->http));
+	return 0;
+}
+
+/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them; then the
+ * pushers push those final values (only after a clean run). */
+static void stop(struct exporter *exporter, bool final_push)
+{
+	const struct fx_config *config = &exporter->config;
+	int64_t deadline = fx_mono_ms() + config->shutdown_timeout_ms;
+	/* Half of --shutdown-timeout for the final commit and close, the rest (at least) for the final push.
+	 */
+	fx_consumer_stop(exporter->consumer, config->shutdown_timeout_ms / 2);
+	if (exporter->store)
+		fx_store_tick(exporter->store);
+	if (final_push)
+		stop_pushers(exporter, deadline);
+	fx_pushgateway_destroy(exporter->pushgateway);
+	for (size_t i = 0; i < exporter->n_senders; i++)
+		fx_rw_sender_destroy(exporter->senders[i]);
+	fx_http_server_destroy(exporter->http);
+	/* Last of the snapshot takers gone: the collectors' owners can go. */
+	fx_consumer_destroy(exporter->consumer);
+	fx_store_destroy(exporter->store);
+	fx_intern_destroy(exporter->hostnames);
+	fx_asn_names_destroy(exporter->names);
+	fx_demo_destroy(exporter->demo);
+}
+
 int main(int argc, char **argv)
 {
 	struct exporter exporter = {0};
-	int status = 1;
-	int64_t deadline;
-	int rc = fx_config_parse(&exporter.config, argc, argv, stderr);
-	struct fx_config *config = &exporter.config;
-	if (rc) {
-		fx_config_free(config);
-		return rc;
-	}
-	if (config->help) {
-		fx_config_usage(stdout);
-		fx_config_free(config);
-		return 0;
-	}
-	if (config->version) {
-		printf("flow-exporter %s (librdkafka %s)\n", FX_VERSION, rd_kafka_version_str());
-		fx_config_free(config);
-		return 0;
-	}
-	enum fx_log_level level = FX_LOG_INFO;
-	fx_log_level_parse(config->log_level, &level);
-	fx_log_set_level(level);
+	int status = read_config(&exporter.config, argc, argv);
+	if (status >= 0)
+		return status;
 	exporter.started_ms = fx_wall_ms();
-	/* glibc's malloc keeps its default, adaptive thresholds: librdkafka's fetch buffers are then reused
-	 * from the heap instead of being mapped and faulted in anew for every fetch (a fixed 128 KiB
-	 * M_MMAP_THRESHOLD cost about a fifth more CPU per record). The output threads give back the memory
-	 * of their large, short-lived buffers (snapshots, request bodies) with malloc_trim after each push
-	 * and scrape. */
-
-	/* Block the signals in every thread created from here on; only wait_for_signal takes them. */
 	sigset_t signals;
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGTERM);
-	sigaddset(&signals, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (!config->brokers[0] && start_demo(&exporter))
-		goto out;
-	if (!config->asn_given && !exporter.demo)
-		fx_warn("no --asn given: AS 0 is taken as the local AS, as the Go program did; set --asn");
-	if (start_asn_names(&exporter))
-		goto out;
-	exporter.hostnames = fx_intern_create(MAX_HOSTNAMES);
-	struct fx_store_config store = {
-		.n_workers = config->workers,
-		.max_series = config->max_series,
-		.label_mask = config->label_mask,
-		.series_ttl_ms = config->series_ttl_ms,
-		.acquire_names = acquire_names,
-		.names_opaque = exporter.names,
-	};
-	exporter.store = exporter.hostnames ? fx_store_create(&store) : NULL;
-	if (!exporter.store)
-		goto out;
-	if ((rc = start_consumer(&exporter))) {
-		status = rc;
-		goto out;
-	}
-	if (fx_store_add_collector(exporter.store, collect_build_info, &exporter) ||
-	    fx_store_add_collector(exporter.store, fx_consumer_collect, exporter.consumer) ||
-	    fx_store_add_collector(exporter.store, fx_store_collect, exporter.store) ||
-	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names))
-		goto out;
-	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
-	exporter.http = fx_http_server_create(config->addr, &hooks);
-	if (!exporter.http)
-		goto out;
-	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http))
-		goto out;
-	if ((rc = start_pushers(&exporter))) {
-		status = rc;
-		goto out;
-	}
-	if (fx_consumer_start(exporter.consumer))
-		goto out;
-	fx_info("serving /metrics on %s (port %u)", config->addr, fx_http_server_port(exporter.http));
-
-	wait_for_signal(&exporter, &signals);
-	status = 0;
-out:
-	/* Reverse order. The consumer goes first: it hands its last counts to the store and commits them;
-	 * then the pushers push those final values. */
-	deadline = fx_mono_ms() + config->shutdown_timeout_ms;
-	/* Half of --shutdown-timeout for the final commit and close, the rest (at least) for the final push. */
-	fx_consumer_stop(exporter.consumer, config->shutdown_timeout_ms / 2);
-	if (exporter.store)
-		fx_store_tick(exporter.store);
+	block_signals(&signals);
+	status = start(&exporter);
 	if (status == 0)
-		stop_pushers(&exporter, deadline);
-	fx_pushgateway_destroy(exporter.pushgateway);
-	for (size_t i = 0; i < exporter.n_senders; i++)
-		fx_rw_sender_destroy(exporter.senders[i]);
-	fx_http_server_destroy(exporter.http);
-	/* Last of the snapshot takers gone: the collectors' owners can go. */
-	fx_consumer_destroy(exporter.consumer);
-	fx_store_destroy(exporter.store);
-	fx_intern_destroy(exporter.hostnames);
-	fx_asn_names_destroy(exporter.names);
-	fx_demo_destroy(exporter.demo);
-	fx_config_free(config);
+		wait_for_signal(&exporter, &signals);
+	stop(&exporter, status == 0);
+	fx_config_free(&exporter.config);
 	if (status == 0)
 		fx_info("stopped");
 	return status;

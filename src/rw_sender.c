@@ -1,5 +1,5 @@
 /* Remote-write sender: one thread per endpoint that pushes every interval, keeps a bounded backlog and
- * retries. The HTTP client and the endpoint statistics it uses are in push_http.c.
+ * retries. It sends with http_client.c, follows push_retry.c's policy and counts in push_stats.c.
  *
  * DESIGN
  * - The thread (push_loop.c: the schedule, the sleep, the stop and final-push handshake) owns the encoder,
@@ -16,10 +16,10 @@
  * Thread: see rw_sender.h. */
 #include "fx/rw_sender.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fx/clock.h"
 #include "fx/log.h"
@@ -41,7 +41,7 @@ struct fx_rw_sender {
 	int64_t interval_ms;
 	uint64_t max_pushes;
 	struct fx_rw_encoder *encoder;
-	struct fx_push_http *http;
+	struct fx_http_client *http;
 	struct fx_push_stats *stats;
 	struct queued *queue; /* queue[head .. n) */
 	size_t head, n, cap;
@@ -54,7 +54,10 @@ struct fx_rw_sender {
 	struct fx_ratelimit refused_log;
 };
 
-static size_t queue_len(const struct fx_rw_sender *sender) { return sender->n - sender->head; }
+static size_t queue_len(const struct fx_rw_sender *sender)
+{
+	return sender->n - sender->head;
+}
 
 static void publish_backlog(struct fx_rw_sender *sender)
 {
@@ -64,7 +67,8 @@ static void publish_backlog(struct fx_rw_sender *sender)
 static int queue_reserve(struct fx_rw_sender *sender, size_t more)
 {
 	if (sender->head > 0 && sender->head >= sender->n / 2) {
-		memmove(sender->queue, sender->queue + sender->head, queue_len(sender) * sizeof(*sender->queue));
+		memmove(sender->queue, sender->queue + sender->head,
+			queue_len(sender) * sizeof(*sender->queue));
 		sender->n -= sender->head;
 		sender->head = 0;
 	}
@@ -102,8 +106,9 @@ static void enforce_bound(struct fx_rw_sender *sender)
 	uint64_t dropped = 0;
 	while (queue_len(sender) > 0) {
 		uint64_t front = sender->queue[sender->head].push_seq;
-		uint64_t oldest = sender->has_inflight && sender->inflight.push_seq < front ? sender->inflight.push_seq
-											      : front;
+		uint64_t oldest = sender->has_inflight && sender->inflight.push_seq < front
+				      ? sender->inflight.push_seq
+				      : front;
 		if (sender->push_seq - oldest + 1 <= sender->max_pushes || oldest != front)
 			break;
 		while (queue_len(sender) > 0 && sender->queue[sender->head].push_seq == front) {
@@ -114,7 +119,7 @@ static void enforce_bound(struct fx_rw_sender *sender)
 	}
 	if (dropped) {
 		fx_warn("remote write %s: backlog full, dropped the oldest %" PRIu64 " requests",
-			fx_push_http_display_url(sender->http), dropped);
+			fx_http_client_display_url(sender->http), dropped);
 		fx_push_stats_add(sender->stats, 0, 0, 0, dropped);
 	}
 }
@@ -124,7 +129,8 @@ static void push_interval(struct fx_rw_sender *sender)
 {
 	struct fx_snapshot *snapshot = sender->hooks.take_snapshot(sender->hooks.opaque);
 	if (!snapshot) {
-		fx_warn("remote write %s: no snapshot this interval", fx_push_http_display_url(sender->http));
+		fx_warn("remote write %s: no snapshot this interval",
+			fx_http_client_display_url(sender->http));
 		return;
 	}
 	int64_t t = snapshot->taken_ms > sender->last_t ? snapshot->taken_ms : sender->last_t + 1;
@@ -134,7 +140,7 @@ static void push_interval(struct fx_rw_sender *sender)
 		sender->stale_since_ms = snapshot->taken_ms;
 	fx_snapshot_destroy(snapshot);
 	if (rc != 0 || queue_reserve(sender, requests.n) != 0) {
-		fx_error("remote write %s: encoding failed: %s", fx_push_http_display_url(sender->http),
+		fx_error("remote write %s: encoding failed: %s", fx_http_client_display_url(sender->http),
 			 rc ? fx_rw_strerror(rc) : "out of memory");
 		fx_rw_requests_free(&requests);
 		return;
@@ -142,7 +148,8 @@ static void push_interval(struct fx_rw_sender *sender)
 	sender->last_t = t;
 	sender->push_seq++;
 	for (size_t i = 0; i < requests.n; i++)
-		sender->queue[sender->n++] = (struct queued){.request = requests.items[i], .push_seq = sender->push_seq};
+		sender->queue[sender->n++] =
+		    (struct queued){.request = requests.items[i], .push_seq = sender->push_seq};
 	free(requests.items);
 	enforce_bound(sender);
 	publish_backlog(sender);
@@ -153,11 +160,18 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 {
 	sender->inflight = sender->queue[sender->head++];
 	sender->has_inflight = true;
-	struct fx_push_result result;
-	fx_push_http_send(sender->http, sender->inflight.request.body, sender->inflight.request.len, deadline_ms,
-			  ticking ? fx_push_loop_tick : NULL, sender->loop, &result);
+	struct fx_http_request request = {
+	    .body = sender->inflight.request.body,
+	    .len = sender->inflight.request.len,
+	    .deadline_mono_ms = deadline_ms,
+	    .tick = ticking ? fx_push_loop_tick : NULL,
+	    .tick_opaque = sender->loop,
+	};
+	struct fx_http_result result;
+	fx_http_client_send(sender->http, &request, &result);
+	fx_push_stats_record(sender->stats, &result);
 	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
-	const char *url = fx_push_http_display_url(sender->http);
+	const char *url = fx_http_client_display_url(sender->http);
 	sender->has_inflight = false;
 	if (outcome == FX_PUSH_OK) {
 		fx_push_stats_add(sender->stats, sender->inflight.request.n_samples, 0, 0, 0);
@@ -165,10 +179,11 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 		fx_push_retry_ok(&sender->retry, "remote write", url);
 	} else if (outcome == FX_PUSH_DROP) {
 		uint64_t suppressed = 0;
-		if (fx_ratelimit_allow(&sender->refused_log, fx_mono_ms(), &suppressed))
-			fx_error("remote write %s: HTTP %ld, request of %zu series dropped (not retried): %s%s", url,
-				 result.status, sender->inflight.request.n_series, result.body_start,
-				 suppressed ? " (more refusals not logged)" : "");
+		if (fx_ratelimit_allow(&sender->refused_log, fx_push_loop_now(sender->loop), &suppressed))
+			fx_error(
+			    "remote write %s: HTTP %ld, request of %zu series dropped (not retried): %s%s",
+			    url, result.status, sender->inflight.request.n_series, result.body_start,
+			    suppressed ? " (more refusals not logged)" : "");
 		fx_push_stats_add(sender->stats, 0, 0, 1, 0);
 		fx_rw_request_free(&sender->inflight.request);
 	} else {
@@ -178,7 +193,8 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 			fx_rw_request_free(&sender->inflight.request);
 			fx_push_stats_add(sender->stats, 0, 0, 0, 1);
 		}
-		fx_push_retry_failed(&sender->retry, sender->http, &result, true, "remote write", url);
+		fx_push_retry_failed(&sender->retry, &result, true, fx_push_loop_now(sender->loop),
+				     "remote write", url);
 		fx_push_stats_add(sender->stats, 0, 1, 0, 0);
 		enforce_bound(sender);
 	}
@@ -186,20 +202,34 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	return outcome;
 }
 
-static int final_push(struct fx_rw_sender *sender, int64_t deadline_ms)
+/* ---- The callbacks of the push loop (push_loop.c), on the sender's thread ---- */
+
+static void loop_push_interval(void *opaque)
 {
+	push_interval(opaque);
+}
+
+static bool loop_waiting(void *opaque)
+{
+	return queue_len(opaque) > 0;
+}
+
+static void loop_send_one(void *opaque)
+{
+	send_oldest(opaque, 0, true);
+}
+
+/* A final push of the current values, then the backlog until it is empty or the deadline passes. */
+static int loop_finish(void *opaque, int64_t deadline_ms)
+{
+	struct fx_rw_sender *sender = opaque;
 	push_interval(sender);
 	while (queue_len(sender) > 0) {
-		if (fx_push_loop_aborted(sender->loop) || fx_mono_ms() >= deadline_ms)
+		if (fx_push_loop_aborted(sender->loop) || fx_push_loop_now(sender->loop) >= deadline_ms)
 			return -1;
-		if (sender->retry.retry_at_ms > fx_mono_ms()) {
+		if (sender->retry.retry_at_ms > fx_push_loop_now(sender->loop)) {
 			int64_t until = sender->retry.retry_at_ms;
-			if (until > deadline_ms)
-				until = deadline_ms;
-			while (fx_mono_ms() < until && !fx_push_loop_aborted(sender->loop)) {
-				struct timespec pause = {0, 20 * 1000000L};
-				nanosleep(&pause, NULL);
-			}
+			fx_push_loop_pause_until(sender->loop, until < deadline_ms ? until : deadline_ms);
 			continue;
 		}
 		send_oldest(sender, deadline_ms, false);
@@ -207,29 +237,10 @@ static int final_push(struct fx_rw_sender *sender, int64_t deadline_ms)
 	return 0;
 }
 
-/* ---- The callbacks of the push loop (push_loop.c), on the sender's thread except wakeup ---- */
-
-static void loop_push_interval(void *opaque) { push_interval(opaque); }
-
-static bool loop_waiting(void *opaque, int64_t *due_mono_ms)
+struct fx_push_stats *fx_rw_sender_stats(struct fx_rw_sender *sender)
 {
-	struct fx_rw_sender *sender = opaque;
-	*due_mono_ms = sender->retry.retry_at_ms;
-	return queue_len(sender) > 0;
+	return sender->stats;
 }
-
-static void loop_send_one(void *opaque) { send_oldest(opaque, 0, true); }
-
-static int loop_finish(void *opaque, int64_t deadline_mono_ms) { return final_push(opaque, deadline_mono_ms); }
-
-/* Any thread: the http handle is set once at create. */
-static void loop_wakeup(void *opaque)
-{
-	struct fx_rw_sender *sender = opaque;
-	fx_push_http_wakeup(sender->http);
-}
-
-struct fx_push_stats *fx_rw_sender_stats(struct fx_rw_sender *sender) { return sender->stats; }
 
 void fx_rw_sender_destroy(struct fx_rw_sender *sender)
 {
@@ -239,67 +250,60 @@ void fx_rw_sender_destroy(struct fx_rw_sender *sender)
 	for (size_t i = sender->head; i < sender->n; i++)
 		fx_rw_request_free(&sender->queue[i].request);
 	free(sender->queue);
-	fx_push_http_destroy(sender->http);
+	fx_http_client_destroy(sender->http);
 	fx_rw_encoder_destroy(sender->encoder);
 	fx_push_stats_destroy(sender->stats);
 	free(sender);
 }
 
+static const struct fx_push_loop_ops loop_ops = {
+    .push_interval = loop_push_interval,
+    .waiting = loop_waiting,
+    .send_one = loop_send_one,
+    .finish = loop_finish,
+};
+
 struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *config)
 {
+	assert(config->interval_ms > 0 && config->backlog_ms > 0 && config->max_series_per_request > 0);
+	assert(config->hooks.take_snapshot);
 	struct fx_rw_sender *sender = calloc(1, sizeof(*sender));
 	if (!sender)
 		return NULL;
 	sender->hooks = config->hooks;
-	sender->interval_ms = config->interval_ms > 0 ? config->interval_ms : FX_PUSH_DEFAULT_INTERVAL_MS;
-	int64_t backlog_ms = config->backlog_ms > 0 ? config->backlog_ms : FX_PUSH_DEFAULT_BACKLOG_MS;
-	sender->max_pushes = (uint64_t)(backlog_ms / sender->interval_ms);
+	sender->interval_ms = config->interval_ms;
+	sender->max_pushes = (uint64_t)(config->backlog_ms / config->interval_ms);
 	if (sender->max_pushes < 1)
 		sender->max_pushes = 1;
 	sender->last_t = INT64_MIN;
 	sender->stale_since_ms = INT64_MIN;
+	fx_push_retry_init(&sender->retry, &config->backoff,
+			   (unsigned)fx_mono_ms() ^ (unsigned)(uintptr_t)sender);
 
-	char err[256];
-	if (!config->hooks.take_snapshot) {
-		fx_error("remote write: no snapshot hook");
-		goto fail;
-	}
-	if (fx_rw_check_external_labels(config->external_labels, config->n_external_labels, err, sizeof(err))) {
-		fx_error("remote write: %s", err);
-		goto fail;
-	}
 	struct fx_rw_encoder_config encoder_config = {
-		.external_labels = config->external_labels,
-		.n_external_labels = config->n_external_labels,
-		.max_series_per_request = config->max_series_per_request,
+	    .external_labels = config->external_labels,
+	    .n_external_labels = config->n_external_labels,
+	    .max_series_per_request = config->max_series_per_request,
 	};
 	sender->encoder = fx_rw_encoder_create(&encoder_config);
 	sender->stats = fx_push_stats_create("");
-	static const struct fx_push_loop_ops ops = {
-		.push_interval = loop_push_interval,
-		.waiting = loop_waiting,
-		.send_one = loop_send_one,
-		.finish = loop_finish,
-		.wakeup = loop_wakeup,
-	};
-	sender->loop = fx_push_loop_create(&ops, sender, sender->interval_ms);
+	struct fx_push_loop_config loop = {loop_ops, sender, sender->interval_ms, &sender->retry, NULL};
+	sender->loop = fx_push_loop_create(&loop);
 	if (!sender->encoder || !sender->stats || !sender->loop) {
 		fx_error("remote write: out of memory");
 		goto fail;
 	}
 	static const char *const fixed[] = {
-		"Content-Encoding: snappy",
-		"Content-Type: application/x-protobuf",
-		"X-Prometheus-Remote-Write-Version: 0.1.0",
+	    "Content-Encoding: snappy",
+	    "Content-Type: application/x-protobuf",
+	    "X-Prometheus-Remote-Write-Version: 0.1.0",
 	};
-	sender->http = fx_push_http_create(&config->http, "POST", fixed, 3, sender->stats);
+	sender->http = fx_http_client_create(&config->http, "POST", fixed, 3);
 	if (!sender->http)
 		goto fail;
-	fx_push_http_set_abort(sender->http, fx_push_loop_abort_flag(sender->loop));
-	const char *label = fx_push_http_display_url(sender->http);
-	if (fx_push_stats_set_url(sender->stats, label) != 0)
+	fx_push_loop_attach(sender->loop, sender->http);
+	if (fx_push_stats_set_url(sender->stats, fx_http_client_display_url(sender->http)) != 0)
 		goto fail;
-
 	return sender;
 fail:
 	fx_rw_sender_destroy(sender);
@@ -308,7 +312,7 @@ fail:
 
 int fx_rw_sender_start(struct fx_rw_sender *sender)
 {
-	const char *url = fx_push_http_display_url(sender->http);
+	const char *url = fx_http_client_display_url(sender->http);
 	int rc = fx_push_loop_start(sender->loop);
 	if (rc > 0)
 		return 0;

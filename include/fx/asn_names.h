@@ -12,28 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fx/asn_map.h"
 #include "fx/family_list.h"
 
-/* An immutable ASN -> name map. */
-struct fx_asn_map;
-
-/* Parses asn.txt text. Lines that do not match are skipped and counted in *bad_lines (may be NULL).
- * Names are stored without the trailing ", CC" country code, with invalid UTF-8 removed.
- * Returns NULL on allocation failure. */
-struct fx_asn_map *fx_asn_map_parse(const char *text, size_t len, size_t *bad_lines);
-/* The name of asn, or NULL when unknown (or map is NULL). Valid while the caller holds its reference. */
-const char *fx_asn_map_lookup(const struct fx_asn_map *map, uint32_t asn);
-size_t fx_asn_map_count(const struct fx_asn_map *map);
-struct fx_asn_map *fx_asn_map_ref(struct fx_asn_map *map);
-/* Drops a reference; the last one frees the map. Accepts NULL. */
-void fx_asn_map_unref(struct fx_asn_map *map);
-
 struct fx_asn_names_config {
-	const char *source;        /* file path or http(s):// URL; ignored when embedded_text is set */
-	const char *cache_path;    /* where a downloaded list is kept; NULL for none */
+	const char *source;	   /* file path or http(s):// URL; ignored when embedded_text is set */
+	const char *cache_path;	   /* where a downloaded list is kept; NULL for none */
 	const char *embedded_text; /* a built-in list (the demo); NUL-terminated; borrowed for the lifetime */
-	int64_t refresh_ms;        /* re-read or re-download every so often; 0 = never */
-	int64_t timeout_ms;        /* bound on one download */
+	int64_t refresh_ms;	   /* re-read or re-download every so often; 0 = never */
+	int64_t timeout_ms;	   /* bound on one download */
 };
 
 struct fx_asn_names;

@@ -2,8 +2,9 @@
  * waits when it is due, sleeping until the next interval or retry unless woken, and the shutdown handshake
  * (final push bounded by a deadline, past it the transfer in progress is aborted).
  *
- * Thread: create, start, shutdown and destroy from the thread that owns the pusher (main); the callbacks
- * and fx_push_loop_tick run on the loop's own thread; fx_push_loop_aborted from any thread. */
+ * Thread: create, attach, start, shutdown and destroy from the thread that owns the pusher (main); the
+ * callbacks, fx_push_loop_tick, fx_push_loop_now and fx_push_loop_pause_until run on the loop's own
+ * thread; fx_push_loop_aborted and fx_push_loop_poke from any thread. */
 #ifndef FX_PUSH_LOOP_H
 #define FX_PUSH_LOOP_H
 
@@ -11,25 +12,47 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What differs between pushers. All run on the loop's thread except wakeup. */
+#include "fx/clock.h"
+#include "fx/http_client.h"
+#include "fx/push_retry.h"
+#include "fx/snapshot.h"
+
+/* Where a pusher gets its values from. */
+struct fx_push_hooks {
+	/* Returns a snapshot owned by the caller, or NULL (that interval is skipped and logged). Called on
+	 * the pusher's thread. */
+	struct fx_snapshot *(*take_snapshot)(void *opaque);
+	void *opaque;
+};
+
+/* What differs between pushers. All run on the loop's thread, with the pusher as opaque. */
 struct fx_push_loop_ops {
 	/* Takes the values of the interval that is due (a snapshot). */
 	void (*push_interval)(void *opaque);
-	/* Whether something waits to be sent; if so, *due_mono_ms is when (its retry time). */
-	bool (*waiting)(void *opaque, int64_t *due_mono_ms);
+	/* Whether something waits to be sent; it is due at the retry state's retry_at_ms. */
+	bool (*waiting)(void *opaque);
 	/* Sends what waits, once, passing fx_push_loop_tick as the transfer's tick. */
 	void (*send_one)(void *opaque);
 	/* The final push, bounded by deadline_mono_ms; returns 0 when delivered, -1 otherwise. */
 	int (*finish)(void *opaque, int64_t deadline_mono_ms);
-	/* Interrupts the pusher's transfer in progress (fx_push_http_wakeup). Any thread; called with the
-	 * loop's lock held, after the abort flag is set. */
-	void (*wakeup)(void *opaque);
+};
+
+struct fx_push_loop_config {
+	struct fx_push_loop_ops ops;
+	void *opaque;			   /* the pusher; borrowed */
+	int64_t interval_ms;		   /* > 0 */
+	const struct fx_push_retry *retry; /* the pusher's retry state, read on the loop's thread; borrowed */
+	const struct fx_clock *clock;	   /* NULL: fx_mono_ms; borrowed */
 };
 
 struct fx_push_loop;
 
-/* ops is copied, opaque borrowed (the pusher). No thread yet. NULL on allocation failure. */
-struct fx_push_loop *fx_push_loop_create(const struct fx_push_loop_ops *ops, void *opaque, int64_t interval_ms);
+/* No thread yet. NULL on failure (logged). */
+struct fx_push_loop *fx_push_loop_create(const struct fx_push_loop_config *config);
+
+/* Hands the loop's abort flag to a client of the pusher, and has the loop wake its transfer when it
+ * aborts. At most two clients. Before start. */
+void fx_push_loop_attach(struct fx_push_loop *loop, struct fx_http_client *client);
 
 /* Starts the thread; the first interval is due at once. Returns 0, 1 when it was already running, or -1
  * (the caller logs). */
@@ -48,9 +71,16 @@ void fx_push_loop_destroy(struct fx_push_loop *loop);
  * transfer: `loop` is a struct fx_push_loop *). */
 void fx_push_loop_tick(void *loop);
 
-/* The flag that aborts transfers, for fx_push_http_set_abort; valid until destroy. */
-const atomic_bool *fx_push_loop_abort_flag(const struct fx_push_loop *loop);
+/* The loop's clock. */
+int64_t fx_push_loop_now(const struct fx_push_loop *loop);
+
+/* For a final push: waits until until_mono_ms (the loop's clock). Returns false at once when aborted. */
+bool fx_push_loop_pause_until(struct fx_push_loop *loop, int64_t until_mono_ms);
+
 /* Whether the transfers are being aborted (shutdown past its deadline, or destroy). Any thread. */
 bool fx_push_loop_aborted(const struct fx_push_loop *loop);
+
+/* Makes the thread, and a shutdown waiting for it, look at the clock again: for a clock moved by hand. */
+void fx_push_loop_poke(struct fx_push_loop *loop);
 
 #endif

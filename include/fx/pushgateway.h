@@ -1,4 +1,4 @@
-/* Step (6c): the text exposition (fx_expo_text_render, no timestamps) PUT to a Pushgateway every interval,
+/* Step (6c): the text exposition (fx_expo_text_stream, no timestamps) PUT to a Pushgateway every interval,
  * to <url>/metrics/job/<job>/instance/<instance>, a value that needs it written with the Pushgateway's
  * @base64 path encoding. Same transport options and retry rules as remote write, but no backlog: the
  * Pushgateway keeps only the last value, so a new interval replaces a push still waiting to be retried.
@@ -12,14 +12,20 @@
 #include <stdint.h>
 
 #include "fx/buf.h"
-#include "fx/push_http.h"
+#include "fx/http_client.h"
+#include "fx/push_loop.h"
+#include "fx/push_retry.h"
+#include "fx/push_stats.h"
 
+/* Validated values (config.c); the pusher asserts them. */
 struct fx_pushgateway_config {
-	struct fx_push_http_config http; /* http.url: the Pushgateway's base URL, e.g. http://pushgateway:9091 */
-	const char *job;                 /* grouping key; required, copied */
-	const char *instance;            /* grouping key; required (may be empty), copied */
-	int64_t interval_ms;             /* 0 = FX_PUSH_DEFAULT_INTERVAL_MS */
-	bool delete_on_shutdown;         /* DELETE the group at shutdown instead of a final PUT */
+	struct fx_http_client_config
+	    http; /* http.url: the Pushgateway's base URL, e.g. http://pushgateway:9091 */
+	struct fx_push_backoff backoff;
+	const char *job;	 /* grouping key; required, copied */
+	const char *instance;	 /* grouping key; required (may be empty), copied */
+	int64_t interval_ms;	 /* > 0 */
+	bool delete_on_shutdown; /* DELETE the group at shutdown instead of a final PUT */
 	struct fx_push_hooks hooks;
 };
 
@@ -31,7 +37,8 @@ __attribute__((warn_unused_result)) int fx_pushgateway_group_path(const char *jo
 
 struct fx_pushgateway;
 
-/* Checks the options like fx_rw_sender_create and prepares; no thread yet. NULL (logged) on failure. */
+/* Checks what needs the filesystem like fx_rw_sender_create and prepares; no thread yet. NULL (logged) on
+ * failure. */
 struct fx_pushgateway *fx_pushgateway_create(const struct fx_pushgateway_config *config);
 /* Starts the thread; the first PUT is made at once. Returns 0 or -1 (logged). */
 int fx_pushgateway_start(struct fx_pushgateway *pushgateway);

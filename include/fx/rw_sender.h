@@ -1,5 +1,6 @@
 /* Step (6b), second half: delivery of remote-write requests to one endpoint, with retries and a bounded
- * backlog. The HTTP client and the per-endpoint statistics it shares with the Pushgateway: push_http.h.
+ * backlog. What it shares with the Pushgateway: the HTTP client (http_client.h), the retry policy
+ * (push_retry.h), the statistics (push_stats.h) and the thread (push_loop.h).
  *
  * One sender = one endpoint = one thread, so a dead endpoint never delays another. Every push interval the
  * thread takes a snapshot through its hooks, encodes it (fx_rw_encode) at t = max(snapshot->taken_ms,
@@ -18,27 +19,29 @@
 #include <stdint.h>
 
 #include "fx/family_list.h"
-#include "fx/push_http.h"
+#include "fx/http_client.h"
+#include "fx/push_loop.h"
+#include "fx/push_retry.h"
+#include "fx/push_stats.h"
 #include "fx/snapshot.h"
 
-/* Outage kept by default. */
-#define FX_PUSH_DEFAULT_BACKLOG_MS (60 * 60 * 1000)
-
+/* Validated values (config.c); the sender asserts them. */
 struct fx_rw_sender_config {
-	struct fx_push_http_config http;
-	int64_t interval_ms;           /* 0 = FX_PUSH_DEFAULT_INTERVAL_MS */
-	int64_t backlog_ms;            /* outage kept; 0 = FX_PUSH_DEFAULT_BACKLOG_MS; at least one push */
-	size_t max_series_per_request; /* 0 = FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST */
-	const struct fx_label *external_labels; /* copied; check with fx_rw_check_external_labels first */
+	struct fx_http_client_config http;
+	struct fx_push_backoff backoff;
+	int64_t interval_ms;			/* > 0 */
+	int64_t backlog_ms;			/* outage kept, > 0; at least one push is kept */
+	size_t max_series_per_request;		/* > 0 */
+	const struct fx_label *external_labels; /* copied; valid names and values (config.c) */
 	size_t n_external_labels;
 	struct fx_push_hooks hooks;
 };
 
 struct fx_rw_sender;
 
-/* Checks the options (reserved headers, auth files, TLS files given but unreadable, external labels) and
- * prepares the sender; no thread yet, so its statistics can be registered as a collector first.
- * Returns NULL and logs a clear reason (never a secret) on failure. */
+/* Checks what needs the filesystem (auth files, TLS files given but unreadable) and prepares the sender; no
+ * thread yet, so its statistics can be registered as a collector first. Returns NULL and logs a clear reason
+ * (never a secret) on failure. */
 struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *config);
 
 /* Starts the thread; the first push is made at once. Returns 0 or -1 (logged). */

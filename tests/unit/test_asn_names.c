@@ -1,5 +1,5 @@
 /* Tests of asn_names: the asn.txt parser, and the service loading from the embedded text, a file (with a
- * refresh) and a local HTTP server (libmicrohttpd on 127.0.0.1, port 0) that changes its list, fails,
+ * refresh) and the fake HTTP server (tests/support/fake_http.c, on 127.0.0.1) that changes its list, fails,
  * hangs and goes away. Nothing here contacts another host; temporary files live in a mkdtemp directory. */
 #define _GNU_SOURCE /* nftw */
 #include "fx/asn_names.h"
@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fake_http.h"
 #include "fx/clock.h"
 #include "fx/family_list.h"
 
@@ -390,112 +389,46 @@ static void test_file_source(void)
 	unlink(path);
 }
 
-/* ---- A local HTTP server ---- */
+/* ---- The fake HTTP server (tests/support/fake_http.c) serving a list ---- */
 
-enum serve_mode { SERVE_LIST, SERVE_500, SERVE_NO_NAMES, SERVE_HANG };
+enum serve_mode { SERVE_500, SERVE_NO_NAMES, SERVE_HANG };
 
 struct test_server {
-	struct MHD_Daemon *daemon;
-	uint16_t port;
+	struct fake_http *http;
 	char url[128];
-	pthread_mutex_t lock; /* guards list and user_agent */
-	char list[4096];
-	char user_agent[128];
-	atomic_int mode;
-	atomic_int requests;
-	atomic_bool hanging; /* the hanging response has sent its first bytes */
-	atomic_bool release; /* ends a hanging response */
 };
-
-static ssize_t hang_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct test_server *server = cls;
-	static const char partial[] = "15169\tGOOGLE - Google LLC, US\n64496\tPART";
-	if (pos == 0 && max >= sizeof(partial) - 1) {
-		memcpy(buf, partial, sizeof(partial) - 1);
-		return (ssize_t)(sizeof(partial) - 1);
-	}
-	atomic_store(&server->hanging, true);
-	/* Thread-per-connection: blocking here stalls only this response. */
-	for (int i = 0; i < 1000 && !atomic_load(&server->release); i++)
-		usleep(10 * 1000);
-	return MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
-static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connection, const char *url,
-				      const char *method, const char *version, const char *upload_data,
-				      size_t *upload_data_size, void **request_state)
-{
-	struct test_server *server = cls;
-	(void)url, (void)method, (void)version, (void)upload_data, (void)upload_data_size;
-	if (*request_state == NULL) {
-		*request_state = server; /* first call: headers only */
-		return MHD_YES;
-	}
-	atomic_fetch_add(&server->requests, 1);
-	const char *agent = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "User-Agent");
-	pthread_mutex_lock(&server->lock);
-	snprintf(server->user_agent, sizeof(server->user_agent), "%s", agent ? agent : "");
-	pthread_mutex_unlock(&server->lock);
-
-	struct MHD_Response *response = NULL;
-	unsigned status = MHD_HTTP_OK;
-	int mode = atomic_load(&server->mode);
-	if (mode == SERVE_LIST || mode == SERVE_NO_NAMES) {
-		char body[4096];
-		pthread_mutex_lock(&server->lock);
-		snprintf(body, sizeof(body), "%s",
-			 mode == SERVE_LIST ? server->list : "<html>not a list</html>\n");
-		pthread_mutex_unlock(&server->lock);
-		response = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-	} else if (mode == SERVE_500) {
-		static const char body[] = "15169\tSHOULD-NOT-BE-USED, US\n";
-		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-		response =
-		    MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-	} else {
-		response =
-		    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, hang_reader, server, NULL);
-	}
-	if (!response)
-		return MHD_NO;
-	enum MHD_Result result = MHD_queue_response(connection, status, response);
-	MHD_destroy_response(response);
-	return result;
-}
 
 static bool server_start(struct test_server *server)
 {
-	memset(server, 0, sizeof(*server));
-	pthread_mutex_init(&server->lock, NULL);
-	struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = 0};
-	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	server->daemon =
-	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-			     handle_request, server, MHD_OPTION_SOCK_ADDR, &address, MHD_OPTION_END);
-	if (!server->daemon)
+	struct fake_http_answer empty = {200, "", NULL, false};
+	server->http = fake_http_start(&empty, 1);
+	if (!server->http)
 		return false;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	server->port = info ? info->port : 0;
-	snprintf(server->url, sizeof(server->url), "http://127.0.0.1:%u/asn.txt", (unsigned)server->port);
-	return server->port != 0;
+	snprintf(server->url, sizeof(server->url), "http://127.0.0.1:%u/asn.txt",
+		 fake_http_port(server->http));
+	return true;
 }
 
 static void server_set_list(struct test_server *server, const char *list)
 {
-	pthread_mutex_lock(&server->lock);
-	snprintf(server->list, sizeof(server->list), "%s", list);
-	pthread_mutex_unlock(&server->lock);
-	atomic_store(&server->mode, SERVE_LIST);
+	fake_http_serve(server->http, list);
+}
+
+static void server_set_mode(struct test_server *server, enum serve_mode mode)
+{
+	static const struct fake_http_answer answers[] = {
+	    [SERVE_500] = {500, "15169\tSHOULD-NOT-BE-USED, US\n", NULL, false},
+	    [SERVE_NO_NAMES] = {200, "<html>not a list</html>\n", NULL, false},
+	    /* A partial list, then a stall. */
+	    [SERVE_HANG] = {200, "15169\tGOOGLE - Google LLC, US\n64496\tPART", NULL, true},
+	};
+	fake_http_script(server->http, &answers[mode], 1);
 }
 
 static void server_stop(struct test_server *server)
 {
-	atomic_store(&server->release, true);
-	if (server->daemon)
-		MHD_stop_daemon(server->daemon);
-	server->daemon = NULL;
-	pthread_mutex_destroy(&server->lock);
+	fake_http_stop(server->http);
+	server->http = NULL;
 }
 
 static const char list_one[] =
@@ -507,7 +440,7 @@ static void test_url_source(void)
 {
 	struct test_server server;
 	CHECK(server_start(&server));
-	if (!server.daemon)
+	if (!server.http)
 		return;
 	server_set_list(&server, list_one);
 
@@ -525,9 +458,8 @@ static void test_url_source(void)
 	/* The first download, then the cache written (directories created). */
 	CHECK(wait_for_name(names, 13335, "CLOUDFLARENET - Cloudflare, Inc.", 5000));
 	CHECK(wait_for_file(cache_path, list_one, 5000));
-	pthread_mutex_lock(&server.lock);
-	CHECK_STR(server.user_agent, "flow-exporter/" FX_VERSION);
-	pthread_mutex_unlock(&server.lock);
+	const struct fake_http_request *first = fake_http_request(server.http, 0);
+	CHECK_STR(first ? first->user_agent : NULL, "flow-exporter/" FX_VERSION);
 	CHECK(metric_value(names, "flow_exporter_asn_names_last_success_timestamp_seconds", "") > 1.5e9);
 
 	/* A changed list: the refresh changes a name and the cache. */
@@ -537,7 +469,7 @@ static void test_url_source(void)
 	CHECK(metric_value(names, "flow_exporter_asn_names", "") == 3);
 
 	/* 500: the previous names stay, the failure is counted. */
-	atomic_store(&server.mode, SERVE_500);
+	server_set_mode(&server, SERVE_500);
 	CHECK(wait_for_metric_at_least(names, "flow_exporter_asn_names_loads_total",
 				       "result=failure,source=url", 2, 5000));
 	CHECK_STR(current_name(names, 15169, name, sizeof(name)), "GOOGLE - Google LLC");
@@ -546,7 +478,7 @@ static void test_url_source(void)
 	/* 200 with no names: also a failure that keeps the names and the cache. */
 	double failures =
 	    metric_value(names, "flow_exporter_asn_names_loads_total", "result=failure,source=url");
-	atomic_store(&server.mode, SERVE_NO_NAMES);
+	server_set_mode(&server, SERVE_NO_NAMES);
 	CHECK(wait_for_metric_at_least(names, "flow_exporter_asn_names_loads_total",
 				       "result=failure,source=url", failures + 2, 5000));
 	CHECK_STR(current_name(names, 13335, name, sizeof(name)), "CLOUDFLARE - changed");
@@ -571,7 +503,7 @@ static void test_cache_write_failure(void)
 {
 	struct test_server server;
 	CHECK(server_start(&server));
-	if (!server.daemon)
+	if (!server.http)
 		return;
 	server_set_list(&server, list_one);
 
@@ -603,17 +535,17 @@ static void test_destroy_mid_download(void)
 {
 	struct test_server server;
 	CHECK(server_start(&server));
-	if (!server.daemon)
+	if (!server.http)
 		return;
-	atomic_store(&server.mode, SERVE_HANG);
+	server_set_mode(&server, SERVE_HANG);
 
 	struct fx_asn_names_config config = {.source = server.url, .refresh_ms = 100, .timeout_ms = 60000};
 	struct fx_asn_names *names = fx_asn_names_create(&config);
 	CHECK(names != NULL);
 	int64_t deadline = fx_mono_ms() + 5000;
-	while (!atomic_load(&server.hanging) && fx_mono_ms() < deadline)
+	while (!fake_http_hanging(server.http) && fx_mono_ms() < deadline)
 		usleep(10 * 1000);
-	CHECK(atomic_load(&server.hanging));
+	CHECK(fake_http_hanging(server.http));
 	usleep(200 * 1000); /* well into the stalled transfer */
 	int64_t start = fx_mono_ms();
 	fx_asn_names_destroy(names);
@@ -624,7 +556,7 @@ static void test_destroy_mid_download(void)
 
 	/* A download that exceeds timeout_ms fails (counted) instead of hanging the refresh thread. */
 	CHECK(server_start(&server));
-	atomic_store(&server.mode, SERVE_HANG);
+	server_set_mode(&server, SERVE_HANG);
 	config.source = server.url;
 	config.timeout_ms = 300;
 	names = fx_asn_names_create(&config);

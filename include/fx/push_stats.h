@@ -1,0 +1,47 @@
+/* The statistics of one push endpoint (remote write or Pushgateway) and the collector that reports them as
+ * self-metrics.
+ *
+ * Thread: every function may be called from any thread (each stats takes its own lock), except create and
+ * destroy, which belong to the thread that owns the pusher. */
+#ifndef FX_PUSH_STATS_H
+#define FX_PUSH_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/family_list.h"
+#include "fx/http_client.h"
+
+/* Counters of one endpoint; read by fx_push_collect. */
+struct fx_push_stats;
+
+/* The endpoints whose self-metrics one collector reports, every family once with one sample set per
+ * endpoint (url="<URL without userinfo or query>"):
+ *   flow_exporter_push_requests_total{url,status_class="2xx|4xx|5xx|network"}
+ *   flow_exporter_push_samples_total{url}, flow_exporter_push_retries_total{url}
+ *   flow_exporter_push_dropped_batches_total{url,reason="4xx|backlog_full"} (a batch is one request)
+ *   flow_exporter_push_backlog_requests{url} (gauge)
+ *   flow_exporter_push_last_success_timestamp_seconds{url}, flow_exporter_push_duration_seconds{url} (last)
+ * The arrays are borrowed for the collector's lifetime. */
+struct fx_push_endpoints {
+	struct fx_push_stats *const *stats;
+	size_t n;
+};
+
+/* An fx_collect_fn; `endpoints` is a struct fx_push_endpoints *. Takes each stats' lock in turn. */
+int fx_push_collect(void *endpoints, struct fx_family_list *out);
+
+/* Statistics of an endpoint whose label is url (copied). NULL on failure. */
+struct fx_push_stats *fx_push_stats_create(const char *url);
+/* Accepts NULL. No other thread may use the stats any more (the collector is gone, the pusher stopped). */
+void fx_push_stats_destroy(struct fx_push_stats *stats);
+/* Replaces the url label. Returns 0 or -1 (memory). */
+__attribute__((warn_unused_result)) int fx_push_stats_set_url(struct fx_push_stats *stats, const char *url);
+/* Counts one request by its status class (429, and an unexpected 1xx or 3xx, count as 4xx), its duration,
+ * and the time of a 2xx. */
+void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_result *result);
+void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
+		       uint64_t dropped_backlog);
+void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests);
+
+#endif

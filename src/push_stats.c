@@ -1,0 +1,166 @@
+/* Per-endpoint push statistics and their self-metrics (fx_push_collect).
+ *
+ * DESIGN
+ * - A struct fx_push_stats is written by the pusher's thread and read by fx_push_collect from the thread
+ *   that takes a snapshot; its own mutex guards every field. The collector copies under each lock and
+ *   encodes outside it.
+ *
+ * Thread: see push_stats.h. */
+#include "fx/push_stats.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fx/clock.h"
+#include "fx/log.h"
+
+enum status_class { CLASS_2XX, CLASS_4XX, CLASS_5XX, CLASS_NETWORK, N_CLASSES };
+static const char *const class_names[N_CLASSES] = {"2xx", "4xx", "5xx", "network"};
+
+struct fx_push_stats {
+	pthread_mutex_t lock;
+	char *url;
+	uint64_t requests[N_CLASSES];
+	uint64_t samples;
+	uint64_t retries;
+	uint64_t dropped_4xx;
+	uint64_t dropped_backlog;
+	uint64_t backlog_requests;
+	int64_t last_success_ms; /* wall clock; 0 = never */
+	int64_t last_duration_ms;
+};
+
+struct fx_push_stats *fx_push_stats_create(const char *url)
+{
+	struct fx_push_stats *stats = calloc(1, sizeof(*stats));
+	if (!stats)
+		return NULL;
+	stats->url = strdup(url);
+	if (!stats->url || pthread_mutex_init(&stats->lock, NULL) != 0) {
+		fx_error("push: cannot create the statistics of %s", url);
+		free(stats->url);
+		free(stats);
+		return NULL;
+	}
+	return stats;
+}
+
+void fx_push_stats_destroy(struct fx_push_stats *stats)
+{
+	if (!stats)
+		return;
+	pthread_mutex_destroy(&stats->lock);
+	free(stats->url);
+	free(stats);
+}
+
+int fx_push_stats_set_url(struct fx_push_stats *stats, const char *url)
+{
+	char *copy = strdup(url);
+	if (!copy)
+		return -1;
+	pthread_mutex_lock(&stats->lock);
+	free(stats->url);
+	stats->url = copy;
+	pthread_mutex_unlock(&stats->lock);
+	return 0;
+}
+
+void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
+		       uint64_t dropped_backlog)
+{
+	pthread_mutex_lock(&stats->lock);
+	stats->samples += samples;
+	stats->retries += retries;
+	stats->dropped_4xx += dropped_4xx;
+	stats->dropped_backlog += dropped_backlog;
+	pthread_mutex_unlock(&stats->lock);
+}
+
+void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests)
+{
+	pthread_mutex_lock(&stats->lock);
+	stats->backlog_requests = requests;
+	pthread_mutex_unlock(&stats->lock);
+}
+
+/* 429 counts as 4xx (it is still retried); an unexpected 1xx or 3xx final status counts as 4xx too. */
+void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_result *result)
+{
+	enum status_class class = CLASS_4XX;
+	if (result->status == 0)
+		class = CLASS_NETWORK;
+	else if (result->status >= 200 && result->status < 300)
+		class = CLASS_2XX;
+	else if (result->status >= 500)
+		class = CLASS_5XX;
+	pthread_mutex_lock(&stats->lock);
+	stats->requests[class]++;
+	stats->last_duration_ms = result->duration_ms;
+	if (class == CLASS_2XX)
+		stats->last_success_ms = fx_wall_ms();
+	pthread_mutex_unlock(&stats->lock);
+}
+
+int fx_push_collect(void *opaque, struct fx_family_list *out)
+{
+	const struct fx_push_endpoints *endpoints = opaque;
+	size_t n = endpoints->n;
+	if (n == 0)
+		return 0;
+	struct fx_push_stats *copies = calloc(n, sizeof(*copies));
+	if (!copies)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct fx_push_stats *stats = endpoints->stats[i];
+		pthread_mutex_lock(&stats->lock);
+		copies[i] = *stats;
+		pthread_mutex_unlock(&stats->lock);
+	}
+	int rc = 0;
+	rc |= fx_family_begin(out, "flow_exporter_push_requests_total",
+			      "Push requests by endpoint and by result (network: no HTTP status).",
+			      FX_METRIC_COUNTER);
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < N_CLASSES; c++) {
+			struct fx_label labels[] = {{"status_class", class_names[c]}, {"url", copies[i].url}};
+			rc |= fx_family_add_u64(out, copies[i].requests[c], 2, labels);
+		}
+	rc |= fx_family_begin(out, "flow_exporter_push_samples_total",
+			      "Samples delivered (acknowledged by 2xx).", FX_METRIC_COUNTER);
+	for (size_t i = 0; i < n; i++)
+		rc |= fx_family_add_u64(out, copies[i].samples, 1, &(struct fx_label){"url", copies[i].url});
+	rc |=
+	    fx_family_begin(out, "flow_exporter_push_retries_total",
+			    "Requests sent again after a 5xx, a 429 or a network error.", FX_METRIC_COUNTER);
+	for (size_t i = 0; i < n; i++)
+		rc |= fx_family_add_u64(out, copies[i].retries, 1, &(struct fx_label){"url", copies[i].url});
+	rc |= fx_family_begin(
+	    out, "flow_exporter_push_dropped_batches_total",
+	    "Requests dropped: refused with a 4xx other than 429, or oldest past the backlog bound.",
+	    FX_METRIC_COUNTER);
+	for (size_t i = 0; i < n; i++) {
+		struct fx_label refused[] = {{"reason", "4xx"}, {"url", copies[i].url}};
+		struct fx_label full[] = {{"reason", "backlog_full"}, {"url", copies[i].url}};
+		rc |= fx_family_add_u64(out, copies[i].dropped_4xx, 2, refused);
+		rc |= fx_family_add_u64(out, copies[i].dropped_backlog, 2, full);
+	}
+	rc |= fx_family_begin(out, "flow_exporter_push_backlog_requests", "Requests waiting to be sent.",
+			      FX_METRIC_GAUGE);
+	for (size_t i = 0; i < n; i++)
+		rc |= fx_family_add_u64(out, copies[i].backlog_requests, 1,
+					&(struct fx_label){"url", copies[i].url});
+	rc |= fx_family_begin(out, "flow_exporter_push_last_success_timestamp_seconds",
+			      "Wall-clock time of the last 2xx answer (0: never).", FX_METRIC_GAUGE);
+	for (size_t i = 0; i < n; i++)
+		rc |= fx_family_add_double(out, (double)copies[i].last_success_ms / 1000.0, 1,
+					   &(struct fx_label){"url", copies[i].url});
+	rc |= fx_family_begin(out, "flow_exporter_push_duration_seconds",
+			      "Duration of the last push request.", FX_METRIC_GAUGE);
+	for (size_t i = 0; i < n; i++)
+		rc |= fx_family_add_double(out, (double)copies[i].last_duration_ms / 1000.0, 1,
+					   &(struct fx_label){"url", copies[i].url});
+	free(copies);
+	return rc ? -1 : 0;
+}
