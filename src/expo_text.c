@@ -110,67 +110,6 @@ static int append_help_escaped(struct fx_buf *out, const char *s)
 	return 0;
 }
 
-/* Decimal digits, two at a time: fx_u64_to_dec's one division per digit was the largest cost of a render. */
-static const char digit_pairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-static size_t dec_len(uint64_t value)
-{
-	size_t n = 1;
-	for (uint64_t limit = 10; value >= limit; limit *= 10) {
-		n++;
-		if (n == 20)
-			break; /* 10^20 does not fit: every value past 10^19 has 20 digits */
-	}
-	return n;
-}
-
-/* Writes value in decimal at p and returns the end. */
-static char *write_dec(char *p, uint64_t value)
-{
-	char *end = p + dec_len(value);
-	char *q = end;
-	while (value >= 100) {
-		unsigned pair = (unsigned)(value % 100);
-		value /= 100;
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * pair], 2);
-	}
-	if (value >= 10) {
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * value], 2);
-	} else {
-		*--q = (char)('0' + value);
-	}
-	assert(q == p);
-	return end;
-}
-
-/* The same for 32-bit labels, with 32-bit divisions. */
-static char *write_dec32(char *p, uint32_t value)
-{
-	size_t n = 1;
-	for (uint32_t v = value; v >= 10; v /= 10)
-		n++;
-	char *end = p + n;
-	char *q = end;
-	while (value >= 100) {
-		unsigned pair = value % 100;
-		value /= 100;
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * pair], 2);
-	}
-	if (value >= 10) {
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * value], 2);
-	} else {
-		*--q = (char)('0' + value);
-	}
-	return end;
-}
-
 /* AS fragments, cached per stream: one slot per ASN hash, most recent wins. */
 #define ASN_CACHE_SLOTS 4096
 
@@ -195,7 +134,7 @@ static int render_asn_fragment(struct fx_buf *out, bool keep_number, const char 
 			return rc;
 		memcpy(out->data + out->len, number_prefix, number_prefix_len);
 		out->len += number_prefix_len;
-		out->len = (size_t)(write_dec32(out->data + out->len, asn) - out->data);
+		out->len += fx_u64_to_dec(asn, out->data + out->len);
 		out->data[out->len++] = '"';
 	}
 	if (name && name[0]) {
@@ -283,7 +222,7 @@ static char *write_number_label(char *p, const char *start, const char *prefix, 
 		*p++ = ',';
 	memcpy(p, prefix, prefix_len);
 	p += prefix_len;
-	p = write_dec32(p, value);
+	p += fx_u64_to_dec(value, p);
 	*p++ = '"';
 	return p;
 }
@@ -358,7 +297,7 @@ static char *write_flow_line(char *p, const struct flow_family *family, const ch
 		*p++ = '}';
 	}
 	*p++ = ' ';
-	p = write_dec(p, value);
+	p += fx_u64_to_dec(value, p);
 	*p++ = '\n';
 	return p;
 }
@@ -584,7 +523,7 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 			uint64_t value = flow_value(series, family);
 			size_t labels_len = stream->labels.len;
 			size_t line_len =
-			    family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + dec_len(value);
+			    family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + fx_dec_len(value);
 			if (line_len <= room - *written) {
 				char *end = write_flow_line(out + *written, family, stream->labels.data,
 							    labels_len, value);

@@ -387,14 +387,10 @@ static int flush(struct fx_rw_encoder *encoder, struct fx_rw_requests *out)
 {
 	if (encoder->n_series == 0)
 		return 0;
-	if (out->n == out->cap) {
-		size_t cap = out->cap ? out->cap * 2 : 8;
-		struct fx_rw_request *items = realloc(out->items, cap * sizeof(*items));
-		if (!items)
-			return FX_RW_E_NOMEM;
-		out->items = items;
-		out->cap = cap;
-	}
+	struct fx_rw_request *items = fx_array_grow(out->items, &out->cap, out->n, sizeof(*items), 8);
+	if (!items)
+		return FX_RW_E_NOMEM;
+	out->items = items;
 	size_t packed_len = encoder->packed.len;
 	size_t body_len = snappy_max_compressed_length(packed_len);
 	char *body = malloc(body_len ? body_len : 1);
@@ -460,20 +456,6 @@ static uint64_t double_bits(double value)
 	return bits;
 }
 
-/* Decimal digits of value at out (NUMBER_CHARS bytes); returns how many. */
-static inline size_t write_digits(char *out, uint32_t value)
-{
-	char reversed[NUMBER_CHARS];
-	size_t n = 0;
-	do {
-		reversed[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value);
-	for (size_t i = 0; i < n; i++)
-		out[i] = reversed[n - 1 - i];
-	return n;
-}
-
 static const struct host_slot *lookup_host(struct fx_rw_encoder *encoder, const char *hostname)
 {
 	uintptr_t bits = (uintptr_t)hostname;
@@ -499,7 +481,7 @@ static const struct asn_slot *lookup_asn(struct fx_rw_encoder *encoder, const st
 	if (!slot->filled || slot->asn != asn) {
 		slot->asn = asn;
 		slot->filled = true;
-		slot->digits_len = (uint8_t)write_digits(slot->digits, asn);
+		slot->digits_len = (uint8_t)fx_u64_to_dec(asn, slot->digits);
 		const char *name = fx_asn_map_lookup(snapshot->names, asn);
 		slot->name_len = name ? strlen(name) : 0;
 		slot->name = slot->name_len ? name : NULL;
@@ -547,11 +529,11 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *s
 	}
 	if ((mask & FX_LABEL_IFACE_IN) && (key->present & FX_LABEL_IFACE_IN)) {
 		values[5].data = digits[5];
-		values[5].len = write_digits(digits[5], key->iface_in);
+		values[5].len = fx_u64_to_dec(key->iface_in, digits[5]);
 	}
 	if ((mask & FX_LABEL_IFACE_OUT) && (key->present & FX_LABEL_IFACE_OUT)) {
 		values[6].data = digits[6];
-		values[6].len = write_digits(digits[6], key->iface_out);
+		values[6].len = fx_u64_to_dec(key->iface_out, digits[6]);
 	}
 
 	size_t bound = encoder->gap[N_FLOW_LABELS].len;
