@@ -179,11 +179,6 @@ static int make_external_labels(struct exporter *exporter)
 		snprintf(text, sizeof(exporter->label_text[0]), "%s:%u", host, fx_http_server_port(exporter->http));
 		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){"instance", text};
 	}
-	char why[256];
-	if (fx_rw_check_external_labels(exporter->external_labels, exporter->n_external_labels, why, sizeof(why))) {
-		fprintf(stderr, "flow-exporter: invalid value for --external-label: %s\n", why);
-		return 2;
-	}
 	return 0;
 }
 

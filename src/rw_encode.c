@@ -213,55 +213,6 @@ void fx_rw_requests_free(struct fx_rw_requests *requests)
 	memset(requests, 0, sizeof(*requests));
 }
 
-static bool label_name_valid(const char *name)
-{
-	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_'))
-		return false;
-	for (const char *p = name + 1; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_'))
-			return false;
-	return true;
-}
-
-int fx_rw_check_external_labels(const struct fx_label *labels, size_t n, char *err, size_t errlen)
-{
-	char unused[1];
-	if (!err || errlen == 0) {
-		err = unused;
-		errlen = sizeof(unused);
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *name = labels[i].name, *value = labels[i].value;
-		if (!name || !label_name_valid(name)) {
-			snprintf(err, errlen, "external label \"%s\": invalid name", name ? name : "");
-			return -1;
-		}
-		if (name[0] == '_' && name[1] == '_') {
-			snprintf(err, errlen, "external label \"%s\": names starting with __ are reserved",
-				 name);
-			return -1;
-		}
-		if (!value || !value[0]) {
-			snprintf(err, errlen, "external label \"%s\": empty value", name);
-			return -1;
-		}
-		for (size_t k = 0; k < N_FLOW_LABELS; k++)
-			if (strcmp(name, fx_label_names[k]) == 0) {
-				snprintf(err, errlen,
-					 "external label \"%s\" clashes with the flow label of that name",
-					 name);
-				return -1;
-			}
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(name, labels[k].name) == 0) {
-				snprintf(err, errlen, "external label \"%s\" given twice", name);
-				return -1;
-			}
-	}
-	return 0;
-}
-
 static int compare_external(const void *a, const void *b)
 {
 	return strcmp(((const struct external_label *)a)->name, ((const struct external_label *)b)->name);

@@ -259,13 +259,8 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	sender->last_t = INT64_MIN;
 	sender->stale_since_ms = INT64_MIN;
 
-	char err[256];
 	if (!config->hooks.take_snapshot) {
 		fx_error("remote write: no snapshot hook");
-		goto fail;
-	}
-	if (fx_rw_check_external_labels(config->external_labels, config->n_external_labels, err, sizeof(err))) {
-		fx_error("remote write: %s", err);
 		goto fail;
 	}
 	struct fx_rw_encoder_config encoder_config = {

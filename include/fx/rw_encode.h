@@ -37,7 +37,7 @@
 const char *fx_rw_strerror(int code);
 
 struct fx_rw_encoder_config {
-	/* Added to every TimeSeries. Copied. Check them first with fx_rw_check_external_labels. */
+	/* Added to every TimeSeries. Copied. Validated by the config (config.c). */
 	const struct fx_label *external_labels;
 	size_t n_external_labels;
 	size_t max_series_per_request; /* 0 = FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST */
@@ -61,11 +61,6 @@ struct fx_rw_requests {
 /* Frees the bodies and the array, and leaves the list empty. Accepts NULL. */
 void fx_rw_requests_free(struct fx_rw_requests *requests);
 void fx_rw_request_free(struct fx_rw_request *request);
-
-/* Checks external labels: names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with "__", are unique and are
- * not a flow label name (hostname, source_as, ...); values are not empty. Returns 0, or -1 with a message
- * naming the label written to err (errlen bytes, may be 0). */
-int fx_rw_check_external_labels(const struct fx_label *labels, size_t n, char *err, size_t errlen);
 
 struct fx_rw_encoder;
 

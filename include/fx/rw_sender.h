@@ -29,7 +29,7 @@ struct fx_rw_sender_config {
 	int64_t interval_ms;           /* 0 = FX_PUSH_DEFAULT_INTERVAL_MS */
 	int64_t backlog_ms;            /* outage kept; 0 = FX_PUSH_DEFAULT_BACKLOG_MS; at least one push */
 	size_t max_series_per_request; /* 0 = FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST */
-	const struct fx_label *external_labels; /* copied; check with fx_rw_check_external_labels first */
+	const struct fx_label *external_labels; /* copied; validated by the config (config.c) */
 	size_t n_external_labels;
 	struct fx_push_hooks hooks;
 };

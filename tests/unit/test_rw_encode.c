@@ -207,8 +207,6 @@ static void test_round_trip(void)
 	CHECK(fx_family_add_double(snapshot->self, 1.5, 1, &empty) == 0);
 
 	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "host:9590"}, {"Zone", "eu"}};
-	char err[200];
-	CHECK(fx_rw_check_external_labels(external, 3, err, sizeof(err)) == 0);
 	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 3};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	CHECK(encoder != NULL);
@@ -329,23 +327,6 @@ static void test_asn_cache_collision(void)
 	fx_rw_requests_free(&requests);
 	fx_rw_encoder_destroy(encoder);
 	fx_snapshot_destroy(snapshot);
-}
-
-static void test_external_label_checks(void)
-{
-	char err[200];
-	struct fx_label clash[] = {{"job", "x"}, {"hostname", "h"}};
-	CHECK(fx_rw_check_external_labels(clash, 2, err, sizeof(err)) == -1);
-	CHECK(strstr(err, "hostname") != NULL);
-	struct fx_label twice[] = {{"job", "x"}, {"job", "y"}};
-	CHECK(fx_rw_check_external_labels(twice, 2, err, sizeof(err)) == -1);
-	struct fx_label bad[] = {{"1job", "x"}};
-	CHECK(fx_rw_check_external_labels(bad, 1, err, sizeof(err)) == -1);
-	struct fx_label reserved[] = {{"__name__", "x"}};
-	CHECK(fx_rw_check_external_labels(reserved, 1, err, sizeof(err)) == -1);
-	struct fx_label empty[] = {{"job", ""}};
-	CHECK(fx_rw_check_external_labels(empty, 1, err, sizeof(err)) == -1);
-	CHECK(fx_rw_check_external_labels(NULL, 0, NULL, 0) == 0);
 }
 
 static void fill_series(struct fx_snapshot *snapshot, char (*hostnames)[16], size_t n_hosts)
@@ -535,7 +516,6 @@ int main(void)
 	test_random_snapshots_match_protobuf_c();
 	test_round_trip();
 	test_asn_cache_collision();
-	test_external_label_checks();
 	test_split();
 	test_timing();
 	return check_exit();

@@ -524,10 +524,6 @@ static void test_refusals_and_secrets(void)
 	config.http.bearer_token_file = "/nonexistent/token";
 	CHECK(fx_rw_sender_create(&config) == NULL);
 	config.http.bearer_token_file = NULL;
-	struct fx_label clash[] = {{"hostname", "x"}};
-	config.external_labels = clash;
-	config.n_external_labels = 1;
-	CHECK(fx_rw_sender_create(&config) == NULL);
 
 	/* Secrets: password from a file, userinfo and a query in the URL; a failure makes it log. */
 	char password_path[300], log_path[300];
