@@ -32,6 +32,8 @@
 
 #define FX_RW_E_NOMEM (-1)
 #define FX_RW_E_ENCODE (-2)
+/* A series or a request past the encoder's bounds (a label value over FX_SERIES_LABEL_VALUE_MAX). */
+#define FX_RW_E_TOO_BIG (-3)
 
 /* The text of an FX_RW_E_* code. */
 const char *fx_rw_strerror(int code);

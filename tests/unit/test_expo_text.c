@@ -286,8 +286,8 @@ static void test_label_mask(void)
 	fx_snapshot_destroy(snapshot);
 }
 
-/* Two ASNs that share a slot of the renderer's AS cache (15169 and 4223) as the source and destination of
- * one series: each keeps its own number and name. */
+/* Two ASNs that share a slot of the AS cache (series_labels.c; 15169 and 4223) as the source and destination
+ * of one series: each keeps its own number and name. */
 static void test_asn_cache_collision(void)
 {
 	static const char text[] = "15169\tGOOGLE, US\n4223\tCOLLIDING-AS, ZZ\n";
@@ -300,10 +300,12 @@ static void test_asn_cache_collision(void)
 	struct fx_buf out;
 	fx_buf_init(&out, 1u << 20);
 	CHECK(fx_expo_text_render(snapshot, &out) == 0);
-	CHECK(strstr(out.data, "flow_receive_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
-			       "source_as=\"4223\",source_as_name=\"COLLIDING-AS\"} 100\n") != NULL);
-	CHECK(strstr(out.data, "flow_receive_bytes_total{destination_as=\"4223\",destination_as_name=\"COLLIDING-AS\","
-			       "source_as=\"15169\",source_as_name=\"GOOGLE\"} 101\n") != NULL);
+	CHECK(strstr(out.data,
+		     "flow_receive_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+		     "source_as=\"4223\",source_as_name=\"COLLIDING-AS\"} 100\n") != NULL);
+	CHECK(strstr(out.data,
+		     "flow_receive_bytes_total{destination_as=\"4223\",destination_as_name=\"COLLIDING-AS\","
+		     "source_as=\"15169\",source_as_name=\"GOOGLE\"} 101\n") != NULL);
 	fx_buf_free(&out);
 	fx_snapshot_destroy(snapshot);
 }

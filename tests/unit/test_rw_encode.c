@@ -26,7 +26,7 @@ struct decoded_set {
 	size_t n, cap;
 	size_t n_requests;
 	size_t max_series_in_request;
-	int violations; /* unsorted / duplicate / empty / missing __name__ / not one sample */
+	int violations;	       /* unsorted / duplicate / empty / missing __name__ / not one sample */
 	size_t bytes_compared; /* checked byte for byte against protobuf-c */
 };
 
@@ -44,7 +44,7 @@ static void decode_request(const struct fx_rw_request *request, struct decoded_s
 	char *raw = malloc(raw_len ? raw_len : 1);
 	CHECK(snappy_uncompress(request->body, request->len, raw, &raw_len) == SNAPPY_OK);
 	Prometheus__WriteRequest *write_request =
-		prometheus__write_request__unpack(NULL, raw_len, (const uint8_t *)raw);
+	    prometheus__write_request__unpack(NULL, raw_len, (const uint8_t *)raw);
 	CHECK(write_request != NULL);
 	if (!write_request) {
 		free(raw);
@@ -86,8 +86,9 @@ static void decode_request(const struct fx_rw_request *request, struct decoded_s
 		for (size_t l = 0; l < series->n_labels; l++) {
 			if (strcmp(series->labels[l]->name, "__name__") == 0)
 				continue;
-			len += (size_t)snprintf(d->text + len, sizeof(d->text) - len, "%s%s=\"%s\"", first ? "" : ",",
-						series->labels[l]->name, series->labels[l]->value);
+			len += (size_t)snprintf(d->text + len, sizeof(d->text) - len, "%s%s=\"%s\"",
+						first ? "" : ",", series->labels[l]->name,
+						series->labels[l]->value);
 			first = 0;
 		}
 		snprintf(d->text + len, sizeof(d->text) - len, "}");
@@ -148,7 +149,8 @@ static const char asn_text[] = "15169\tGOOGLE, US\n13335\tCLOUDFLARENET, US\n645
 
 static int compare_series_for_sort(const void *a, const void *b)
 {
-	return fx_series_key_compare(&((const struct fx_series *)a)->key, &((const struct fx_series *)b)->key);
+	return fx_series_key_compare(&((const struct fx_series *)a)->key,
+				     &((const struct fx_series *)b)->key);
 }
 
 static void test_round_trip(void)
@@ -161,30 +163,34 @@ static void test_round_trip(void)
 
 	/* Sorted below, as a snapshot is (fx_series_key_compare). */
 	struct fx_series *b = &snapshot->series[0];
-	b->key = (struct fx_series_key){.as_src = 0, .as_dst = 13335, .present = FX_LABEL_SOURCE_AS |
-										FX_LABEL_DESTINATION_AS};
+	b->key = (struct fx_series_key){
+	    .as_src = 0, .as_dst = 13335, .present = FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS};
 	b->seen = 3;
 	b->bytes[FX_DIR_RECEIVE] = (UINT64_C(1) << 53) + 1; /* not exact in a double: rounded at encoding */
 	b->packets[FX_DIR_RECEIVE] = 7;
 	b->bytes[FX_DIR_TRANSMIT] = 0;
 	b->packets[FX_DIR_TRANSMIT] = 0;
 	struct fx_series *c = &snapshot->series[1];
-	c->key = (struct fx_series_key){.hostname = "", .iface_out = 4294967295u,
-					.present = FX_LABEL_HOSTNAME | FX_LABEL_IFACE_OUT};
+	c->key = (struct fx_series_key){
+	    .hostname = "", .iface_out = 4294967295u, .present = FX_LABEL_HOSTNAME | FX_LABEL_IFACE_OUT};
 	c->seen = 1u << FX_DIR_TRANSMIT;
 	c->bytes[FX_DIR_TRANSMIT] = 5;
 	c->packets[FX_DIR_TRANSMIT] = 1;
 	struct fx_series *a = &snapshot->series[2];
-	a->key = (struct fx_series_key){.hostname = "r1", .as_src = 15169, .as_dst = 64500, .iface_in = 3,
-					.iface_out = 0, .present = FX_LABEL_ALL};
+	a->key = (struct fx_series_key){.hostname = "r1",
+					.as_src = 15169,
+					.as_dst = 64500,
+					.iface_in = 3,
+					.iface_out = 0,
+					.present = FX_LABEL_ALL};
 	a->seen = 1u << FX_DIR_RECEIVE;
 	a->bytes[FX_DIR_RECEIVE] = 1000;
 	a->packets[FX_DIR_RECEIVE] = 10;
 
 	/* Expired: d after since (marker), e at since (none), the live series a (none: it came back). */
 	struct fx_series *d = &snapshot->expired[0];
-	d->key = (struct fx_series_key){.hostname = "gone", .as_src = 15169, .present = FX_LABEL_HOSTNAME |
-											FX_LABEL_SOURCE_AS};
+	d->key = (struct fx_series_key){
+	    .hostname = "gone", .as_src = 15169, .present = FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS};
 	d->seen = 1u << FX_DIR_TRANSMIT;
 	d->updated_ms = 5001;
 	d->bytes[FX_DIR_TRANSMIT] = 99;
@@ -195,7 +201,8 @@ static void test_round_trip(void)
 	snapshot->expired[2].updated_ms = 6000;
 	qsort(snapshot->series, snapshot->n_series, sizeof(*snapshot->series), compare_series_for_sort);
 
-	CHECK(fx_family_begin(snapshot->self, "flow_exporter_records_total", "Records.", FX_METRIC_COUNTER) == 0);
+	CHECK(fx_family_begin(snapshot->self, "flow_exporter_records_total", "Records.", FX_METRIC_COUNTER) ==
+	      0);
 	struct fx_label topic = {"topic", "pmacct"};
 	CHECK(fx_family_add_u64(snapshot->self, 42, 1, &topic) == 0);
 	struct fx_label hostname_label = {"hostname", "mine"}; /* beats the external label of that name */
@@ -222,11 +229,11 @@ static void test_round_trip(void)
 	CHECK_EQ_U64((uint64_t)requests.items[0].timestamp_ms, (uint64_t)t);
 
 #define EXT "instance=\"host:9590\",job=\"flow-exporter\""
-	/* "Zone" sorts before "__name__" (uppercase < '_'); it is printed after the name here only because the
-	 * test's text form lists __name__ outside the braces. Sortedness is checked on the wire order. */
+	/* "Zone" sorts before "__name__" (uppercase < '_'); it is printed after the name here only because
+	 * the test's text form lists __name__ outside the braces. Sortedness is checked on the wire order. */
 	check_value(&set,
-		    "flow_receive_bytes_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name=\"CLOUDFLARENET\","
-		    EXT ",source_as=\"0\"}",
+		    "flow_receive_bytes_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name="
+		    "\"CLOUDFLARENET\"," EXT ",source_as=\"0\"}",
 		    (double)((UINT64_C(1) << 53) + 1), t);
 	check_value(&set,
 		    "flow_receive_packets_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name="
@@ -244,17 +251,20 @@ static void test_round_trip(void)
 	check_value(&set, "flow_transmit_bytes_total{Zone=\"eu\",iface_out=\"4294967295\"," EXT "}", 5, t);
 	check_value(&set, "flow_transmit_packets_total{Zone=\"eu\",iface_out=\"4294967295\"," EXT "}", 1, t);
 	/* a: every label; AS 64500's empty name is left out; iface_out 0 is a value. */
-	check_value(&set,
-		    "flow_receive_bytes_total{Zone=\"eu\",destination_as=\"64500\",hostname=\"r1\",iface_in=\"3\","
-		    "iface_out=\"0\"," EXT ",source_as=\"15169\",source_as_name=\"GOOGLE\"}",
-		    1000, t);
-	check_value(&set,
-		    "flow_receive_packets_total{Zone=\"eu\",destination_as=\"64500\",hostname=\"r1\",iface_in=\"3\","
-		    "iface_out=\"0\"," EXT ",source_as=\"15169\",source_as_name=\"GOOGLE\"}",
-		    10, t);
+	check_value(
+	    &set,
+	    "flow_receive_bytes_total{Zone=\"eu\",destination_as=\"64500\",hostname=\"r1\",iface_in=\"3\","
+	    "iface_out=\"0\"," EXT ",source_as=\"15169\",source_as_name=\"GOOGLE\"}",
+	    1000, t);
+	check_value(
+	    &set,
+	    "flow_receive_packets_total{Zone=\"eu\",destination_as=\"64500\",hostname=\"r1\",iface_in=\"3\","
+	    "iface_out=\"0\"," EXT ",source_as=\"15169\",source_as_name=\"GOOGLE\"}",
+	    10, t);
 	/* d: stale markers with the exact bits, for the families it had. */
-	const struct decoded *stale = find(&set, "flow_transmit_bytes_total{Zone=\"eu\",hostname=\"gone\"," EXT
-						 ",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
+	const struct decoded *stale =
+	    find(&set, "flow_transmit_bytes_total{Zone=\"eu\",hostname=\"gone\"," EXT
+		       ",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
 	CHECK(stale && stale->bits == FX_RW_STALE_NAN_BITS && stale->timestamp == t);
 	stale = find(&set, "flow_transmit_packets_total{Zone=\"eu\",hostname=\"gone\"," EXT
 			   ",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
@@ -266,7 +276,7 @@ static void test_round_trip(void)
 	/* Self families: the sample's hostname label wins over nothing; NaN gauges are not stale markers. */
 	check_value(&set, "flow_exporter_records_total{Zone=\"eu\"," EXT ",topic=\"pmacct\"}", 42, t);
 	const struct decoded *nan_gauge =
-		find(&set, "flow_exporter_ratio{Zone=\"eu\",hostname=\"mine\"," EXT "}");
+	    find(&set, "flow_exporter_ratio{Zone=\"eu\",hostname=\"mine\"," EXT "}");
 	CHECK(nan_gauge && nan_gauge->bits == FX_RW_NAN_BITS);
 	nan_gauge = find(&set, "flow_exporter_ratio{Zone=\"eu\"," EXT "}");
 	CHECK(nan_gauge && nan_gauge->bits == FX_RW_NAN_BITS);
@@ -280,7 +290,8 @@ static void test_round_trip(void)
 	set = decode_all(&requests);
 	CHECK_EQ_U64(set.n, 12);
 	CHECK_EQ_U64(set.violations, 0);
-	check_value(&set, "flow_receive_bytes_total{Zone=\"eu\",hostname=\"r1\"," EXT ",source_as_name=\"GOOGLE\"}",
+	check_value(&set,
+		    "flow_receive_bytes_total{Zone=\"eu\",hostname=\"r1\"," EXT ",source_as_name=\"GOOGLE\"}",
 		    1000, t + 1);
 	/* b (no hostname) and c (empty hostname) now carry the same labels; a store with this mask would have
 	 * counted them as one series, as its key keeps only the labels of the mask. */
@@ -293,8 +304,8 @@ static void test_round_trip(void)
 	fx_snapshot_destroy(snapshot);
 }
 
-/* Two ASNs that share a slot of the encoder's AS cache (15169 and 4223) as the source and destination of
- * one series: each keeps its own number and name. */
+/* Two ASNs that share a slot of the AS cache (series_labels.c; 15169 and 4223) as the source and destination
+ * of one series: each keeps its own number and name. */
 static void test_asn_cache_collision(void)
 {
 	static const char text[] = "15169\tGOOGLE, US\n4223\tCOLLIDING-AS, ZZ\n";
@@ -304,7 +315,8 @@ static void test_asn_cache_collision(void)
 	uint32_t pairs[2][2] = {{4223, 15169}, {15169, 4223}};
 	for (size_t i = 0; i < 2; i++) {
 		struct fx_series *series = &snapshot->series[i];
-		series->key = (struct fx_series_key){.as_src = pairs[i][0], .as_dst = pairs[i][1],
+		series->key = (struct fx_series_key){.as_src = pairs[i][0],
+						     .as_dst = pairs[i][1],
 						     .present = FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS};
 		series->seen = 1u << FX_DIR_RECEIVE;
 		series->bytes[FX_DIR_RECEIVE] = 100 + i;
@@ -334,12 +346,12 @@ static void fill_series(struct fx_snapshot *snapshot, char (*hostnames)[16], siz
 	for (size_t i = 0; i < snapshot->n_series; i++) {
 		struct fx_series *series = &snapshot->series[i];
 		series->key = (struct fx_series_key){
-			.hostname = hostnames[i % n_hosts],
-			.as_src = (uint32_t)(i % 1000 == 0 ? 15169 : 64512 + i / 64),
-			.as_dst = (uint32_t)(13335 + i % 7),
-			.iface_in = (uint32_t)(i % 64),
-			.iface_out = (uint32_t)(i % 13),
-			.present = FX_LABEL_ALL,
+		    .hostname = hostnames[i % n_hosts],
+		    .as_src = (uint32_t)(i % 1000 == 0 ? 15169 : 64512 + i / 64),
+		    .as_dst = (uint32_t)(13335 + i % 7),
+		    .iface_in = (uint32_t)(i % 64),
+		    .iface_out = (uint32_t)(i % 13),
+		    .present = FX_LABEL_ALL,
 		};
 		series->seen = 1u << (i % 2);
 		series->bytes[i % 2] = 1000000 + i * 1499;
@@ -371,7 +383,8 @@ static void test_split(void)
 	CHECK_EQ_U64(total, 22);
 	/* A series whose families straddle two requests keeps every label in both. */
 	for (size_t i = 0; i < set.n; i++)
-		CHECK(strstr(set.items[i].text, "hostname=") != NULL && strstr(set.items[i].text, "source_as=") != NULL);
+		CHECK(strstr(set.items[i].text, "hostname=") != NULL &&
+		      strstr(set.items[i].text, "source_as=") != NULL);
 	free(set.items);
 	fx_rw_requests_free(&requests);
 
@@ -420,10 +433,11 @@ static void test_timing(void)
 	CHECK_EQ_U64(set.violations, 0);
 	CHECK_EQ_U64(set.max_series_in_request, FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST);
 	free(set.items);
-	fprintf(stderr,
-		"timing: 100000 flow series (200000 samples, 9 labels each) in %zu requests: best of 3 %.1f ms, "
-		"%zu bytes after snappy, %.1f bytes/sample\n",
-		requests.n, best, bytes, (double)bytes / (double)samples);
+	fprintf(
+	    stderr,
+	    "timing: 100000 flow series (200000 samples, 9 labels each) in %zu requests: best of 3 %.1f ms, "
+	    "%zu bytes after snappy, %.1f bytes/sample\n",
+	    requests.n, best, bytes, (double)bytes / (double)samples);
 	fx_rw_requests_free(&requests);
 	fx_rw_encoder_destroy(encoder);
 	fx_snapshot_destroy(snapshot);
@@ -441,10 +455,10 @@ static void test_random_snapshots_match_protobuf_c(void)
 	struct fx_asn_map *names = fx_asn_map_parse(names_text, strlen(names_text), NULL);
 	CHECK(names != NULL);
 	static const struct fx_label external_sets[][3] = {
-		{{"job", "j"}, {"instance", "i:1"}, {NULL, NULL}},
-		{{"Zone", "eu"}, {"_a", "x"}, {"zz", "last"}},
-		{{"hostname", "clash-host"}, {"iface_in", "clash-if"}, {"destination_as_a", "between"}},
-		{{"__name__", "never"}, {"A", "first"}, {"source_as_name", "clash-name"}},
+	    {{"job", "j"}, {"instance", "i:1"}, {NULL, NULL}},
+	    {{"Zone", "eu"}, {"_a", "x"}, {"zz", "last"}},
+	    {{"hostname", "clash-host"}, {"iface_in", "clash-if"}, {"destination_as_a", "between"}},
+	    {{"__name__", "never"}, {"A", "first"}, {"source_as_name", "clash-name"}},
 	};
 	static const size_t n_external[] = {2, 3, 3, 3};
 	static const int64_t timestamps[] = {1700000000123, 0, -1, 1, INT64_MAX};
@@ -454,19 +468,20 @@ static void test_random_snapshots_match_protobuf_c(void)
 		size_t n = (size_t)(round % 37);
 		struct fx_snapshot *snapshot = make_snapshot(n, n / 3);
 		snapshot->names = round % 3 ? fx_asn_map_ref(names) : NULL;
-		snapshot->label_mask = round % 4 == 0 ? FX_LABEL_ALL : (uint32_t)(round * 2654435761u) & FX_LABEL_ALL;
+		snapshot->label_mask =
+		    round % 4 == 0 ? FX_LABEL_ALL : (uint32_t)(round * 2654435761u) & FX_LABEL_ALL;
 		for (size_t i = 0; i < n + n / 3; i++) {
 			struct fx_series *series = i < n ? &snapshot->series[i] : &snapshot->expired[i - n];
 			state = state * 6364136223846793005u + 1442695040888963407u;
 			uint32_t r = (uint32_t)(state >> 32);
 			static const uint32_t asns[] = {0, 1, 2, 70000, 4200000000u, 4294967295u};
 			series->key = (struct fx_series_key){
-				.hostname = r & 1 ? hosts[r % 5] : NULL,
-				.as_src = asns[(r >> 3) % 6],
-				.as_dst = asns[(r >> 6) % 6],
-				.iface_in = r >> 20,
-				.iface_out = (r >> 9) % 3 == 0 ? 0 : r,
-				.present = (r >> 12) & FX_LABEL_ALL,
+			    .hostname = r & 1 ? hosts[r % 5] : NULL,
+			    .as_src = asns[(r >> 3) % 6],
+			    .as_dst = asns[(r >> 6) % 6],
+			    .iface_in = r >> 20,
+			    .iface_out = (r >> 9) % 3 == 0 ? 0 : r,
+			    .present = (r >> 12) & FX_LABEL_ALL,
 			};
 			if (series->key.hostname)
 				series->key.present |= FX_LABEL_HOSTNAME;
@@ -482,7 +497,8 @@ static void test_random_snapshots_match_protobuf_c(void)
 		}
 		qsort(snapshot->series, n, sizeof(struct fx_series), compare_series_for_sort);
 		CHECK(fx_family_begin(snapshot->self, "flow_exporter_x", "X.", FX_METRIC_GAUGE) == 0);
-		struct fx_label self_labels[] = {{"zeta", "1"}, {"alpha", "2"}, {"job", "own"}, {"alpha", "dup"}};
+		struct fx_label self_labels[] = {
+		    {"zeta", "1"}, {"alpha", "2"}, {"job", "own"}, {"alpha", "dup"}};
 		CHECK(fx_family_add_double(snapshot->self, round % 2 ? -0.0 : NAN, 4, self_labels) == 0);
 		CHECK(fx_family_add_double(snapshot->self, 0.0, 0, NULL) == 0);
 		CHECK(fx_family_add_u64(snapshot->self, UINT64_MAX, 1, self_labels) == 0);
