@@ -1,5 +1,6 @@
 /* fx_expo_text_render: golden files (tests/data/expo/<case>.prom, compared byte for byte and checked by
- * `promtool check metrics`), the error path, and the time to render 100,000 series (printed, not asserted).
+ * `promtool check metrics`), the error path, streaming in chunks, numbers and label sets. (The time to render
+ * 100,000 series is measured by tests/bench/bench_text.c.)
  *
  * FX_UPDATE_GOLDEN=1 rewrites the golden files from the current output (review the diff before committing).
  */
@@ -11,9 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "check.h"
 #include "fx/classify.h"
@@ -463,81 +462,6 @@ static void test_no_labels(void)
 	fx_snapshot_destroy(snapshot);
 }
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* 100,000 series: 20 routers, 2,000 ASNs with names of a typical length (cidr-report's average is about 25
- * bytes), interfaces, every label kept, both directions: 400,000 sample lines. Prints the best of a few runs
- * for the render alone and for render + gzip (level 1, as the HTTP server does); asserts nothing about time.
- */
-static void bench_100k(void)
-{
-	enum { N_SERIES = 100000, N_ASNS = 2000, N_HOSTS = 20, RUNS = 3 };
-	struct fx_buf asn_list;
-	fx_buf_init(&asn_list, 1u << 20);
-	for (uint32_t asn = 64000; asn < 64000 + N_ASNS; asn++)
-		CHECK(fx_buf_printf(&asn_list, "%u\tEXAMPLE-%u - Example Inc., ZZ\n", asn, asn) == 0);
-	struct fx_asn_map *names = fx_asn_map_parse(asn_list.data, asn_list.len, NULL);
-	fx_buf_free(&asn_list);
-	CHECK(names != NULL);
-
-	static char hostnames[N_HOSTS][48];
-	for (int h = 0; h < N_HOSTS; h++)
-		snprintf(hostnames[h], sizeof(hostnames[h]), "router-%02d.pop.example.net", h);
-	struct fx_series *series = calloc(N_SERIES, sizeof(*series));
-	CHECK(series != NULL);
-	uint64_t state = 0x9e3779b97f4a7c15u;
-	for (size_t i = 0; i < N_SERIES; i++) {
-		state = state * 6364136223846793005u + 1442695040888963407u;
-		uint32_t r = (uint32_t)(state >> 33);
-		series[i] = series_of(hostnames[i % N_HOSTS], 64000 + (uint32_t)(i / N_HOSTS) % N_ASNS,
-				      64000 + r % N_ASNS, (uint32_t)(i / (N_HOSTS * N_ASNS)), r % 48,
-				      FX_LABEL_ALL, RX | TX, r * 1500ull, r, (uint64_t)r * 97, r / 3);
-	}
-	struct fx_snapshot *snapshot = make_snapshot(series, N_SERIES, FX_LABEL_ALL, names, NULL);
-	free(series);
-
-	double best_render = 1e9, best_gzip = 1e9;
-	size_t text_len = 0, gzip_len = 0;
-	for (int run = 0; run < RUNS; run++) {
-		struct fx_buf out;
-		fx_buf_init(&out, 512u << 20);
-		double start = now_seconds();
-		CHECK(fx_expo_text_render(snapshot, &out) == 0);
-		double rendered = now_seconds();
-		z_stream stream;
-		memset(&stream, 0, sizeof(stream));
-		CHECK(deflateInit2(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-		uLong bound = deflateBound(&stream, out.len);
-		unsigned char *compressed = malloc(bound);
-		CHECK(compressed != NULL);
-		stream.next_in = (Bytef *)out.data;
-		stream.avail_in = (uInt)out.len;
-		stream.next_out = compressed;
-		stream.avail_out = (uInt)bound;
-		CHECK(deflate(&stream, Z_FINISH) == Z_STREAM_END);
-		double compressed_at = now_seconds();
-		gzip_len = stream.total_out;
-		deflateEnd(&stream);
-		free(compressed);
-		text_len = out.len;
-		if (rendered - start < best_render)
-			best_render = rendered - start;
-		if (compressed_at - start < best_gzip)
-			best_gzip = compressed_at - start;
-		fx_buf_free(&out);
-	}
-	fprintf(stderr,
-		"bench: %d series (%d lines): render %.1f ms (%zu bytes); render + gzip level 1 %.1f ms "
-		"(%zu bytes); best of %d\n",
-		N_SERIES, 4 * N_SERIES, best_render * 1e3, text_len, best_gzip * 1e3, gzip_len, RUNS);
-	fx_snapshot_destroy(snapshot);
-}
-
 int main(void)
 {
 	test_promtool_catches_errors();
@@ -549,6 +473,5 @@ int main(void)
 	test_stream_chunks();
 	test_numbers();
 	test_no_labels();
-	bench_100k();
 	return check_exit();
 }
