@@ -153,7 +153,9 @@ static int compare_series_for_sort(const void *a, const void *b)
 				     &((const struct fx_series *)b)->key);
 }
 
-static void test_round_trip(void)
+/* The round trip's snapshot: live series b, c, a (sorted), expired d (after `since` 5000: a stale marker),
+ * e (at since: none) and a copy of a (live again: none); self families with a label, NaN and empty values. */
+static struct fx_snapshot *round_trip_snapshot(void)
 {
 	struct fx_snapshot *snapshot = make_snapshot(3, 3);
 	snapshot->taken_ms = 1700000000000;
@@ -213,77 +215,78 @@ static void test_round_trip(void)
 	struct fx_label empty = {"reason", ""};
 	CHECK(fx_family_add_double(snapshot->self, 1.5, 1, &empty) == 0);
 
-	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "host:9590"}, {"Zone", "eu"}};
-	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 3};
-	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
-	CHECK(encoder != NULL);
-	struct fx_rw_requests requests = {0};
-	int64_t t = 1700000000123;
-	CHECK(fx_rw_encode(encoder, snapshot, t, 5000, &requests) == 0);
-	CHECK_EQ_U64(requests.n, 1);
-	struct decoded_set set = decode_all(&requests);
-	CHECK_EQ_U64(set.violations, 0);
-	/* b: 4, c: 2, a: 2, d stale: 2, self: 4 */
-	CHECK_EQ_U64(set.n, 14);
-	CHECK_EQ_U64(requests.items[0].n_samples, 14);
-	CHECK_EQ_U64((uint64_t)requests.items[0].timestamp_ms, (uint64_t)t);
+	return snapshot;
+}
 
 #define EXT "instance=\"host:9590\",job=\"flow-exporter\""
+
+/* The live flow series b, c and a of round_trip_snapshot, encoded at t. */
+static void check_round_trip_flows(const struct decoded_set *set, int64_t t)
+{
 	/* "Zone" sorts before "__name__" (uppercase < '_'); it is printed after the name here only because
 	 * the test's text form lists __name__ outside the braces. Sortedness is checked on the wire order. */
-	check_value(&set,
+	check_value(set,
 		    "flow_receive_bytes_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name="
 		    "\"CLOUDFLARENET\"," EXT ",source_as=\"0\"}",
 		    (double)((UINT64_C(1) << 53) + 1), t);
-	check_value(&set,
+	check_value(set,
 		    "flow_receive_packets_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name="
 		    "\"CLOUDFLARENET\"," EXT ",source_as=\"0\"}",
 		    7, t);
-	check_value(&set,
+	check_value(set,
 		    "flow_transmit_bytes_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name="
 		    "\"CLOUDFLARENET\"," EXT ",source_as=\"0\"}",
 		    0, t);
-	check_value(&set,
+	check_value(set,
 		    "flow_transmit_packets_total{Zone=\"eu\",destination_as=\"13335\",destination_as_name="
 		    "\"CLOUDFLARENET\"," EXT ",source_as=\"0\"}",
 		    0, t);
 	/* c: empty hostname left out; iface_out at its maximum. */
-	check_value(&set, "flow_transmit_bytes_total{Zone=\"eu\",iface_out=\"4294967295\"," EXT "}", 5, t);
-	check_value(&set, "flow_transmit_packets_total{Zone=\"eu\",iface_out=\"4294967295\"," EXT "}", 1, t);
+	check_value(set, "flow_transmit_bytes_total{Zone=\"eu\",iface_out=\"4294967295\"," EXT "}", 5, t);
+	check_value(set, "flow_transmit_packets_total{Zone=\"eu\",iface_out=\"4294967295\"," EXT "}", 1, t);
 	/* a: every label; AS 64500's empty name is left out; iface_out 0 is a value. */
 	check_value(
-	    &set,
+	    set,
 	    "flow_receive_bytes_total{Zone=\"eu\",destination_as=\"64500\",hostname=\"r1\",iface_in=\"3\","
 	    "iface_out=\"0\"," EXT ",source_as=\"15169\",source_as_name=\"GOOGLE\"}",
 	    1000, t);
 	check_value(
-	    &set,
+	    set,
 	    "flow_receive_packets_total{Zone=\"eu\",destination_as=\"64500\",hostname=\"r1\",iface_in=\"3\","
 	    "iface_out=\"0\"," EXT ",source_as=\"15169\",source_as_name=\"GOOGLE\"}",
 	    10, t);
+}
+
+/* The stale markers of d, and the self families, encoded at t. */
+static void check_round_trip_stale_and_self(const struct decoded_set *set, int64_t t)
+{
 	/* d: stale markers with the exact bits, for the families it had. */
-	const struct decoded *stale =
-	    find(&set, "flow_transmit_bytes_total{Zone=\"eu\",hostname=\"gone\"," EXT
-		       ",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
+	const struct decoded *stale = find(set, "flow_transmit_bytes_total{Zone=\"eu\",hostname=\"gone\"," EXT
+						",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
 	CHECK(stale && stale->bits == FX_RW_STALE_NAN_BITS && stale->timestamp == t);
-	stale = find(&set, "flow_transmit_packets_total{Zone=\"eu\",hostname=\"gone\"," EXT
-			   ",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
+	stale = find(set, "flow_transmit_packets_total{Zone=\"eu\",hostname=\"gone\"," EXT
+			  ",source_as=\"15169\",source_as_name=\"GOOGLE\"}");
 	CHECK(stale && stale->bits == FX_RW_STALE_NAN_BITS);
 	size_t n_stale = 0;
-	for (size_t i = 0; i < set.n; i++)
-		n_stale += set.items[i].bits == FX_RW_STALE_NAN_BITS;
+	for (size_t i = 0; i < set->n; i++)
+		n_stale += set->items[i].bits == FX_RW_STALE_NAN_BITS;
 	CHECK_EQ_U64(n_stale, 2);
 	/* Self families: the sample's hostname label wins over nothing; NaN gauges are not stale markers. */
-	check_value(&set, "flow_exporter_records_total{Zone=\"eu\"," EXT ",topic=\"pmacct\"}", 42, t);
+	check_value(set, "flow_exporter_records_total{Zone=\"eu\"," EXT ",topic=\"pmacct\"}", 42, t);
 	const struct decoded *nan_gauge =
-	    find(&set, "flow_exporter_ratio{Zone=\"eu\",hostname=\"mine\"," EXT "}");
+	    find(set, "flow_exporter_ratio{Zone=\"eu\",hostname=\"mine\"," EXT "}");
 	CHECK(nan_gauge && nan_gauge->bits == FX_RW_NAN_BITS);
-	nan_gauge = find(&set, "flow_exporter_ratio{Zone=\"eu\"," EXT "}");
+	nan_gauge = find(set, "flow_exporter_ratio{Zone=\"eu\"," EXT "}");
 	CHECK(nan_gauge && nan_gauge->bits == FX_RW_NAN_BITS);
-	check_value(&set, "flow_exporter_empty_value{Zone=\"eu\"," EXT "}", 1.5, t);
-	free(set.items);
-	fx_rw_requests_free(&requests);
+	check_value(set, "flow_exporter_empty_value{Zone=\"eu\"," EXT "}", 1.5, t);
+}
 
+/* Encoded again at t + 1 with nothing expired after since and a narrower label mask. */
+static void check_round_trip_narrow_mask(struct fx_rw_encoder *encoder, struct fx_snapshot *snapshot,
+					 int64_t t)
+{
+	struct fx_rw_requests requests = {0};
+	struct decoded_set set;
 	/* Nothing expired after since: no stale marker. A narrower label mask drops labels. */
 	snapshot->label_mask = FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS_NAME;
 	CHECK(fx_rw_encode(encoder, snapshot, t + 1, 6000, &requests) == 0);
@@ -300,6 +303,31 @@ static void test_round_trip(void)
 		CHECK(set.items[i].bits != FX_RW_STALE_NAN_BITS);
 	free(set.items);
 	fx_rw_requests_free(&requests);
+}
+
+static void test_round_trip(void)
+{
+	struct fx_snapshot *snapshot = round_trip_snapshot();
+	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "host:9590"}, {"Zone", "eu"}};
+	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 3};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	CHECK(encoder != NULL);
+	struct fx_rw_requests requests = {0};
+	int64_t t = 1700000000123;
+	CHECK(fx_rw_encode(encoder, snapshot, t, 5000, &requests) == 0);
+	CHECK_EQ_U64(requests.n, 1);
+	struct decoded_set set = decode_all(&requests);
+	CHECK_EQ_U64(set.violations, 0);
+	/* b: 4, c: 2, a: 2, d stale: 2, self: 4 */
+	CHECK_EQ_U64(set.n, 14);
+	CHECK_EQ_U64(requests.items[0].n_samples, 14);
+	CHECK_EQ_U64((uint64_t)requests.items[0].timestamp_ms, (uint64_t)t);
+
+	check_round_trip_flows(&set, t);
+	check_round_trip_stale_and_self(&set, t);
+	free(set.items);
+	fx_rw_requests_free(&requests);
+	check_round_trip_narrow_mask(encoder, snapshot, t);
 	fx_rw_encoder_destroy(encoder);
 	fx_snapshot_destroy(snapshot);
 }
