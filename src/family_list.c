@@ -97,25 +97,29 @@ static struct fx_sample *add_sample(struct fx_family_list *list, size_t n_labels
 	return sample;
 }
 
-int fx_family_add_u64(struct fx_family_list *list, uint64_t value, size_t n_labels,
-		      const struct fx_label *labels)
+/* Adds a sample holding one exact integer (is_integer) or one double. */
+static int add_value(struct fx_family_list *list, bool is_integer, uint64_t integer, double real,
+		     size_t n_labels, const struct fx_label *labels)
 {
 	struct fx_sample *sample = add_sample(list, n_labels, labels);
 	if (!sample)
 		return -1;
-	sample->is_integer = true;
-	sample->integer = value;
+	sample->is_integer = is_integer;
+	sample->integer = integer;
+	sample->real = real;
 	return 0;
+}
+
+int fx_family_add_u64(struct fx_family_list *list, uint64_t value, size_t n_labels,
+		      const struct fx_label *labels)
+{
+	return add_value(list, true, value, 0.0, n_labels, labels);
 }
 
 int fx_family_add_double(struct fx_family_list *list, double value, size_t n_labels,
 			 const struct fx_label *labels)
 {
-	struct fx_sample *sample = add_sample(list, n_labels, labels);
-	if (!sample)
-		return -1;
-	sample->real = value;
-	return 0;
+	return add_value(list, false, 0, value, n_labels, labels);
 }
 
 size_t fx_family_list_count(const struct fx_family_list *list)
