@@ -27,8 +27,9 @@
 
 /* The longest label value an encoder has to hold. Values are hostnames (at most a record:
  * --max-record-bytes, 64 KiB by default), AS names (one line of the AS-name list, a few hundred bytes in
- * practice) and numbers; encoders derive their buffer maximums from it and refuse (and their callers count)
- * what a longer one would need. */
+ * practice) and numbers. Encoders size their buffers for a label set of FX_SERIES_LABELS_MAX values this
+ * long (escaped, for the text format) and refuse, with an error their callers count, a set that needs more.
+ */
 #define FX_SERIES_LABEL_VALUE_MAX ((size_t)1 << 20)
 
 struct fx_label_name {

@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "fx/classify.h"
+#include "fx/series_labels.h"
 
 #define RX (1u << FX_DIR_RECEIVE)
 #define TX (1u << FX_DIR_TRANSMIT)
@@ -462,6 +463,26 @@ static void test_no_labels(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* A line past the renderer's bound (a hostname that, escaped, is longer than every flow label at its
+ * maximum) fails the render with FX_BUF_E_TOO_BIG and leaves the buffer as it was. */
+static void test_line_bound(void)
+{
+	size_t len = 8 * FX_SERIES_LABEL_VALUE_MAX;
+	char *huge = malloc(len + 1);
+	CHECK(huge != NULL);
+	memset(huge, '"', len);
+	huge[len] = '\0';
+	struct fx_series series = series_of(huge, 0, 0, 0, 0, FX_LABEL_HOSTNAME, RX, 1, 1, 0, 0);
+	struct fx_snapshot *snapshot = make_snapshot(&series, 1, FX_LABEL_ALL, NULL, NULL);
+	struct fx_buf out;
+	fx_buf_init(&out, (size_t)64 << 20);
+	CHECK(fx_expo_text_render(snapshot, &out) == FX_BUF_E_TOO_BIG);
+	CHECK_EQ_U64(out.len, 0);
+	fx_buf_free(&out);
+	fx_snapshot_destroy(snapshot);
+	free(huge);
+}
+
 int main(void)
 {
 	test_promtool_catches_errors();
@@ -473,5 +494,6 @@ int main(void)
 	test_stream_chunks();
 	test_numbers();
 	test_no_labels();
+	test_line_bound();
 	return check_exit();
 }

@@ -11,6 +11,7 @@
 #include "fx/buf.h"
 #include "fx/clock.h"
 #include "fx/rw_encode.h"
+#include "fx/series_labels.h"
 #include "remote.pb-c.h"
 #include "types.pb-c.h"
 
@@ -555,6 +556,33 @@ static void test_random_snapshots_match_protobuf_c(void)
 	fx_asn_map_unref(names);
 }
 
+/* A series past the encoder's bounds (a hostname longer than every flow label at its maximum) fails the
+ * encode with FX_RW_E_TOO_BIG; the encoder then encodes the next snapshot as before. */
+static void test_bound(void)
+{
+	size_t len = 17 * FX_SERIES_LABEL_VALUE_MAX;
+	char *huge = malloc(len + 1);
+	CHECK(huge != NULL);
+	memset(huge, 'h', len);
+	huge[len] = '\0';
+	struct fx_snapshot *snapshot = make_snapshot(1, 0);
+	snapshot->series[0].key = (struct fx_series_key){.hostname = huge, .present = FX_LABEL_HOSTNAME};
+	snapshot->series[0].seen = 1u << FX_DIR_RECEIVE;
+	struct fx_rw_encoder_config config = {0};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	struct fx_rw_requests requests = {0};
+	CHECK(fx_rw_encode(encoder, snapshot, 1, 0, &requests) == FX_RW_E_TOO_BIG);
+	CHECK(strstr(fx_rw_strerror(FX_RW_E_TOO_BIG), "bound") != NULL);
+	fx_rw_requests_free(&requests);
+	snapshot->series[0].key.hostname = "r1";
+	CHECK(fx_rw_encode(encoder, snapshot, 2, 0, &requests) == 0);
+	CHECK_EQ_U64(requests.n, 1);
+	fx_rw_requests_free(&requests);
+	fx_rw_encoder_destroy(encoder);
+	fx_snapshot_destroy(snapshot);
+	free(huge);
+}
+
 int main(void)
 {
 	test_random_snapshots_match_protobuf_c();
@@ -562,5 +590,6 @@ int main(void)
 	test_asn_cache_collision();
 	test_split();
 	test_timing();
+	test_bound();
 	return check_exit();
 }
