@@ -24,7 +24,8 @@
 	(FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS | FX_LABEL_IFACE_IN |              \
 	 FX_LABEL_IFACE_OUT)
 
-/* Interned-looking hostnames: one pointer per distinct string, as the counter table hands them over. */
+/* Interned-looking hostnames: one pointer per distinct string, as the ingest step hands them over (intern.c).
+ */
 static const char router_a[] = "edge-1.example.net";
 static const char router_escaped[] = "core\\2 \"east\"\nrack";
 static const char router_empty[] = "";
@@ -51,7 +52,7 @@ static int compare_series(const void *a, const void *b)
 				     &((const struct fx_series *)b)->key);
 }
 
-/* A heap snapshot as the counter table would hand it over: series copied and sorted; takes the names
+/* A heap snapshot as a store would hand it over: series copied and sorted; takes the names
  * reference and the self list. */
 static struct fx_snapshot *make_snapshot(const struct fx_series *series, size_t n, uint32_t label_mask,
 					 struct fx_asn_map *names, struct fx_family_list *self)
@@ -267,7 +268,7 @@ static void test_label_mask(void)
 {
 	struct fx_series series[8];
 	size_t n = 0;
-	/* Keys as the counter table builds them for this mask: dropped labels are zero and not present. */
+	/* Keys as the ingest step builds them for this mask: dropped labels are zero and not present. */
 	uint32_t present = FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS;
 	series[n++] = series_of(router_a, 15169, 64496, 0, 0, present, RX | TX, 1, 2, 3, 4);
 	series[n++] = series_of(router_a, 64500, 15169, 0, 0, present, TX, 0, 0, 5, 6);
