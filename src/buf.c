@@ -1,4 +1,5 @@
-/* fx_buf: a growable byte buffer with a hard maximum. Growth doubles, so appends are amortised O(1). */
+/* fx_buf: a growable byte buffer with a hard maximum. Growth doubles, so appends are amortised O(1).
+ * Also the digit table of fx_u64_to_dec and the doubling step of every growable array (fx_array_grow). */
 #include "fx/buf.h"
 
 #include <stdarg.h>
@@ -54,25 +55,27 @@ int fx_buf_append(struct fx_buf *buf, const void *bytes, size_t n)
 	return 0;
 }
 
-int fx_buf_append_str(struct fx_buf *buf, const char *s) { return fx_buf_append(buf, s, strlen(s)); }
-
-size_t fx_u64_to_dec(uint64_t value, char *out)
+int fx_buf_append_str(struct fx_buf *buf, const char *s)
 {
-	char digits[20];
-	size_t n = 0;
-	do {
-		digits[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value);
-	for (size_t i = 0; i < n; i++)
-		out[i] = digits[n - 1 - i];
-	return n;
+	return fx_buf_append(buf, s, strlen(s));
 }
 
-int fx_buf_append_u64(struct fx_buf *buf, uint64_t value)
+const char fx_digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+void *fx_array_grow(void *items, size_t *cap, size_t n, size_t element_size, size_t first_cap)
 {
-	char digits[20];
-	return fx_buf_append(buf, digits, fx_u64_to_dec(value, digits));
+	if (n < *cap)
+		return items;
+	size_t grown_cap = *cap ? *cap * 2 : first_cap;
+	if (grown_cap < *cap || grown_cap > SIZE_MAX / element_size)
+		return NULL;
+	void *grown = realloc(items, grown_cap * element_size);
+	if (grown)
+		*cap = grown_cap;
+	return grown;
 }
 
 int fx_buf_printf(struct fx_buf *buf, const char *fmt, ...)

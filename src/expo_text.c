@@ -9,12 +9,17 @@
  * line does not fit the room left, that one line (`pending`). fx_expo_text_render is the same stream
  * written into one buffer.
  *
- * How it stays fast (100,000 series in tens of milliseconds): the parts of a label set are cached: the
- * hostname fragment is escaped once per distinct (interned) hostname, and the AS fragments
- * (`destination_as="64500",destination_as_name="..."`, and the source pair) are rendered once per distinct
- * ASN in a direct-mapped cache; a sample line is then a few memcpy and hand-formatted integers. A series'
- * label set is assembled again in each family it appears in (usually two: bytes and packets of its one
+ * How it stays fast (100,000 series in tens of milliseconds): a series' labels come from series_labels.c,
+ * whose caches make a key a few loads (an AS number's digits and name, a hostname's length, and whether a
+ * value needs escaping at all); a sample line is then a few memcpy and a hand-formatted integer. A series'
+ * label set is written again in each family it appears in (usually two: bytes and packets of its one
  * direction), which costs less than keeping every label set of the snapshot.
+ *
+ * Bounds: a label set holds at most FX_SERIES_LABELS_MAX labels of at most FX_SERIES_LABEL_VALUE_MAX bytes
+ * each (escaped, twice that), so the label and line buffers have that maximum; a line past it fails the
+ * render with FX_BUF_E_TOO_BIG, which the HTTP server counts in flow_exporter_scrape_errors_total and the
+ * Pushgateway pusher logs as a failed push. `pending` holds one line at a time (a flow line that did not
+ * fit the room, a HELP/TYPE header or one self-metric sample), never the whole self-metric text.
  *
  * Invariants: families are contiguous, each with HELP and TYPE, and a family with no sample writes nothing;
  * labels are in alphabetical order of name; an empty value leaves its label out; on error, `out` is left
@@ -29,6 +34,7 @@
 #include <string.h>
 
 #include "fx/classify.h"
+#include "fx/series_labels.h"
 
 #define LIT(s) s, (sizeof(s) - 1)
 
@@ -53,8 +59,12 @@ static const struct flow_family {
 };
 #define N_FLOW_FAMILIES (sizeof(flow_families) / sizeof(flow_families[0]))
 
-/* The longest "name=\"" prefix of a numeric label, plus its digits, closing quote and separator. */
-#define NUMBER_LABEL_MAX (sizeof("destination_as=\"") - 1 + 20 + 2)
+/* The longest label set (without braces): every label, its value escaped, `name="value"` and a comma. */
+#define LABELS_MAX (FX_SERIES_LABELS_MAX * (FX_SERIES_LABEL_NAME_MAX + 4 + 2 * FX_SERIES_LABEL_VALUE_MAX))
+/* The longest line: a flow line (the longest family name, braces, the labels, a space, 20 digits and the
+ * newline), a HELP line or a self-metric sample, whose strings come from the collectors and are far shorter.
+ */
+#define LINE_MAX (LABELS_MAX + 64 + 4 + 20 + 1)
 
 /* Writes s escaped as a label value to out (room for 2 * len bytes) and returns the end. */
 static char *write_label_escaped(char *out, const char *s, size_t len)
@@ -110,236 +120,6 @@ static int append_help_escaped(struct fx_buf *out, const char *s)
 	return 0;
 }
 
-/* Decimal digits, two at a time: fx_u64_to_dec's one division per digit was the largest cost of a render. */
-static const char digit_pairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-static size_t dec_len(uint64_t value)
-{
-	size_t n = 1;
-	for (uint64_t limit = 10; value >= limit; limit *= 10) {
-		n++;
-		if (n == 20)
-			break; /* 10^20 does not fit: every value past 10^19 has 20 digits */
-	}
-	return n;
-}
-
-/* Writes value in decimal at p and returns the end. */
-static char *write_dec(char *p, uint64_t value)
-{
-	char *end = p + dec_len(value);
-	char *q = end;
-	while (value >= 100) {
-		unsigned pair = (unsigned)(value % 100);
-		value /= 100;
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * pair], 2);
-	}
-	if (value >= 10) {
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * value], 2);
-	} else {
-		*--q = (char)('0' + value);
-	}
-	assert(q == p);
-	return end;
-}
-
-/* The same for 32-bit labels, with 32-bit divisions. */
-static char *write_dec32(char *p, uint32_t value)
-{
-	size_t n = 1;
-	for (uint32_t v = value; v >= 10; v /= 10)
-		n++;
-	char *end = p + n;
-	char *q = end;
-	while (value >= 100) {
-		unsigned pair = value % 100;
-		value /= 100;
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * pair], 2);
-	}
-	if (value >= 10) {
-		q -= 2;
-		memcpy(q, &digit_pairs[2 * value], 2);
-	} else {
-		*--q = (char)('0' + value);
-	}
-	return end;
-}
-
-/* AS fragments, cached per stream: one slot per ASN hash, most recent wins. */
-#define ASN_CACHE_SLOTS 4096
-
-struct asn_slot {
-	uint32_t asn;
-	bool filled;
-	struct fx_buf destination; /* destination_as="N",destination_as_name="NAME" (as the mask keeps) */
-	struct fx_buf source;	   /* source_as="N",source_as_name="NAME" */
-};
-
-/* Appends `name="<digits>"` and, when the AS has a name, `,name_name="<escaped>"` (each as kept). */
-static int render_asn_fragment(struct fx_buf *out, bool keep_number, const char *number_prefix,
-			       size_t number_prefix_len, uint32_t asn, const char *name,
-			       const char *name_prefix, size_t name_prefix_len)
-{
-	int rc;
-	fx_buf_reset(out);
-	if ((rc = fx_buf_reserve(out, 0)))
-		return rc;
-	if (keep_number) {
-		if ((rc = fx_buf_reserve(out, number_prefix_len + 12)))
-			return rc;
-		memcpy(out->data + out->len, number_prefix, number_prefix_len);
-		out->len += number_prefix_len;
-		out->len = (size_t)(write_dec32(out->data + out->len, asn) - out->data);
-		out->data[out->len++] = '"';
-	}
-	if (name && name[0]) {
-		if (out->len && (rc = fx_buf_append(out, ",", 1)))
-			return rc;
-		if ((rc = fx_buf_append(out, name_prefix, name_prefix_len)) ||
-		    (rc = append_label_escaped(out, name)) || (rc = fx_buf_append(out, "\"", 1)))
-			return rc;
-	}
-	out->data[out->len] = '\0';
-	return 0;
-}
-
-struct render_state {
-	const struct fx_snapshot *snapshot;
-	struct asn_slot *asn_cache;  /* ASN_CACHE_SLOTS */
-	struct asn_slot asn_spare;   /* see lookup_asn */
-	const char *last_hostname;   /* the hostname whose fragment is in host_fragment */
-	struct fx_buf host_fragment; /* hostname="<escaped>" */
-};
-
-/* The cache slot of asn, filled. `taken` is a slot the caller still reads (the destination AS's, when
- * looking up the source AS): when asn would evict it, the spare slot is filled instead. */
-static const struct asn_slot *lookup_asn(struct render_state *state, uint32_t asn,
-					 const struct asn_slot *taken, int *rc)
-{
-	/* Fibonacci hashing spreads neighbouring ASNs over the slots. */
-	struct asn_slot *slot = &state->asn_cache[(uint32_t)(asn * 2654435769u) >> 20];
-	if (slot == taken && slot->asn != asn) {
-		slot = &state->asn_spare;
-		slot->filled = false;
-	}
-	if (!slot->filled || slot->asn != asn) {
-		uint32_t mask = state->snapshot->label_mask;
-		const char *name =
-		    state->snapshot->names ? fx_asn_map_lookup(state->snapshot->names, asn) : NULL;
-		slot->filled = false;
-		if ((*rc = render_asn_fragment(
-			 &slot->destination, mask & FX_LABEL_DESTINATION_AS, LIT("destination_as=\""), asn,
-			 mask & FX_LABEL_DESTINATION_AS_NAME ? name : NULL, LIT("destination_as_name=\""))) ||
-		    (*rc = render_asn_fragment(&slot->source, mask & FX_LABEL_SOURCE_AS, LIT("source_as=\""),
-					       asn, mask & FX_LABEL_SOURCE_AS_NAME ? name : NULL,
-					       LIT("source_as_name=\""))))
-			return NULL;
-		slot->asn = asn;
-		slot->filled = true;
-	}
-	return slot;
-}
-
-static int update_host_fragment(struct render_state *state, const char *hostname)
-{
-	if (hostname == state->last_hostname)
-		return 0;
-	fx_buf_reset(&state->host_fragment);
-	if (hostname[0]) {
-		int rc = fx_buf_append(&state->host_fragment, LIT("hostname=\""));
-		if (!rc)
-			rc = append_label_escaped(&state->host_fragment, hostname);
-		if (!rc)
-			rc = fx_buf_append(&state->host_fragment, LIT("\""));
-		if (rc) {
-			state->last_hostname = NULL;
-			return rc;
-		}
-	}
-	state->last_hostname = hostname;
-	return 0;
-}
-
-static char *write_part(char *p, const char *start, const char *part, size_t len)
-{
-	if (!len)
-		return p;
-	if (p != start)
-		*p++ = ',';
-	memcpy(p, part, len);
-	return p + len;
-}
-
-static char *write_number_label(char *p, const char *start, const char *prefix, size_t prefix_len,
-				uint32_t value)
-{
-	if (p != start)
-		*p++ = ',';
-	memcpy(p, prefix, prefix_len);
-	p += prefix_len;
-	p = write_dec32(p, value);
-	*p++ = '"';
-	return p;
-}
-
-/* Writes the label set of one series (without braces) into labels (reset first). */
-static int render_series_labels(struct render_state *state, const struct fx_series_key *key,
-				struct fx_buf *labels)
-{
-	uint32_t mask = state->snapshot->label_mask;
-	uint32_t keep = mask & key->present;
-	const struct fx_buf *src = NULL, *dst = NULL, *host = NULL;
-	size_t bound = 2 * NUMBER_LABEL_MAX + 4;
-	int rc = 0;
-
-	if ((mask & FX_LABEL_HOSTNAME) && key->hostname) {
-		if ((rc = update_host_fragment(state, key->hostname)))
-			return rc;
-		host = &state->host_fragment;
-		bound += host->len;
-	}
-	const struct asn_slot *dst_slot = NULL;
-	if (key->present & FX_LABEL_DESTINATION_AS) {
-		dst_slot = lookup_asn(state, key->as_dst, NULL, &rc);
-		if (!dst_slot)
-			return rc;
-		dst = &dst_slot->destination;
-		bound += dst->len;
-	}
-	if (key->present & FX_LABEL_SOURCE_AS) {
-		const struct asn_slot *slot = lookup_asn(state, key->as_src, dst_slot, &rc);
-		if (!slot)
-			return rc;
-		src = &slot->source;
-		bound += src->len;
-	}
-	fx_buf_reset(labels);
-	if ((rc = fx_buf_reserve(labels, bound)))
-		return rc;
-
-	char *start = labels->data;
-	char *p = start;
-	if (dst)
-		p = write_part(p, start, dst->data, dst->len);
-	if (host)
-		p = write_part(p, start, host->data, host->len);
-	if (keep & FX_LABEL_IFACE_IN)
-		p = write_number_label(p, start, LIT("iface_in=\""), key->iface_in);
-	if (keep & FX_LABEL_IFACE_OUT)
-		p = write_number_label(p, start, LIT("iface_out=\""), key->iface_out);
-	if (src)
-		p = write_part(p, start, src->data, src->len);
-	labels->len = (size_t)(p - start);
-	assert(labels->len < labels->cap);
-	return 0;
-}
-
 static uint64_t flow_value(const struct fx_series *series, const struct flow_family *family)
 {
 	return family->packets ? series->packets[family->direction] : series->bytes[family->direction];
@@ -358,7 +138,7 @@ static char *write_flow_line(char *p, const struct flow_family *family, const ch
 		*p++ = '}';
 	}
 	*p++ = ' ';
-	p = write_dec(p, value);
+	p += fx_u64_to_dec(value, p);
 	*p++ = '\n';
 	return p;
 }
@@ -412,33 +192,24 @@ static int render_sample(struct fx_buf *out, const struct fx_family *family, con
 	return fx_buf_append(out, number, len);
 }
 
-static int render_self_families(const struct fx_family_list *self, struct fx_buf *out)
+/* Writes the HELP and TYPE lines of a self-metric family into out. */
+static int render_self_header(struct fx_buf *out, const struct fx_family *family)
 {
-	size_t n = self ? fx_family_list_count(self) : 0;
-	for (size_t f = 0; f < n; f++) {
-		const struct fx_family *family = fx_family_list_get(self, f);
-		if (family->n_samples == 0)
-			continue;
-		int rc = fx_buf_append(out, LIT("# HELP "));
-		if (!rc)
-			rc = fx_buf_append_str(out, family->name);
-		if (!rc)
-			rc = fx_buf_append(out, LIT(" "));
-		if (!rc)
-			rc = append_help_escaped(out, family->help);
-		if (!rc)
-			rc = fx_buf_append(out, LIT("\n# TYPE "));
-		if (!rc)
-			rc = fx_buf_append_str(out, family->name);
-		if (!rc)
-			rc = family->type == FX_METRIC_COUNTER ? fx_buf_append(out, LIT(" counter\n"))
-							       : fx_buf_append(out, LIT(" gauge\n"));
-		for (size_t s = 0; !rc && s < family->n_samples; s++)
-			rc = render_sample(out, family, &family->samples[s]);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	int rc = fx_buf_append(out, LIT("# HELP "));
+	if (!rc)
+		rc = fx_buf_append_str(out, family->name);
+	if (!rc)
+		rc = fx_buf_append(out, LIT(" "));
+	if (!rc)
+		rc = append_help_escaped(out, family->help);
+	if (!rc)
+		rc = fx_buf_append(out, LIT("\n# TYPE "));
+	if (!rc)
+		rc = fx_buf_append_str(out, family->name);
+	if (!rc)
+		rc = family->type == FX_METRIC_COUNTER ? fx_buf_append(out, LIT(" counter\n"))
+						       : fx_buf_append(out, LIT(" gauge\n"));
+	return rc;
 }
 
 /* ---- The stream ---- */
@@ -447,17 +218,56 @@ enum stream_phase { PHASE_FLOW, PHASE_SELF, PHASE_DONE };
 
 struct fx_expo_text_stream {
 	const struct fx_snapshot *snapshot; /* borrowed */
-	struct render_state state;
+	struct fx_series_labels *series_labels;
 	bool family_used[N_FLOW_FAMILIES];
 	enum stream_phase phase;
-	size_t family;	       /* PHASE_FLOW: the family being written */
-	size_t series;	       /* PHASE_FLOW: the next series of that family */
-	bool header_written;   /* PHASE_FLOW: the family's HELP and TYPE are out */
-	struct fx_buf labels;  /* the label set of the series being written */
-	struct fx_buf pending; /* bytes made but not yet handed out: a line that did not fit, the self text */
+	size_t family;	       /* the family being written (flow, then self) */
+	size_t series;	       /* PHASE_FLOW: the next series of that family; PHASE_SELF: the next sample */
+	bool header_written;   /* the family's HELP and TYPE are out */
+	struct fx_buf labels;  /* the label set of the series being written; at most LABELS_MAX */
+	struct fx_buf pending; /* one line made but not yet handed out; at most LINE_MAX */
 	size_t pending_at;     /* how much of pending was handed out */
 	uint64_t produced;     /* bytes handed out so far */
 };
+
+/* Writes the label set of one series (without braces) into stream->labels (reset first). */
+static int render_series_labels(struct fx_expo_text_stream *stream, const struct fx_series_key *key)
+{
+	struct fx_label_set set;
+	fx_series_labels_get(stream->series_labels, key, &set);
+	size_t bound = 0;
+	for (size_t i = 0; i < set.n; i++) {
+		const struct fx_label_pair *pair = &set.pairs[i];
+		bound +=
+		    fx_series_label_catalog[pair->label].len + 4 + (pair->escape ? 2 : 1) * pair->value_len;
+	}
+	struct fx_buf *labels = &stream->labels;
+	fx_buf_reset(labels);
+	int rc = fx_buf_reserve(labels, bound);
+	if (rc)
+		return rc;
+	char *p = labels->data;
+	for (size_t i = 0; i < set.n; i++) {
+		const struct fx_label_pair *pair = &set.pairs[i];
+		const struct fx_label_name *name = &fx_series_label_catalog[pair->label];
+		if (i)
+			*p++ = ',';
+		memcpy(p, name->name, name->len);
+		p += name->len;
+		*p++ = '=';
+		*p++ = '"';
+		if (pair->escape) {
+			p = write_label_escaped(p, pair->value, pair->value_len);
+		} else {
+			memcpy(p, pair->value, pair->value_len);
+			p += pair->value_len;
+		}
+		*p++ = '"';
+	}
+	labels->len = (size_t)(p - labels->data);
+	assert(labels->len <= bound);
+	return 0;
+}
 
 struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot *snapshot)
 {
@@ -465,21 +275,14 @@ struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot 
 	if (!stream)
 		return NULL;
 	stream->snapshot = snapshot;
-	stream->state.snapshot = snapshot;
-	fx_buf_init(&stream->state.host_fragment, SIZE_MAX / 2);
-	fx_buf_init(&stream->state.asn_spare.destination, SIZE_MAX / 2);
-	fx_buf_init(&stream->state.asn_spare.source, SIZE_MAX / 2);
-	fx_buf_init(&stream->labels, SIZE_MAX / 2);
-	fx_buf_init(&stream->pending, SIZE_MAX / 2);
-	stream->state.asn_cache = calloc(ASN_CACHE_SLOTS, sizeof(*stream->state.asn_cache));
-	if (!stream->state.asn_cache || fx_buf_reserve(&stream->labels, 256)) {
+	fx_buf_init(&stream->labels, LABELS_MAX);
+	fx_buf_init(&stream->pending, LINE_MAX);
+	stream->series_labels = fx_series_labels_create();
+	if (!stream->series_labels || fx_buf_reserve(&stream->labels, 256)) {
 		fx_expo_text_stream_destroy(stream);
 		return NULL;
 	}
-	for (size_t i = 0; i < ASN_CACHE_SLOTS; i++) {
-		fx_buf_init(&stream->state.asn_cache[i].destination, SIZE_MAX / 2);
-		fx_buf_init(&stream->state.asn_cache[i].source, SIZE_MAX / 2);
-	}
+	fx_series_labels_begin(stream->series_labels, snapshot);
 	for (size_t i = 0; i < snapshot->n_series; i++)
 		for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
 			if (snapshot->series[i].seen & (1u << flow_families[f].direction))
@@ -492,16 +295,7 @@ void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream)
 {
 	if (!stream)
 		return;
-	if (stream->state.asn_cache) {
-		for (size_t i = 0; i < ASN_CACHE_SLOTS; i++) {
-			fx_buf_free(&stream->state.asn_cache[i].destination);
-			fx_buf_free(&stream->state.asn_cache[i].source);
-		}
-		free(stream->state.asn_cache);
-	}
-	fx_buf_free(&stream->state.asn_spare.destination);
-	fx_buf_free(&stream->state.asn_spare.source);
-	fx_buf_free(&stream->state.host_fragment);
+	fx_series_labels_destroy(stream->series_labels);
 	fx_buf_free(&stream->labels);
 	fx_buf_free(&stream->pending);
 	free(stream);
@@ -539,9 +333,74 @@ static int emit(struct fx_expo_text_stream *stream, char *out, size_t room, size
 	return fx_buf_append(&stream->pending, bytes, len);
 }
 
-int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written)
+/* The next line of the self-metric families into pending (empty): a header or a sample; moves on to
+ * PHASE_DONE after the last. */
+static int next_self_line(struct fx_expo_text_stream *stream)
+{
+	const struct fx_family_list *self = stream->snapshot->self;
+	size_t n_families = self ? fx_family_list_count(self) : 0;
+	while (stream->family < n_families) {
+		const struct fx_family *family = fx_family_list_get(self, stream->family);
+		if (!stream->header_written && family->n_samples) {
+			stream->header_written = true;
+			return render_self_header(&stream->pending, family);
+		}
+		if (stream->series < family->n_samples)
+			return render_sample(&stream->pending, family, &family->samples[stream->series++]);
+		stream->family++;
+		stream->series = 0;
+		stream->header_written = false;
+	}
+	stream->phase = PHASE_DONE;
+	return 0;
+}
+
+/* Sample lines of the current flow family from stream->series on, straight into out while they fit; the
+ * first that does not goes to pending. Moves on to the next family after the last series. */
+static int write_flow_lines(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written)
 {
 	const struct fx_snapshot *snapshot = stream->snapshot;
+	const struct flow_family *family = &flow_families[stream->family];
+	unsigned direction_bit = 1u << family->direction;
+	size_t i = stream->series;
+	int rc;
+	for (; i < snapshot->n_series; i++) {
+		const struct fx_series *series = &snapshot->series[i];
+		if (!(series->seen & direction_bit))
+			continue;
+		if ((rc = render_series_labels(stream, &series->key)))
+			return rc;
+		uint64_t value = flow_value(series, family);
+		size_t labels_len = stream->labels.len;
+		size_t line_len =
+		    family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + fx_dec_len(value);
+		if (line_len <= room - *written) {
+			char *end =
+			    write_flow_line(out + *written, family, stream->labels.data, labels_len, value);
+			assert((size_t)(end - (out + *written)) == line_len);
+			(void)end;
+			*written += line_len;
+			continue;
+		}
+		if ((rc = fx_buf_reserve(&stream->pending, line_len)))
+			return rc;
+		write_flow_line(stream->pending.data, family, stream->labels.data, labels_len, value);
+		stream->pending.len = line_len;
+		i++;
+		break;
+	}
+	stream->series = i;
+	if (i == snapshot->n_series) {
+		/* The family is written (its last line may still be pending, ahead of what follows). */
+		stream->family++;
+		stream->series = 0;
+		stream->header_written = false;
+	}
+	return 0;
+}
+
+int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size_t room, size_t *written)
+{
 	int rc = 0;
 	*written = 0;
 	while (*written < room) {
@@ -552,13 +411,13 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 		if (stream->phase == PHASE_DONE)
 			break;
 		if (stream->phase == PHASE_SELF) {
-			if ((rc = render_self_families(snapshot->self, &stream->pending)))
+			if ((rc = next_self_line(stream)))
 				return rc;
-			stream->phase = PHASE_DONE;
 			continue;
 		}
 		if (stream->family == N_FLOW_FAMILIES) {
 			stream->phase = PHASE_SELF;
+			stream->family = 0;
 			continue;
 		}
 		const struct flow_family *family = &flow_families[stream->family];
@@ -572,42 +431,8 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 				return rc;
 			continue;
 		}
-		/* Sample lines, straight into out while they fit; the first that does not goes to pending. */
-		unsigned direction_bit = 1u << family->direction;
-		size_t i = stream->series;
-		for (; i < snapshot->n_series; i++) {
-			const struct fx_series *series = &snapshot->series[i];
-			if (!(series->seen & direction_bit))
-				continue;
-			if ((rc = render_series_labels(&stream->state, &series->key, &stream->labels)))
-				return rc;
-			uint64_t value = flow_value(series, family);
-			size_t labels_len = stream->labels.len;
-			size_t line_len =
-			    family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + dec_len(value);
-			if (line_len <= room - *written) {
-				char *end = write_flow_line(out + *written, family, stream->labels.data,
-							    labels_len, value);
-				assert((size_t)(end - (out + *written)) == line_len);
-				(void)end;
-				*written += line_len;
-				continue;
-			}
-			if ((rc = fx_buf_reserve(&stream->pending, line_len)))
-				return rc;
-			write_flow_line(stream->pending.data, family, stream->labels.data, labels_len, value);
-			stream->pending.len = line_len;
-			i++;
-			break;
-		}
-		stream->series = i;
-		if (i == snapshot->n_series) {
-			/* The family is written (its last line may still be pending, ahead of what follows).
-			 */
-			stream->family++;
-			stream->series = 0;
-			stream->header_written = false;
-		}
+		if ((rc = write_flow_lines(stream, out, room, written)))
+			return rc;
 	}
 	stream->produced += *written;
 	return 0;

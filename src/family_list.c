@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx/buf.h"
+
 struct fx_family_list {
 	struct fx_family *families;
 	size_t n, cap;
@@ -12,7 +14,10 @@ struct fx_family_list {
 	size_t n_strings, cap_strings;
 };
 
-struct fx_family_list *fx_family_list_create(void) { return calloc(1, sizeof(struct fx_family_list)); }
+struct fx_family_list *fx_family_list_create(void)
+{
+	return calloc(1, sizeof(struct fx_family_list));
+}
 
 void fx_family_list_destroy(struct fx_family_list *list)
 {
@@ -29,14 +34,11 @@ void fx_family_list_destroy(struct fx_family_list *list)
 
 static const char *copy_string(struct fx_family_list *list, const char *s)
 {
-	if (list->n_strings == list->cap_strings) {
-		size_t cap = list->cap_strings ? list->cap_strings * 2 : 64;
-		char **strings = realloc(list->strings, cap * sizeof(*strings));
-		if (!strings)
-			return NULL;
-		list->strings = strings;
-		list->cap_strings = cap;
-	}
+	char **strings =
+	    fx_array_grow(list->strings, &list->cap_strings, list->n_strings, sizeof(*strings), 64);
+	if (!strings)
+		return NULL;
+	list->strings = strings;
 	char *copy = strdup(s);
 	if (!copy)
 		return NULL;
@@ -46,14 +48,11 @@ static const char *copy_string(struct fx_family_list *list, const char *s)
 
 int fx_family_begin(struct fx_family_list *list, const char *name, const char *help, enum fx_metric_type type)
 {
-	if (list->n == list->cap) {
-		size_t cap = list->cap ? list->cap * 2 : 16;
-		struct fx_family *families = realloc(list->families, cap * sizeof(*families));
-		if (!families)
-			return -1;
-		list->families = families;
-		list->cap = cap;
-	}
+	struct fx_family *families =
+	    fx_array_grow(list->families, &list->cap, list->n, sizeof(*families), 16);
+	if (!families)
+		return -1;
+	list->families = families;
 	struct fx_family *family = &list->families[list->n];
 	memset(family, 0, sizeof(*family));
 	family->name = copy_string(list, name);
@@ -65,25 +64,24 @@ int fx_family_begin(struct fx_family_list *list, const char *name, const char *h
 	return 0;
 }
 
-static struct fx_sample *add_sample(struct fx_family_list *list, size_t n_labels, const struct fx_label *labels)
+static struct fx_sample *add_sample(struct fx_family_list *list, size_t n_labels,
+				    const struct fx_label *labels)
 {
 	if (list->n == 0 || n_labels > FX_SAMPLE_MAX_LABELS)
 		return NULL;
 	struct fx_family *family = &list->families[list->n - 1];
-	if (family->n_samples == family->cap_samples) {
-		size_t cap = family->cap_samples ? family->cap_samples * 2 : 8;
-		struct fx_sample *samples = realloc(family->samples, cap * sizeof(*samples));
-		if (!samples)
-			return NULL;
-		family->samples = samples;
-		family->cap_samples = cap;
-	}
+	struct fx_sample *samples =
+	    fx_array_grow(family->samples, &family->cap_samples, family->n_samples, sizeof(*samples), 8);
+	if (!samples)
+		return NULL;
+	family->samples = samples;
 	struct fx_sample *sample = &family->samples[family->n_samples];
 	memset(sample, 0, sizeof(*sample));
 	for (size_t i = 0; i < n_labels; i++) {
 		if (!labels[i].value || !labels[i].value[0])
 			continue;
-		struct fx_label label = {copy_string(list, labels[i].name), copy_string(list, labels[i].value)};
+		struct fx_label label = {copy_string(list, labels[i].name),
+					 copy_string(list, labels[i].value)};
 		if (!label.name || !label.value)
 			return NULL;
 		/* insertion sort: at most FX_SAMPLE_MAX_LABELS labels */
@@ -99,27 +97,35 @@ static struct fx_sample *add_sample(struct fx_family_list *list, size_t n_labels
 	return sample;
 }
 
-int fx_family_add_u64(struct fx_family_list *list, uint64_t value, size_t n_labels, const struct fx_label *labels)
+/* Adds a sample holding one exact integer (is_integer) or one double. */
+static int add_value(struct fx_family_list *list, bool is_integer, uint64_t integer, double real,
+		     size_t n_labels, const struct fx_label *labels)
 {
 	struct fx_sample *sample = add_sample(list, n_labels, labels);
 	if (!sample)
 		return -1;
-	sample->is_integer = true;
-	sample->integer = value;
+	sample->is_integer = is_integer;
+	sample->integer = integer;
+	sample->real = real;
 	return 0;
+}
+
+int fx_family_add_u64(struct fx_family_list *list, uint64_t value, size_t n_labels,
+		      const struct fx_label *labels)
+{
+	return add_value(list, true, value, 0.0, n_labels, labels);
 }
 
 int fx_family_add_double(struct fx_family_list *list, double value, size_t n_labels,
 			 const struct fx_label *labels)
 {
-	struct fx_sample *sample = add_sample(list, n_labels, labels);
-	if (!sample)
-		return -1;
-	sample->real = value;
-	return 0;
+	return add_value(list, false, 0, value, n_labels, labels);
 }
 
-size_t fx_family_list_count(const struct fx_family_list *list) { return list->n; }
+size_t fx_family_list_count(const struct fx_family_list *list)
+{
+	return list->n;
+}
 
 const struct fx_family *fx_family_list_get(const struct fx_family_list *list, size_t index)
 {

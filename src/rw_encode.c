@@ -15,11 +15,18 @@
  *   code.
  * - A TimeSeries' labels are all sorted by name. For a flow series that order is fixed: the external
  *   labels sorting before "__name__" (`head`, encoded once at creation), __name__ (one encoded label per
- *   family), then the seven flow label names in their order with the external labels that sort between
- *   them (`gap[k]`, encoded once). The flow part (`tail`) is encoded once per flow series and copied into
- *   each of its (up to four) TimeSeries, which differ only in __name__ and the sample.
- * - Label values are cached for one encode: a hostname's length per interned pointer, an AS number's
- *   digits and AS name per ASN (direct-mapped caches), so a series costs a few memcpy and no lookup.
+ *   family), then the flow labels (series_labels.c gives them in name order, each with its position k in
+ *   fx_series_label_catalog) with the external labels that sort between catalog names k-1 and k
+ *   (`gap[k]`, encoded once). An external label named like flow label k (`clash[k]`) is written only when
+ *   the series does not carry label k: the series' own label wins. The flow part (`tail`) is encoded once
+ *   per flow series and copied into each of its (up to four) TimeSeries, which differ only in __name__ and
+ *   the sample.
+ * - Label values come from series_labels.c, whose caches (AS number -> digits and name, hostname ->
+ *   length) last one encode, so a series costs a few memcpy and no lookup.
+ * - Bounds: head, gap[] and clash[] hold at most every external label; a tail, the flow labels (each value
+ *   at most FX_SERIES_LABEL_VALUE_MAX) or a self-metric sample's labels, plus the external labels;
+ *   `packed`, max_series_per_request of the longest TimeSeries. A series past them fails the encode with
+ *   FX_RW_E_TOO_BIG, which rw_sender.c logs as a failed encoding ("encoding failed: ...").
  * - Values are converted from uint64 to double here and nowhere earlier.
  * - The series of a request are written in snapshot order (sorted by AS numbers, then hostname): the
  *   neighbours that share an AS pair and its names are what snappy, which only looks 64 KiB back, finds.
@@ -27,6 +34,7 @@
  * Thread: whichever thread owns the encoder (the sender's). */
 #include "fx/rw_encode.h"
 
+#include <assert.h>
 #include <math.h>
 #include <snappy-c.h>
 #include <stdbool.h>
@@ -35,14 +43,20 @@
 #include <string.h>
 
 #include "fx/buf.h"
+#include "fx/series_labels.h"
 
-#define N_FLOW_LABELS 7
-/* Decimal digits of a uint32. */
-#define NUMBER_CHARS 10
+#define N_FLOW_LABELS FX_SERIES_LABELS_MAX
 /* A varint of a size_t, at most. */
 #define VARINT_MAX 10
-#define HOST_CACHE_SLOTS 256
-#define ASN_CACHE_SLOTS 8192
+/* A Sample field at most: tag, length, the double field (9 bytes) and the timestamp field (1 + varint). */
+#define SAMPLE_MAX (1 + 1 + 9 + 1 + VARINT_MAX)
+/* The labels of one TimeSeries past __name__, not counting external labels: the flow labels, or a
+ * self-metric sample's labels and its __name__. */
+#define LABELS_PER_SERIES_MAX                                                                                \
+	(FX_SERIES_LABELS_MAX > FX_SAMPLE_MAX_LABELS + 1 ? FX_SERIES_LABELS_MAX : FX_SAMPLE_MAX_LABELS + 1)
+/* max_series_per_request at most (the config allows 1,000,000), so that a request's bound, series times the
+ * longest series, fits a size_t. */
+#define REQUEST_SERIES_MAX ((size_t)1 << 20)
 
 enum flow_family { RECEIVE_BYTES, TRANSMIT_BYTES, RECEIVE_PACKETS, TRANSMIT_PACKETS, N_FLOW_FAMILIES };
 
@@ -57,41 +71,24 @@ struct external_label {
 	char *name, *value; /* owned */
 };
 
-struct host_slot {
-	const char *hostname; /* NULL = empty slot */
-	size_t len;
-};
-
-struct asn_slot {
-	uint32_t asn;
-	bool filled;
-	uint8_t digits_len;
-	char digits[NUMBER_CHARS];
-	const char *name; /* from the snapshot's map; NULL when none or empty */
-	size_t name_len;
-};
-
 struct fx_rw_encoder {
 	size_t max_series;
 
 	/* Built at creation. */
 	struct external_label *external; /* sorted by name */
 	size_t n_external;
-	unsigned flow_label_order[N_FLOW_LABELS];   /* indexes of fx_label_names sorted by name */
-	size_t flow_label_len[N_FLOW_LABELS];	    /* strlen(fx_label_names[bit]), by bit */
-	struct fx_buf head;			    /* encoded external labels sorting before __name__ */
+	size_t externals_len; /* their encoded size: what head, gap[] and clash[] hold together at most */
+	struct fx_buf head;   /* encoded external labels sorting before __name__ */
 	struct fx_buf gap[N_FLOW_LABELS + 1];	    /* gap[k]: those between sorted flow labels k-1 and k */
 	struct fx_buf clash[N_FLOW_LABELS];	    /* an external label named like sorted flow label k: only
 						       written when the series does not carry that label */
 	struct fx_buf family_name[N_FLOW_FAMILIES]; /* encoded __name__ label of the flow families */
 
 	/* Per encode. */
-	struct host_slot host_cache[HOST_CACHE_SLOTS];
-	struct asn_slot *asn_cache; /* ASN_CACHE_SLOTS */
-	struct asn_slot asn_spare;  /* see lookup_asn */
-	struct fx_buf tail;	    /* the flow labels of the series being written */
-	struct fx_buf packed;	    /* the WriteRequest being built, reused */
-	size_t n_series;	    /* TimeSeries in `packed` */
+	struct fx_series_labels *series_labels;
+	struct fx_buf tail;   /* the flow labels of the series being written */
+	struct fx_buf packed; /* the WriteRequest being built, reused */
+	size_t n_series;      /* TimeSeries in `packed` */
 	int64_t timestamp_ms;
 };
 
@@ -139,6 +136,12 @@ static inline char *write_label(char *p, const char *name, size_t name_len, cons
 	p = write_varint(p, value_len);
 	memcpy(p, value, value_len);
 	return p + value_len;
+}
+
+/* The FX_RW_E_* code of an fx_buf error. */
+static int rw_error(int buf_rc)
+{
+	return buf_rc == FX_BUF_E_TOO_BIG ? FX_RW_E_TOO_BIG : FX_RW_E_NOMEM;
 }
 
 static int append_label(struct fx_buf *out, const char *name, const char *value)
@@ -190,6 +193,8 @@ const char *fx_rw_strerror(int code)
 		return "out of memory";
 	case FX_RW_E_ENCODE:
 		return "snappy encoding failed";
+	case FX_RW_E_TOO_BIG:
+		return "a series is larger than the encoder's bound (a label value over 1 MiB)";
 	default:
 		return "unknown error";
 	}
@@ -213,55 +218,6 @@ void fx_rw_requests_free(struct fx_rw_requests *requests)
 	memset(requests, 0, sizeof(*requests));
 }
 
-static bool label_name_valid(const char *name)
-{
-	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_'))
-		return false;
-	for (const char *p = name + 1; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_'))
-			return false;
-	return true;
-}
-
-int fx_rw_check_external_labels(const struct fx_label *labels, size_t n, char *err, size_t errlen)
-{
-	char unused[1];
-	if (!err || errlen == 0) {
-		err = unused;
-		errlen = sizeof(unused);
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *name = labels[i].name, *value = labels[i].value;
-		if (!name || !label_name_valid(name)) {
-			snprintf(err, errlen, "external label \"%s\": invalid name", name ? name : "");
-			return -1;
-		}
-		if (name[0] == '_' && name[1] == '_') {
-			snprintf(err, errlen, "external label \"%s\": names starting with __ are reserved",
-				 name);
-			return -1;
-		}
-		if (!value || !value[0]) {
-			snprintf(err, errlen, "external label \"%s\": empty value", name);
-			return -1;
-		}
-		for (size_t k = 0; k < N_FLOW_LABELS; k++)
-			if (strcmp(name, fx_label_names[k]) == 0) {
-				snprintf(err, errlen,
-					 "external label \"%s\" clashes with the flow label of that name",
-					 name);
-				return -1;
-			}
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(name, labels[k].name) == 0) {
-				snprintf(err, errlen, "external label \"%s\" given twice", name);
-				return -1;
-			}
-	}
-	return 0;
-}
-
 static int compare_external(const void *a, const void *b)
 {
 	return strcmp(((const struct external_label *)a)->name, ((const struct external_label *)b)->name);
@@ -283,7 +239,7 @@ void fx_rw_encoder_destroy(struct fx_rw_encoder *encoder)
 		fx_buf_free(&encoder->clash[k]);
 	for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
 		fx_buf_free(&encoder->family_name[f]);
-	free(encoder->asn_cache);
+	fx_series_labels_destroy(encoder->series_labels);
 	fx_buf_free(&encoder->tail);
 	fx_buf_free(&encoder->packed);
 	free(encoder);
@@ -303,17 +259,69 @@ static int encode_externals(struct fx_rw_encoder *encoder)
 			continue;
 		}
 		size_t k = 0;
-		while (k < N_FLOW_LABELS &&
-		       strcmp(fx_label_names[encoder->flow_label_order[k]], label->name) < 0)
+		while (k < N_FLOW_LABELS && strcmp(fx_series_label_catalog[k].name, label->name) < 0)
 			k++;
 		struct fx_buf *into =
-		    k < N_FLOW_LABELS &&
-			    strcmp(fx_label_names[encoder->flow_label_order[k]], label->name) == 0
+		    k < N_FLOW_LABELS && strcmp(fx_series_label_catalog[k].name, label->name) == 0
 			? &encoder->clash[k]
 			: &encoder->gap[k];
 		if (append_label(into, label->name, label->value))
 			return -1;
 	}
+	return 0;
+}
+
+/* Copies the external labels into the encoder, sorted by name; returns their encoded size. */
+static int copy_externals(struct fx_rw_encoder *encoder, const struct fx_rw_encoder_config *config,
+			  size_t *encoded_len)
+{
+	*encoded_len = 0;
+	if (config->n_external_labels) {
+		encoder->external = calloc(config->n_external_labels, sizeof(*encoder->external));
+		if (!encoder->external)
+			return -1;
+	}
+	for (size_t i = 0; i < config->n_external_labels; i++) {
+		encoder->external[i].name = strdup(config->external_labels[i].name);
+		encoder->external[i].value = strdup(config->external_labels[i].value);
+		encoder->n_external++;
+		if (!encoder->external[i].name || !encoder->external[i].value)
+			return -1;
+		*encoded_len +=
+		    label_field_len(strlen(encoder->external[i].name), strlen(encoder->external[i].value));
+	}
+	if (encoder->n_external)
+		qsort(encoder->external, encoder->n_external, sizeof(*encoder->external), compare_external);
+	return 0;
+}
+
+/* Gives every buffer its maximum, derived from what can be in it (see "Bounds" in DESIGN), and memory, so
+ * that writers may take data pointers before appending. */
+static int init_buffers(struct fx_rw_encoder *encoder, size_t externals_len)
+{
+	/* The longest label: a flow label value, or a self-metric label name or value, at their maximum. */
+	size_t label_max = label_field_len(FX_SERIES_LABEL_VALUE_MAX, FX_SERIES_LABEL_VALUE_MAX);
+	/* A TimeSeries' labels past __name__: every flow label (or a self-metric sample's own labels and its
+	 * __name__), and every external label. */
+	size_t tail_max = externals_len + LABELS_PER_SERIES_MAX * label_max;
+	size_t name_max = label_field_len(sizeof("__name__") - 1, sizeof("flow_transmit_packets_total") - 1);
+	size_t series_max = 1 + VARINT_MAX + externals_len + name_max + tail_max + SAMPLE_MAX;
+	fx_buf_init(&encoder->head, externals_len);
+	for (size_t k = 0; k <= N_FLOW_LABELS; k++)
+		fx_buf_init(&encoder->gap[k], externals_len);
+	for (size_t k = 0; k < N_FLOW_LABELS; k++)
+		fx_buf_init(&encoder->clash[k], externals_len);
+	for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
+		fx_buf_init(&encoder->family_name[f], name_max);
+	fx_buf_init(&encoder->tail, tail_max);
+	fx_buf_init(&encoder->packed, encoder->max_series * series_max);
+	if (fx_buf_reserve(&encoder->head, 0) || fx_buf_reserve(&encoder->tail, 256) ||
+	    fx_buf_reserve(&encoder->packed, 0))
+		return -1;
+	for (size_t k = 0; k <= N_FLOW_LABELS; k++)
+		if (fx_buf_reserve(&encoder->gap[k], 0) ||
+		    (k < N_FLOW_LABELS && fx_buf_reserve(&encoder->clash[k], 0)))
+			return -1;
 	return 0;
 }
 
@@ -324,58 +332,18 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 		return NULL;
 	size_t max = config->max_series_per_request ? config->max_series_per_request
 						    : FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST;
+	/* A request of more series than memory can address is no request: the bound of `packed` saturates. */
+	assert(max <= REQUEST_SERIES_MAX);
 	encoder->max_series = max;
-	fx_buf_init(&encoder->head, SIZE_MAX / 2);
-	for (size_t k = 0; k <= N_FLOW_LABELS; k++)
-		fx_buf_init(&encoder->gap[k], SIZE_MAX / 2);
-	for (size_t k = 0; k < N_FLOW_LABELS; k++)
-		fx_buf_init(&encoder->clash[k], SIZE_MAX / 2);
-	for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
-		fx_buf_init(&encoder->family_name[f], SIZE_MAX / 2);
-	fx_buf_init(&encoder->tail, SIZE_MAX / 2);
-	fx_buf_init(&encoder->packed, SIZE_MAX / 2);
-
-	if (config->n_external_labels) {
-		encoder->external = calloc(config->n_external_labels, sizeof(*encoder->external));
-		if (!encoder->external)
-			goto fail;
-	}
-	for (size_t i = 0; i < config->n_external_labels; i++) {
-		encoder->external[i].name = strdup(config->external_labels[i].name);
-		encoder->external[i].value = strdup(config->external_labels[i].value);
-		encoder->n_external++;
-		if (!encoder->external[i].name || !encoder->external[i].value)
-			goto fail;
-	}
-	if (encoder->n_external)
-		qsort(encoder->external, encoder->n_external, sizeof(*encoder->external), compare_external);
-
-	/* Insertion sort of the seven flow label names. */
-	for (unsigned i = 0; i < N_FLOW_LABELS; i++) {
-		unsigned k = i;
-		while (k > 0 &&
-		       strcmp(fx_label_names[encoder->flow_label_order[k - 1]], fx_label_names[i]) > 0) {
-			encoder->flow_label_order[k] = encoder->flow_label_order[k - 1];
-			k--;
-		}
-		encoder->flow_label_order[k] = i;
-	}
-	for (unsigned i = 0; i < N_FLOW_LABELS; i++)
-		encoder->flow_label_len[i] = strlen(fx_label_names[i]);
-	if (encode_externals(encoder))
+	if (copy_externals(encoder, config, &encoder->externals_len) ||
+	    init_buffers(encoder, encoder->externals_len) || encode_externals(encoder))
 		goto fail;
 	for (size_t f = 0; f < N_FLOW_FAMILIES; f++)
 		if (append_label(&encoder->family_name[f], "__name__", flow_family_names[f]))
 			goto fail;
-	encoder->asn_cache = calloc(ASN_CACHE_SLOTS, sizeof(*encoder->asn_cache));
-	/* Every buffer has memory, so that writers may take data pointers before appending. */
-	if (!encoder->asn_cache || fx_buf_reserve(&encoder->head, 0) || fx_buf_reserve(&encoder->tail, 256) ||
-	    fx_buf_reserve(&encoder->packed, 0))
+	encoder->series_labels = fx_series_labels_create();
+	if (!encoder->series_labels)
 		goto fail;
-	for (size_t k = 0; k <= N_FLOW_LABELS; k++)
-		if (fx_buf_reserve(&encoder->gap[k], 0) ||
-		    (k < N_FLOW_LABELS && fx_buf_reserve(&encoder->clash[k], 0)))
-			goto fail;
 	return encoder;
 fail:
 	fx_rw_encoder_destroy(encoder);
@@ -387,14 +355,10 @@ static int flush(struct fx_rw_encoder *encoder, struct fx_rw_requests *out)
 {
 	if (encoder->n_series == 0)
 		return 0;
-	if (out->n == out->cap) {
-		size_t cap = out->cap ? out->cap * 2 : 8;
-		struct fx_rw_request *items = realloc(out->items, cap * sizeof(*items));
-		if (!items)
-			return FX_RW_E_NOMEM;
-		out->items = items;
-		out->cap = cap;
-	}
+	struct fx_rw_request *items = fx_array_grow(out->items, &out->cap, out->n, sizeof(*items), 8);
+	if (!items)
+		return FX_RW_E_NOMEM;
+	out->items = items;
 	size_t packed_len = encoder->packed.len;
 	size_t body_len = snappy_max_compressed_length(packed_len);
 	char *body = malloc(body_len ? body_len : 1);
@@ -434,8 +398,9 @@ static int add_series(struct fx_rw_encoder *encoder, const struct fx_buf *const 
 		labels_len += parts[i]->len;
 	size_t sample = sample_len(value_bits, encoder->timestamp_ms);
 	size_t series_len = labels_len + 1 + varint_len(sample) + sample;
-	if (fx_buf_reserve(&encoder->packed, 1 + VARINT_MAX + series_len) != 0)
-		return FX_RW_E_NOMEM;
+	int rc = fx_buf_reserve(&encoder->packed, 1 + VARINT_MAX + series_len);
+	if (rc)
+		return rw_error(rc);
 	char *p = encoder->packed.data + encoder->packed.len;
 	*p++ = 0x0a;
 	p = write_varint(p, series_len);
@@ -460,132 +425,48 @@ static uint64_t double_bits(double value)
 	return bits;
 }
 
-/* Decimal digits of value at out (NUMBER_CHARS bytes); returns how many. */
-static inline size_t write_digits(char *out, uint32_t value)
+/* Copies an encoded part at p and returns the end; most parts are empty (no external label there). */
+static inline char *copy_part(char *p, const struct fx_buf *part)
 {
-	char reversed[NUMBER_CHARS];
-	size_t n = 0;
-	do {
-		reversed[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value);
-	for (size_t i = 0; i < n; i++)
-		out[i] = reversed[n - 1 - i];
-	return n;
-}
-
-static const struct host_slot *lookup_host(struct fx_rw_encoder *encoder, const char *hostname)
-{
-	uintptr_t bits = (uintptr_t)hostname;
-	struct host_slot *slot = &encoder->host_cache[((bits >> 4) ^ (bits >> 12)) % HOST_CACHE_SLOTS];
-	if (slot->hostname != hostname) {
-		slot->hostname = hostname;
-		slot->len = strlen(hostname);
-	}
-	return slot;
-}
-
-/* The cache slot of asn, filled. `taken` is a slot the caller still reads (the source AS's, when looking
- * up the destination AS): when asn would evict it, the spare slot is filled instead. */
-static const struct asn_slot *lookup_asn(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapshot,
-					 uint32_t asn, const struct asn_slot *taken)
-{
-	/* Fibonacci hashing spreads neighbouring ASNs over the slots. */
-	struct asn_slot *slot = &encoder->asn_cache[(uint32_t)(asn * 2654435769u) >> 19];
-	if (slot == taken && slot->asn != asn) {
-		slot = &encoder->asn_spare;
-		slot->filled = false;
-	}
-	if (!slot->filled || slot->asn != asn) {
-		slot->asn = asn;
-		slot->filled = true;
-		slot->digits_len = (uint8_t)write_digits(slot->digits, asn);
-		const char *name = fx_asn_map_lookup(snapshot->names, asn);
-		slot->name_len = name ? strlen(name) : 0;
-		slot->name = slot->name_len ? name : NULL;
-	}
-	return slot;
+	if (part->len)
+		memcpy(p, part->data, part->len);
+	return p + part->len;
 }
 
 /* Encodes the flow labels of `key` with the external labels between them into encoder->tail. */
-static int build_tail(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapshot,
-		      const struct fx_series_key *key)
+static int build_tail(struct fx_rw_encoder *encoder, const struct fx_series_key *key)
 {
-	uint32_t mask = snapshot->label_mask;
-	struct {
-		const char *data;
-		size_t len;
-	} values[N_FLOW_LABELS] = {{0}};
-	char digits[N_FLOW_LABELS][NUMBER_CHARS];
-	const struct asn_slot *src = NULL, *dst = NULL;
-	if (key->present & FX_LABEL_SOURCE_AS)
-		src = lookup_asn(encoder, snapshot, key->as_src, NULL);
-	if (key->present & FX_LABEL_DESTINATION_AS)
-		dst = lookup_asn(encoder, snapshot, key->as_dst, src);
-
-	/* By label bit, as flow_label_value did: a label is written when kept, carried and not empty. */
-	if ((mask & FX_LABEL_HOSTNAME) && (key->present & FX_LABEL_HOSTNAME) && key->hostname) {
-		const struct host_slot *host = lookup_host(encoder, key->hostname);
-		values[0].data = host->hostname;
-		values[0].len = host->len;
-	}
-	if ((mask & FX_LABEL_SOURCE_AS) && src) {
-		values[1].data = src->digits;
-		values[1].len = src->digits_len;
-	}
-	if ((mask & FX_LABEL_SOURCE_AS_NAME) && src && src->name) {
-		values[2].data = src->name;
-		values[2].len = src->name_len;
-	}
-	if ((mask & FX_LABEL_DESTINATION_AS) && dst) {
-		values[3].data = dst->digits;
-		values[3].len = dst->digits_len;
-	}
-	if ((mask & FX_LABEL_DESTINATION_AS_NAME) && dst && dst->name) {
-		values[4].data = dst->name;
-		values[4].len = dst->name_len;
-	}
-	if ((mask & FX_LABEL_IFACE_IN) && (key->present & FX_LABEL_IFACE_IN)) {
-		values[5].data = digits[5];
-		values[5].len = write_digits(digits[5], key->iface_in);
-	}
-	if ((mask & FX_LABEL_IFACE_OUT) && (key->present & FX_LABEL_IFACE_OUT)) {
-		values[6].data = digits[6];
-		values[6].len = write_digits(digits[6], key->iface_out);
-	}
-
-	size_t bound = encoder->gap[N_FLOW_LABELS].len;
-	for (size_t k = 0; k < N_FLOW_LABELS; k++) {
-		unsigned bit = encoder->flow_label_order[k];
-		bound += encoder->gap[k].len + encoder->clash[k].len;
-		if (values[bit].len)
-			bound += label_field_len(encoder->flow_label_len[bit], values[bit].len);
-	}
+	struct fx_label_set set;
+	fx_series_labels_get(encoder->series_labels, key, &set);
+	size_t bound = encoder->externals_len;
+	for (size_t i = 0; i < set.n; i++)
+		bound +=
+		    label_field_len(fx_series_label_catalog[set.pairs[i].label].len, set.pairs[i].value_len);
 	fx_buf_reset(&encoder->tail);
-	if (fx_buf_reserve(&encoder->tail, bound) != 0)
-		return FX_RW_E_NOMEM;
+	int rc = fx_buf_reserve(&encoder->tail, bound);
+	if (rc)
+		return rw_error(rc);
+	/* The pairs and the catalog positions k are both in name order: pair i is label k or a later one. */
 	char *p = encoder->tail.data;
+	size_t i = 0;
 	for (size_t k = 0; k < N_FLOW_LABELS; k++) {
-		unsigned bit = encoder->flow_label_order[k];
-		memcpy(p, encoder->gap[k].data, encoder->gap[k].len);
-		p += encoder->gap[k].len;
-		if (values[bit].len) {
-			p = write_label(p, fx_label_names[bit], encoder->flow_label_len[bit],
-					values[bit].data, values[bit].len);
+		p = copy_part(p, &encoder->gap[k]);
+		if (i < set.n && set.pairs[i].label == k) {
+			const struct fx_label_pair *pair = &set.pairs[i++];
+			p = write_label(p, fx_series_label_catalog[k].name, fx_series_label_catalog[k].len,
+					pair->value, pair->value_len);
 		} else {
-			memcpy(p, encoder->clash[k].data, encoder->clash[k].len);
-			p += encoder->clash[k].len;
+			p = copy_part(p, &encoder->clash[k]);
 		}
 	}
-	memcpy(p, encoder->gap[N_FLOW_LABELS].data, encoder->gap[N_FLOW_LABELS].len);
-	p += encoder->gap[N_FLOW_LABELS].len;
+	p = copy_part(p, &encoder->gap[N_FLOW_LABELS]);
 	encoder->tail.len = (size_t)(p - encoder->tail.data);
 	return 0;
 }
 
 /* Adds the TimeSeries of one flow series (live, or a stale marker when `stale`). */
-static int add_flow_series(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapshot,
-			   const struct fx_series *flow, bool stale, struct fx_rw_requests *out)
+static int add_flow_series(struct fx_rw_encoder *encoder, const struct fx_series *flow, bool stale,
+			   struct fx_rw_requests *out)
 {
 	static const struct {
 		enum flow_family family;
@@ -599,7 +480,7 @@ static int add_flow_series(struct fx_rw_encoder *encoder, const struct fx_snapsh
 	};
 	if (!(flow->seen & ((1u << FX_DIR_RECEIVE) | (1u << FX_DIR_TRANSMIT))))
 		return 0;
-	int rc = build_tail(encoder, snapshot, &flow->key);
+	int rc = build_tail(encoder, &flow->key);
 	if (rc)
 		return rc;
 	for (size_t f = 0; f < N_FLOW_FAMILIES; f++) {
@@ -671,8 +552,9 @@ static int add_self_sample(struct fx_rw_encoder *encoder, const struct fx_family
 				value = encoder->external[k++].value;
 			}
 		}
-		if (append_label(&encoder->tail, name, value))
-			return FX_RW_E_NOMEM;
+		int rc = append_label(&encoder->tail, name, value);
+		if (rc)
+			return rw_error(rc);
 	}
 	uint64_t bits = sample->is_integer ? double_bits((double)sample->integer) : double_bits(sample->real);
 	const struct fx_buf *parts[] = {&encoder->tail};
@@ -701,12 +583,10 @@ int fx_rw_encode(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapsh
 	encoder->timestamp_ms = timestamp_ms;
 	encoder->n_series = 0;
 	fx_buf_reset(&encoder->packed);
-	/* The caches hold pointers into this snapshot's map and hostnames: start them afresh. */
-	memset(encoder->host_cache, 0, sizeof(encoder->host_cache));
-	memset(encoder->asn_cache, 0, ASN_CACHE_SLOTS * sizeof(*encoder->asn_cache));
+	fx_series_labels_begin(encoder->series_labels, snapshot);
 
 	for (size_t i = 0; i < snapshot->n_series; i++)
-		if ((rc = add_flow_series(encoder, snapshot, &snapshot->series[i], false, out)))
+		if ((rc = add_flow_series(encoder, &snapshot->series[i], false, out)))
 			return rc;
 	for (size_t i = 0; i < snapshot->n_expired; i++) {
 		const struct fx_series *expired = &snapshot->expired[i];
@@ -716,7 +596,7 @@ int fx_rw_encode(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapsh
 		if (snapshot->n_series && bsearch(&expired->key, snapshot->series, snapshot->n_series,
 						  sizeof(*snapshot->series), compare_series_key))
 			continue;
-		if ((rc = add_flow_series(encoder, snapshot, expired, true, out)))
+		if ((rc = add_flow_series(encoder, expired, true, out)))
 			return rc;
 	}
 	if (snapshot->self && (rc = add_self_families(encoder, snapshot->self, out)))

@@ -2,7 +2,8 @@
  *
  * Flow families first (flow_receive_bytes_total, flow_transmit_bytes_total, flow_receive_packets_total,
  * flow_transmit_packets_total), then the snapshot's self-metric families, each contiguous with HELP and
- * TYPE; label values escaped (backslash, double quote, newline); empty label values left out. */
+ * TYPE; the flow labels those of series_labels.h, in name order; label values escaped (backslash, double
+ * quote, newline); empty label values left out. */
 #ifndef FX_EXPO_TEXT_H
 #define FX_EXPO_TEXT_H
 
@@ -11,7 +12,8 @@
 
 #define FX_TEXT_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* Appends the exposition to out. Returns 0, or the fx_buf error when out's maximum is reached. */
+/* Appends the exposition to out. Returns 0, or the fx_buf error when out's maximum is reached (or a line
+ * past the renderer's own bound: a label value over FX_SERIES_LABEL_VALUE_MAX). */
 __attribute__((warn_unused_result)) int fx_expo_text_render(const struct fx_snapshot *snapshot,
 							    struct fx_buf *out);
 
@@ -25,7 +27,8 @@ struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot 
 void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream);
 /* Writes the next bytes of the exposition to out (up to room bytes, room > 0) and their count to
  * *written; fewer than room bytes means the end was reached (0 once everything was read). Returns 0 or an
- * fx_buf error (out of memory). The bytes are exactly those fx_expo_text_render appends. */
+ * fx_buf error (out of memory, or FX_BUF_E_TOO_BIG for a line past the stream's bound). The bytes are exactly
+ * those fx_expo_text_render appends. */
 __attribute__((warn_unused_result)) int fx_expo_text_stream_read(struct fx_expo_text_stream *stream,
 								 char *out, size_t room, size_t *written);
 /* Bytes handed out so far. */

@@ -1,8 +1,9 @@
 /* Step (6b): Prometheus remote write 1.0 of a snapshot. Pure: snapshot in, compressed request bodies out.
  *
  * Every flow series gives one TimeSeries per family of each direction it has seen (flow_receive_bytes_total,
- * flow_receive_packets_total for receive; the transmit pair for transmit), labelled exactly as the text
- * format labels it (label_mask and key.present, AS names from the snapshot's map, empty values left out),
+ * flow_receive_packets_total for receive; the transmit pair for transmit), with the flow labels that
+ * series_labels.h gives for its key (the same the text format writes: label_mask and key.present, AS names
+ * from the snapshot's map, empty values left out),
  * plus __name__ and the external labels; then the snapshot's self-metric families. Labels are sorted by name
  * and unique: when an external label has the name of a series' own label, the series' label wins.
  * Every sample of one encoding carries the one timestamp the caller gives.
@@ -32,12 +33,14 @@
 
 #define FX_RW_E_NOMEM (-1)
 #define FX_RW_E_ENCODE (-2)
+/* A series or a request past the encoder's bounds (a label value over FX_SERIES_LABEL_VALUE_MAX). */
+#define FX_RW_E_TOO_BIG (-3)
 
 /* The text of an FX_RW_E_* code. */
 const char *fx_rw_strerror(int code);
 
 struct fx_rw_encoder_config {
-	/* Added to every TimeSeries. Copied. Check them first with fx_rw_check_external_labels. */
+	/* Added to every TimeSeries. Copied. Validated by the config (config.c). */
 	const struct fx_label *external_labels;
 	size_t n_external_labels;
 	size_t max_series_per_request; /* 0 = FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST */
@@ -62,11 +65,6 @@ struct fx_rw_requests {
 void fx_rw_requests_free(struct fx_rw_requests *requests);
 void fx_rw_request_free(struct fx_rw_request *request);
 
-/* Checks external labels: names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with "__", are unique and are
- * not a flow label name (hostname, source_as, ...); values are not empty. Returns 0, or -1 with a message
- * naming the label written to err (errlen bytes, may be 0). */
-int fx_rw_check_external_labels(const struct fx_label *labels, size_t n, char *err, size_t errlen);
-
 struct fx_rw_encoder;
 
 /* Returns NULL on allocation failure. */
@@ -75,9 +73,10 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 void fx_rw_encoder_destroy(struct fx_rw_encoder *encoder);
 
 /* Appends the requests for `snapshot` (borrowed) at `timestamp_ms` to `out`. On error what was appended
- * stays in `out` (the caller frees it). Returns 0, FX_RW_E_NOMEM or FX_RW_E_ENCODE. */
+ * stays in `out` (the caller frees it). Returns 0, FX_RW_E_NOMEM, FX_RW_E_ENCODE or FX_RW_E_TOO_BIG (a
+ * series past the encoder's bounds; see rw_encode.c "Bounds"). */
 __attribute__((warn_unused_result)) int fx_rw_encode(struct fx_rw_encoder *encoder,
-						      const struct fx_snapshot *snapshot, int64_t timestamp_ms,
-						      int64_t stale_since_ms, struct fx_rw_requests *out);
+						     const struct fx_snapshot *snapshot, int64_t timestamp_ms,
+						     int64_t stale_since_ms, struct fx_rw_requests *out);
 
 #endif

@@ -1,5 +1,5 @@
-/* A flow series: the label tuple that identifies it and its four counters. Shared by the counter tables,
- * the snapshot and the encoders. */
+/* A flow series: the label tuple that identifies it and its four counters. Shared by the series tables
+ * (series_table.c), the snapshot and the encoders. */
 #ifndef FX_SERIES_H
 #define FX_SERIES_H
 
@@ -24,7 +24,8 @@ extern const char *const fx_label_names[7];
 
 /* Identifies a series. A label not kept by --labels, or absent from the record, has its bit clear in
  * `present` and its field zero / NULL, so records that differ only there land in the same series.
- * The AS names are not part of the key: they are a function of the AS number, looked up when encoding. */
+ * The AS names are not part of the key: they are a function of the AS number, looked up when encoding
+ * (series_labels.c). */
 struct fx_series_key {
 	const char *hostname; /* interned (see intern.h): equal strings have equal pointers; NULL if absent */
 	uint32_t as_src;
@@ -36,11 +37,11 @@ struct fx_series_key {
 
 struct fx_series {
 	struct fx_series_key key;
-	uint64_t bytes[2];   /* indexed by enum fx_direction: FX_DIR_RECEIVE, FX_DIR_TRANSMIT */
+	uint64_t bytes[2]; /* indexed by enum fx_direction: FX_DIR_RECEIVE, FX_DIR_TRANSMIT */
 	uint64_t packets[2];
-	uint64_t records;    /* records added (for counting what a full table refuses) */
-	int64_t updated_ms;  /* wall clock of the last update */
-	uint32_t seen;       /* bit (1 << direction) once the direction has had a record */
+	uint64_t records;   /* records added (for counting what a full table refuses) */
+	int64_t updated_ms; /* wall clock of the last update */
+	uint32_t seen;	    /* bit (1 << direction) once the direction has had a record */
 };
 
 /* Total order used by snapshots: the AS numbers (source, then destination), hostname (byte order, absent

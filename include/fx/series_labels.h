@@ -1,0 +1,75 @@
+/* A series key as its label pairs: the one place that knows which labels a key carries, in which order, and
+ * how each value is spelled. The text exposition (/metrics and the Pushgateway) and remote write both get
+ * their flow labels here, and differ only in how they write a pair.
+ *
+ * The label catalog is the list of names a key can carry, in name order (the order both formats write);
+ * encoders prepare their per-name bytes by catalog position (text prefixes, protobuf fields, the external
+ * labels that sort between two flow labels). A new dimension of the key is a row of the catalog and a case
+ * of series_labels.c, and every encoder writes it.
+ *
+ * Values are borrowed: AS names from the snapshot's map, hostnames interned by the ingest step, numbers
+ * written into the fx_label_set. Two direct-mapped caches make a key cost a few loads: AS number -> (digits,
+ * name) and hostname pointer -> (length, escaping needed).
+ *
+ * Thread: a fx_series_labels is used by one thread at a time (each encoder keeps its own). */
+#ifndef FX_SERIES_LABELS_H
+#define FX_SERIES_LABELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fx/series.h"
+#include "fx/snapshot.h"
+
+/* Labels a series key can carry. */
+#define FX_SERIES_LABELS_MAX 7
+
+/* The longest label value an encoder has to hold. Values are hostnames (at most a record:
+ * --max-record-bytes, 64 KiB by default), AS names (one line of the AS-name list, a few hundred bytes in
+ * practice) and numbers. Encoders size their buffers for a label set of FX_SERIES_LABELS_MAX values this
+ * long (escaped, for the text format) and refuse, with an error their callers count, a set that needs more.
+ */
+#define FX_SERIES_LABEL_VALUE_MAX ((size_t)1 << 20)
+
+struct fx_label_name {
+	const char *name;
+	size_t len;
+};
+
+/* destination_as, destination_as_name, hostname, iface_in, iface_out, source_as, source_as_name. */
+extern const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_MAX];
+/* The longest name in the catalog. */
+#define FX_SERIES_LABEL_NAME_MAX (sizeof("destination_as_name") - 1)
+
+struct fx_label_pair {
+	unsigned label;	   /* position in fx_series_label_catalog */
+	bool escape;	   /* the value holds a backslash, double quote or newline */
+	const char *value; /* not NUL-terminated; valid until the next fx_series_labels_begin */
+	size_t value_len;  /* never 0: empty values are left out */
+};
+
+/* A key's labels in name order. Numbers are written into `digits`, so the set is not to be copied. */
+struct fx_label_set {
+	size_t n;
+	struct fx_label_pair pairs[FX_SERIES_LABELS_MAX];
+	char digits[FX_SERIES_LABELS_MAX][20];
+};
+
+struct fx_series_labels;
+
+/* NULL on allocation failure. */
+struct fx_series_labels *fx_series_labels_create(void);
+/* Accepts NULL. */
+void fx_series_labels_destroy(struct fx_series_labels *labels);
+
+/* Starts on a snapshot (borrowed until the next call): its label_mask and AS names; forgets the caches,
+ * which hold pointers into the previous snapshot. */
+void fx_series_labels_begin(struct fx_series_labels *labels, const struct fx_snapshot *snapshot);
+
+/* The labels of key: those the snapshot's mask keeps and the key carries, with non-empty values, in name
+ * order; the AS names looked up in the snapshot's map. */
+void fx_series_labels_get(struct fx_series_labels *labels, const struct fx_series_key *key,
+			  struct fx_label_set *out);
+
+#endif

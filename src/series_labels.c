@@ -1,0 +1,177 @@
+/* Series key -> ordered label pairs, for every encoder (see series_labels.h).
+ *
+ * DESIGN
+ * - fx_series_labels_get adds the labels in catalog (name) order, so the pairs come out sorted with no sort
+ *   (asserted); each AS is looked up once for its number and its name. It is straight-line code rather than
+ *   a walk over catalog rows with a switch: it runs for every series of every encode, and the walk cost a
+ *   /metrics render of 100,000 series 17% more instructions (callgrind, bench_output).
+ * - AS cache: direct-mapped, ASN_SLOTS slots, Fibonacci hashing (neighbouring ASNs spread over the slots),
+ *   the most recent ASN wins a slot. A lookup copies what it needs out of the slot (the digits into the
+ *   label set, the name pointer, which points into the map), so the source and destination AS of one key
+ *   may share a slot: the second lookup evicts the first, which is already read.
+ * - Hostname cache: direct-mapped by the interned pointer (equal strings are equal pointers), so a
+ *   hostname's length and escaping scan are done once per hostname and snapshot.
+ *
+ * Thread: the owner's (one encoder's).
+ * Invariant: the caches only hold entries of the snapshot given to the last fx_series_labels_begin. */
+#include "fx/series_labels.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fx/buf.h"
+
+#define LIT(s) s, (sizeof(s) - 1)
+#define ASN_SLOTS 8192 /* a power of two: the hash keeps the top 13 bits */
+#define ASN_SLOT_SHIFT 19
+#define HOST_SLOTS 256
+
+/* Positions in the catalog. */
+enum {
+	LABEL_DESTINATION_AS,
+	LABEL_DESTINATION_AS_NAME,
+	LABEL_HOSTNAME,
+	LABEL_IFACE_IN,
+	LABEL_IFACE_OUT,
+	LABEL_SOURCE_AS,
+	LABEL_SOURCE_AS_NAME,
+};
+
+/* Kept by the --labels bit of the same name; the AS labels are carried by the key's FX_LABEL_SOURCE_AS or
+ * FX_LABEL_DESTINATION_AS bit (the names by the number's bit: a name is a function of the number), the others
+ * by their own bit. */
+const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_MAX] = {
+    {LIT("destination_as")}, {LIT("destination_as_name")}, {LIT("hostname")},	    {LIT("iface_in")},
+    {LIT("iface_out")},	     {LIT("source_as")},	   {LIT("source_as_name")},
+};
+
+struct asn_slot {
+	uint32_t asn;
+	bool filled;
+	bool name_escape;
+	uint8_t digits_len;
+	char digits[10];
+	const char *name; /* from the snapshot's map; NULL when none or empty */
+	size_t name_len;
+};
+
+struct host_slot {
+	const char *hostname; /* NULL: empty slot */
+	size_t len;
+	bool escape;
+};
+
+struct fx_series_labels {
+	uint32_t mask;
+	const struct fx_asn_map *names; /* NULL when no names are loaded or none is kept */
+	struct host_slot hosts[HOST_SLOTS];
+	struct asn_slot asns[ASN_SLOTS];
+};
+
+struct fx_series_labels *fx_series_labels_create(void)
+{
+	return calloc(1, sizeof(struct fx_series_labels));
+}
+
+void fx_series_labels_destroy(struct fx_series_labels *labels)
+{
+	free(labels);
+}
+
+void fx_series_labels_begin(struct fx_series_labels *labels, const struct fx_snapshot *snapshot)
+{
+	labels->mask = snapshot->label_mask;
+	labels->names =
+	    labels->mask & (FX_LABEL_SOURCE_AS_NAME | FX_LABEL_DESTINATION_AS_NAME) ? snapshot->names : NULL;
+	memset(labels->hosts, 0, sizeof(labels->hosts));
+	memset(labels->asns, 0, sizeof(labels->asns));
+}
+
+static bool needs_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '\\' || s[i] == '"' || s[i] == '\n')
+			return true;
+	return false;
+}
+
+static const struct asn_slot *lookup_asn(struct fx_series_labels *labels, uint32_t asn)
+{
+	struct asn_slot *slot = &labels->asns[(uint32_t)(asn * 2654435769u) >> ASN_SLOT_SHIFT];
+	if (!slot->filled || slot->asn != asn) {
+		slot->asn = asn;
+		slot->filled = true;
+		slot->digits_len = (uint8_t)fx_u64_to_dec(asn, slot->digits);
+		const char *name = fx_asn_map_lookup(labels->names, asn);
+		slot->name_len = name ? strlen(name) : 0;
+		slot->name = slot->name_len ? name : NULL;
+		slot->name_escape = slot->name && needs_escape(name, slot->name_len);
+	}
+	return slot;
+}
+
+static const struct host_slot *lookup_host(struct fx_series_labels *labels, const char *hostname)
+{
+	uintptr_t bits = (uintptr_t)hostname;
+	struct host_slot *slot = &labels->hosts[((bits >> 4) ^ (bits >> 12)) % HOST_SLOTS];
+	if (slot->hostname != hostname) {
+		slot->hostname = hostname;
+		slot->len = strlen(hostname);
+		slot->escape = needs_escape(hostname, slot->len);
+	}
+	return slot;
+}
+
+/* Appends a pair to out; its value is not empty. */
+static inline void add_pair(struct fx_label_set *out, unsigned label, const char *value, size_t len,
+			    bool escape)
+{
+	assert(out->n == 0 || out->pairs[out->n - 1].label < label);
+	out->pairs[out->n++] =
+	    (struct fx_label_pair){.label = label, .escape = escape, .value = value, .value_len = len};
+}
+
+static inline void add_number(struct fx_label_set *out, unsigned label, uint64_t value)
+{
+	char *digits = out->digits[out->n];
+	add_pair(out, label, digits, fx_u64_to_dec(value, digits), false);
+}
+
+/* The number and name labels of one AS (catalog positions `number` and `number + 1`). The slot's digits are
+ * copied: the other AS of the key may take the slot next. */
+static inline void add_as(struct fx_series_labels *labels, struct fx_label_set *out, uint32_t asn,
+			  unsigned number, bool keep_number, bool keep_name)
+{
+	const struct asn_slot *slot = lookup_asn(labels, asn);
+	if (keep_number) {
+		char *digits = out->digits[out->n];
+		memcpy(digits, slot->digits, sizeof(slot->digits));
+		add_pair(out, number, digits, slot->digits_len, false);
+	}
+	if (keep_name && slot->name)
+		add_pair(out, number + 1, slot->name, slot->name_len, slot->name_escape);
+}
+
+void fx_series_labels_get(struct fx_series_labels *labels, const struct fx_series_key *key,
+			  struct fx_label_set *out)
+{
+	uint32_t mask = labels->mask, present = key->present;
+	out->n = 0;
+	/* In catalog (name) order; the catalog rows say which bits keep and carry each label. */
+	if (present & FX_LABEL_DESTINATION_AS)
+		add_as(labels, out, key->as_dst, LABEL_DESTINATION_AS, mask & FX_LABEL_DESTINATION_AS,
+		       mask & FX_LABEL_DESTINATION_AS_NAME);
+	if ((mask & present & FX_LABEL_HOSTNAME) && key->hostname) {
+		const struct host_slot *host = lookup_host(labels, key->hostname);
+		if (host->len)
+			add_pair(out, LABEL_HOSTNAME, key->hostname, host->len, host->escape);
+	}
+	if (mask & present & FX_LABEL_IFACE_IN)
+		add_number(out, LABEL_IFACE_IN, key->iface_in);
+	if (mask & present & FX_LABEL_IFACE_OUT)
+		add_number(out, LABEL_IFACE_OUT, key->iface_out);
+	if (present & FX_LABEL_SOURCE_AS)
+		add_as(labels, out, key->as_src, LABEL_SOURCE_AS, mask & FX_LABEL_SOURCE_AS,
+		       mask & FX_LABEL_SOURCE_AS_NAME);
+}
