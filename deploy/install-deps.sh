@@ -8,7 +8,7 @@ BUILD="build-essential cmake pkg-config
   librdkafka-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
   libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev zlib1g-dev"
 TEST="curl kcat pmacct prometheus prometheus-pushgateway victoria-metrics
-  libclang-rt-14-dev clang procps iproute2 util-linux
+  libclang-rt-14-dev clang clang-tidy procps iproute2 util-linux
   buildah podman runc debootstrap fuse-overlayfs uidmap docker-compose systemd python3-yaml"
 
 apt-get update -qq
