@@ -24,6 +24,7 @@
 #include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
 #include "fx/store.h"
+#include "fx/web_config.h"
 
 #define DEMO_LOCAL_ASN 64500
 #define MAX_HOSTNAMES 65536
@@ -271,6 +272,43 @@ static void stop_pushers(struct exporter *exporter, int64_t deadline)
 		fx_warn("pushgateway: the final push did not get through before the deadline");
 }
 
+/* SIGHUP: every file the exporter can re-read without a restart. A bad file keeps the one in force (each
+ * module logs and counts it). */
+static void reload_files(struct exporter *exporter)
+{
+	fx_info("SIGHUP received: reloading");
+	fx_http_server_reload(exporter->http);
+}
+
+/* The HTTP server with the web configuration file read first: a bad file is a configuration error (exit
+ * code 2 in *status), named with its key. Returns 0 or -1. */
+static int start_http(struct exporter *exporter, const struct fx_http_hooks *hooks, int *status)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_http_server_config http = {
+		.addr = config->addr,
+		.web_config_file = config->web_config_file,
+		.limits =
+			{
+				.max_connections = (unsigned)config->web_max_connections,
+				.max_connections_per_ip = (unsigned)config->web_max_connections_per_ip,
+				.read_timeout_ms = config->web_read_timeout_ms,
+				.max_header_bytes = config->web_max_header_bytes,
+			},
+	};
+	if (config->web_config_file[0]) {
+		char why[512];
+		http.web_config = fx_web_config_load(config->web_config_file, why, sizeof(why));
+		if (!http.web_config) {
+			fprintf(stderr, "flow-exporter: invalid --web.config.file: %s\n", why);
+			*status = 2;
+			return -1;
+		}
+	}
+	exporter->http = fx_http_server_start(&http, hooks); /* takes the web configuration */
+	return exporter->http ? 0 : -1;
+}
+
 static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 {
 	struct timespec tick = {0, TICK_MS * 1000000L};
@@ -280,6 +318,8 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 			fx_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			return;
 		}
+		if (sig == SIGHUP)
+			reload_files(exporter);
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			return;
 		fx_store_tick(exporter->store);
@@ -322,6 +362,7 @@ int main(int argc, char **argv)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
 	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -353,8 +394,7 @@ int main(int argc, char **argv)
 	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names))
 		goto out;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
-	exporter.http = fx_http_server_create(config->addr, &hooks);
-	if (!exporter.http)
+	if (start_http(&exporter, &hooks, &status))
 		goto out;
 	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http))
 		goto out;
