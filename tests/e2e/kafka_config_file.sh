@@ -74,6 +74,7 @@ log "auto.offset.reset=earliest from the file: exact totals; latest from the fil
 for name in earliest latest override; do
 	pid_var="${name}_PID"
 	stop_pid "${!pid_var}" TERM 10 || fail "$name exited $STOP_RC"
+	assert_clean_log "$TEST_TMP/$name.log"
 done
 
 # ---- SASL from the file, every secret in a file: none in ps, logs, /metrics, --help ------------------
@@ -105,5 +106,6 @@ for secret in "$SECRET" "$WEB_PASSWORD" "${HASH:7}"; do
 done
 log "SASL from the file: failure reported ($(grep -E -m1 -o ' (warn|error) .*SASL.{0,60}' "$TEST_TMP/sasl.log")), $errors Kafka errors counted; no secret in ps, cmdline, $(wc -l <"$TEST_TMP/sasl.log") log lines, /metrics or --help"
 stop_pid "$sasl_PID" TERM 10 || fail "sasl exited $STOP_RC"
+assert_clean_log "$TEST_TMP/sasl.log"
 stop_mock
 log "ok"
