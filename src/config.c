@@ -770,6 +770,10 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 		fprintf(err, "flow-exporter: invalid value for --push-interval: at least 1s\n");
 		return 2;
 	}
+	if (config->web_read_timeout_ms < 100) {
+		fprintf(err, "flow-exporter: invalid value for --web-read-timeout: at least 100ms\n");
+		return 2;
+	}
 	if (config->flush_ms < 1 || config->flush_ms > 60000) {
 		fprintf(err, "flow-exporter: invalid value for --flush-interval: from 1ms to 60s\n");
 		return 2;
