@@ -284,9 +284,9 @@ static int parse_labels(struct fx_config *config, const char *value, char *why)
  * user (ps, /proc/<pid>/cmdline); they belong in --kafka-config-file. */
 static bool is_secret_kafka_key(const char *key)
 {
-	static const char *const secrets[] = {"sasl.password",		     "ssl.key.password",
-					      "ssl.keystore.password",	     "sasl.oauthbearer.client.secret",
-					      "ssl.key.pem",		     "sasl.oauthbearer.config",
+	static const char *const secrets[] = {"sasl.password",	       "ssl.key.password",
+					      "ssl.keystore.password", "sasl.oauthbearer.client.secret",
+					      "ssl.key.pem",	       "sasl.oauthbearer.config",
 					      "ssl_key_password" /* alias */};
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		if (!strcmp(key, secrets[i]))
@@ -302,7 +302,8 @@ static const char *shown_value(const struct flag *f, const char *value, char *bu
 	if (f->parse != parse_kafka_opt)
 		return value;
 	const char *eq = strchr(value, '=');
-	snprintf(buf, size, "%.*s%s", eq ? (int)(eq - value) : (int)strlen(value), value, eq ? "=<not shown>" : "");
+	snprintf(buf, size, "%.*s%s", eq ? (int)(eq - value) : (int)strlen(value), value,
+		 eq ? "=<not shown>" : "");
 	return buf;
 }
 
@@ -380,7 +381,8 @@ static int parse_kafka_config_file(struct fx_config *config, const char *value, 
 	explicit_bzero(setting, sizeof(setting));
 	if (rc)
 		return rc;
-	memmove(config->kafka_opts + n, config->kafka_opts, config->n_kafka_opts * sizeof(config->kafka_opts[0]));
+	memmove(config->kafka_opts + n, config->kafka_opts,
+		config->n_kafka_opts * sizeof(config->kafka_opts[0]));
 	memcpy(config->kafka_opts, settings, n * sizeof(settings[0]));
 	config->n_kafka_opts += n;
 	return set_string(config, &config->kafka_config_file, value, why);
@@ -718,7 +720,8 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 		char shown[ERR_SIZE];
 		if (value && flags[i].parse(config, value, why)) {
 			fprintf(err, "flow-exporter: invalid value \"%s\" for %s (--%s): %s\n",
-				shown_value(&flags[i], value, shown, sizeof(shown)), env_name, flags[i].name, why);
+				shown_value(&flags[i], value, shown, sizeof(shown)), env_name, flags[i].name,
+				why);
 			return 2;
 		}
 	}

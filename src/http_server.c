@@ -1286,6 +1286,9 @@ struct fx_http_server *fx_http_server_start(const struct fx_http_server_config *
 		goto fail;
 	}
 	server->watchdog_started = true;
+	if (fx_web_config_has_users(server->web) && !server->tls)
+		fx_warn(
+		    "http: basic auth without tls_server_config: passwords cross the network in the clear");
 	fx_info("http: listening on %s (port %u, %s%s)", addr, fx_http_server_port(server),
 		server->tls ? "HTTPS" : "HTTP", fx_web_config_has_users(server->web) ? ", basic auth" : "");
 	return server;
