@@ -278,6 +278,116 @@ static int parse_labels(struct fx_config *config, const char *value, char *why)
 	return 0;
 }
 
+/* ---- secrets off the command line (issue 14) ---- */
+
+/* librdkafka properties whose value is a secret: given with --kafka-opt they are visible to every local
+ * user (ps, /proc/<pid>/cmdline); they belong in --kafka-config-file. */
+static bool is_secret_kafka_key(const char *key)
+{
+	static const char *const secrets[] = {"sasl.password",	       "ssl.key.password",
+					      "ssl.keystore.password", "sasl.oauthbearer.client.secret",
+					      "ssl.key.pem",	       "sasl.oauthbearer.config",
+					      "ssl_key_password" /* alias */};
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (!strcmp(key, secrets[i]))
+			return true;
+	return false;
+}
+
+static int parse_kafka_opt(struct fx_config *config, const char *value, char *why);
+
+/* A value as messages show it: "key=<not shown>" for --kafka-opt, whose value may be a secret. */
+static const char *shown_value(const struct flag *f, const char *value, char *buf, size_t size)
+{
+	if (f->parse != parse_kafka_opt)
+		return value;
+	const char *eq = strchr(value, '=');
+	snprintf(buf, size, "%.*s%s", eq ? (int)(eq - value) : (int)strlen(value), value,
+		 eq ? "=<not shown>" : "");
+	return buf;
+}
+
+/* Checks key=value with librdkafka; a secret's value never appears in why. */
+static int check_kafka_setting(const char *key, const char *value, char *why)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char librdkafka_why[200];
+	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, value, librdkafka_why, sizeof(librdkafka_why));
+	rd_kafka_conf_destroy(conf);
+	if (res == RD_KAFKA_CONF_OK)
+		return 0;
+	if (is_secret_kafka_key(key))
+		return fail(why, "invalid value for %s (not shown: it is a secret)", key);
+	return fail(why, "%s", librdkafka_why);
+}
+
+/* One line of a properties file into "key=value", spaces around both trimmed. Returns 0 (out empty for
+ * a blank or comment line) or -1 with why. */
+static int properties_line(char *line, char *out, size_t size, char *why)
+{
+	line[strcspn(line, "\r\n")] = '\0';
+	char *p = line;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	out[0] = '\0';
+	if (!*p || *p == '#')
+		return 0;
+	char *eq = strchr(p, '=');
+	if (!eq || eq == p)
+		return fail(why, "expected key=value");
+	char *key_end = eq;
+	while (key_end > p && (key_end[-1] == ' ' || key_end[-1] == '\t'))
+		key_end--;
+	char *value = eq + 1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	size_t value_len = strlen(value);
+	while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+		value_len--;
+	value[value_len] = '\0';
+	*key_end = '\0';
+	if ((size_t)snprintf(out, size, "%s=%s", p, value) >= size)
+		return fail(why, "line too long");
+	return check_kafka_setting(p, value, why);
+}
+
+/* --kafka-config-file: librdkafka properties (key=value lines, # comments, as kcat -F reads them). They
+ * go before every --kafka-opt, wherever the flags stand, so that the command line wins. */
+static int parse_kafka_config_file(struct fx_config *config, const char *value, char *why)
+{
+	if (!*value)
+		return set_string(config, &config->kafka_config_file, value, why);
+	FILE *file = fopen(value, "re");
+	if (!file)
+		return fail(why, "cannot open: %s", strerror(errno));
+	const char *settings[FX_MAX_KAFKA_OPTS];
+	size_t n = 0, line_no = 0;
+	char line[4096], setting[4096], line_why[ERR_SIZE];
+	int rc = 0;
+	while (rc == 0 && fgets(line, sizeof(line), file)) {
+		line_no++;
+		if (properties_line(line, setting, sizeof(setting), line_why))
+			rc = fail(why, "line %zu: %s", line_no, line_why);
+		else if (setting[0] && n + config->n_kafka_opts >= FX_MAX_KAFKA_OPTS)
+			rc = fail(why, "line %zu: more than %d librdkafka settings in all", line_no,
+				  FX_MAX_KAFKA_OPTS);
+		else if (setting[0] && !(settings[n++] = keep(config, setting)))
+			rc = fail(why, "out of memory");
+	}
+	if (rc == 0 && ferror(file))
+		rc = fail(why, "cannot read: %s", strerror(errno));
+	fclose(file);
+	explicit_bzero(line, sizeof(line));
+	explicit_bzero(setting, sizeof(setting));
+	if (rc)
+		return rc;
+	memmove(config->kafka_opts + n, config->kafka_opts,
+		config->n_kafka_opts * sizeof(config->kafka_opts[0]));
+	memcpy(config->kafka_opts, settings, n * sizeof(settings[0]));
+	config->n_kafka_opts += n;
+	return set_string(config, &config->kafka_config_file, value, why);
+}
+
 static int parse_kafka_opt(struct fx_config *config, const char *value, char *why)
 {
 	const char *eq = strchr(value, '=');
@@ -290,12 +400,12 @@ static int parse_kafka_opt(struct fx_config *config, const char *value, char *wh
 		return fail(why, "key too long");
 	memcpy(key, value, len);
 	key[len] = '\0';
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char librdkafka_why[200];
-	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, eq + 1, librdkafka_why, sizeof(librdkafka_why));
-	rd_kafka_conf_destroy(conf);
-	if (res != RD_KAFKA_CONF_OK)
-		return fail(why, "%s", librdkafka_why);
+	if (check_kafka_setting(key, eq + 1, why))
+		return -1;
+	if (is_secret_kafka_key(key))
+		fx_warn("--kafka-opt %s: a secret on the command line is visible to every local user (ps, "
+			"/proc/<pid>/cmdline); put it in --kafka-config-file instead",
+			key);
 	return add_repeat(config, config->kafka_opts, &config->n_kafka_opts, FX_MAX_KAFKA_OPTS, value, why);
 }
 
@@ -436,6 +546,11 @@ STRING_FIELD(parse_push_bearer_token_file, push_bearer_token_file)
 STRING_FIELD(parse_push_ca_file, push_ca_file)
 STRING_FIELD(parse_push_cert_file, push_cert_file)
 STRING_FIELD(parse_push_key_file, push_key_file)
+STRING_FIELD(parse_web_config_file, web_config_file)
+DURATION_FIELD(parse_web_read_timeout, web_read_timeout_ms)
+COUNT_FIELD(parse_web_max_connections, web_max_connections, 1000000)
+COUNT_FIELD(parse_web_max_connections_per_ip, web_max_connections_per_ip, 1000000)
+COUNT_FIELD(parse_web_max_header_bytes, web_max_header_bytes, 1u << 20)
 DURATION_FIELD(parse_flush, flush_ms)
 DURATION_FIELD(parse_asn_names_refresh, asn_names_refresh_ms)
 DURATION_FIELD(parse_asn_names_timeout, asn_names_timeout_ms)
@@ -469,6 +584,21 @@ static const struct flag flags[] = {
 	{"asn", "0", "Local AS number(s), comma-separated: source AS local = transmit, destination AS local = "
 		     "receive", parse_asn, false, false},
 	{"addr", ":9590", "Listen address for /metrics ([host]:port)", parse_addr, false, false},
+	/* HTTP security (issue 14) */
+	{"web-config-file", "", "Web configuration file (exporter-toolkit format: TLS, client certificates, basic "
+				"auth, headers); re-read on SIGHUP and on change", parse_web_config_file, false,
+	 false},
+	{"web.config.file", "", "Same as --web-config-file (the exporter-toolkit's name)", parse_web_config_file,
+	 false, false},
+	{"web-max-connections", "512", "Most HTTP connections open at once; more are closed at once and counted",
+	 parse_web_max_connections, false, false},
+	{"web-max-connections-per-ip", "32", "Most HTTP connections open at once from one client address",
+	 parse_web_max_connections_per_ip, false, false},
+	{"web-read-timeout", "10s", "A request head must arrive within this long of the connection's start or "
+				    "of its previous response, or the connection is closed",
+	 parse_web_read_timeout, false, false},
+	{"web-max-header-bytes", "32768", "Largest request head (request line and headers); larger is answered "
+					  "431", parse_web_max_header_bytes, false, false},
 	{"partitions", "", "The Go program's mode: \"all\" or comma-separated partition numbers, read from the "
 			   "newest offset with no consumer group. Empty: consumer group mode", parse_partitions,
 	 false, false},
@@ -476,6 +606,9 @@ static const struct flag flags[] = {
 	 parse_group, false, false},
 	{"kafka-opt", NULL, "librdkafka setting key=value, passed through (TLS, SASL, fetch sizes); repeatable",
 	 parse_kafka_opt, false, true},
+	{"kafka-config-file", "", "librdkafka properties file (key=value lines, # comments, as kcat -F reads): "
+				  "secrets such as sasl.password go here, not in --kafka-opt; --kafka-opt wins",
+	 parse_kafka_config_file, false, false},
 	{"workers", "auto", "Consumer threads (\"auto\": one per core)", parse_workers, false, false},
 	{"flush-interval", "100ms", "How often consumer threads publish their counts to /metrics and pushes",
 	 parse_flush, false, false},
@@ -584,9 +717,11 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 			env_name[len++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
 		env_name[len] = '\0';
 		const char *value = getenv(env_name);
+		char shown[ERR_SIZE];
 		if (value && flags[i].parse(config, value, why)) {
-			fprintf(err, "flow-exporter: invalid value \"%s\" for %s (--%s): %s\n", value, env_name,
-				flags[i].name, why);
+			fprintf(err, "flow-exporter: invalid value \"%s\" for %s (--%s): %s\n",
+				shown_value(&flags[i], value, shown, sizeof(shown)), env_name, flags[i].name,
+				why);
 			return 2;
 		}
 	}
@@ -615,8 +750,10 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 			fprintf(err, "flow-exporter: flag --%s needs a value\n", f->name);
 			return 2;
 		}
+		char shown[ERR_SIZE];
 		if (f->parse(config, value, why)) {
-			fprintf(err, "flow-exporter: invalid value \"%s\" for --%s: %s\n", value, f->name, why);
+			fprintf(err, "flow-exporter: invalid value \"%s\" for --%s: %s\n",
+				shown_value(f, value, shown, sizeof(shown)), f->name, why);
 			return 2;
 		}
 	}
@@ -634,6 +771,10 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 	}
 	if (config->push_interval_ms < 1000) {
 		fprintf(err, "flow-exporter: invalid value for --push-interval: at least 1s\n");
+		return 2;
+	}
+	if (config->web_read_timeout_ms < 100) {
+		fprintf(err, "flow-exporter: invalid value for --web-read-timeout: at least 100ms\n");
 		return 2;
 	}
 	if (config->flush_ms < 1 || config->flush_ms > 60000) {

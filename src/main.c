@@ -23,6 +23,7 @@
 #include "fx/pushgateway.h"
 #include "fx/rw_sender.h"
 #include "fx/store.h"
+#include "fx/web_config.h"
 
 #define DEMO_LOCAL_ASN 64500
 #define MAX_HOSTNAMES 65536
@@ -276,6 +277,43 @@ static void stop_pushers(struct exporter *exporter, int64_t deadline)
 		fx_warn("pushgateway: the final push did not get through before the deadline");
 }
 
+/* SIGHUP: every file the exporter can re-read without a restart. A bad file keeps the one in force (each
+ * module logs and counts it). */
+static void reload_files(struct exporter *exporter)
+{
+	fx_info("SIGHUP received: reloading");
+	fx_http_server_reload(exporter->http);
+}
+
+/* The HTTP server with the web configuration file read first: a bad file is a configuration error (exit
+ * code 2 in *status), named with its key. Returns 0 or -1. */
+static int start_http(struct exporter *exporter, const struct fx_http_hooks *hooks, int *status)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_http_server_config http = {
+	    .addr = config->addr,
+	    .web_config_file = config->web_config_file,
+	    .limits =
+		{
+		    .max_connections = (unsigned)config->web_max_connections,
+		    .max_connections_per_ip = (unsigned)config->web_max_connections_per_ip,
+		    .read_timeout_ms = config->web_read_timeout_ms,
+		    .max_header_bytes = config->web_max_header_bytes,
+		},
+	};
+	if (config->web_config_file[0]) {
+		char why[512];
+		http.web_config = fx_web_config_load(config->web_config_file, why, sizeof(why));
+		if (!http.web_config) {
+			fprintf(stderr, "flow-exporter: invalid --web.config.file: %s\n", why);
+			*status = 2;
+			return -1;
+		}
+	}
+	exporter->http = fx_http_server_start(&http, hooks); /* takes the web configuration */
+	return exporter->http ? 0 : -1;
+}
+
 static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 {
 	struct timespec tick = {0, TICK_MS * 1000000L};
@@ -285,6 +323,8 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 			fx_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			return;
 		}
+		if (sig == SIGHUP)
+			reload_files(exporter);
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			return;
 		fx_store_tick(exporter->store);
@@ -339,6 +379,7 @@ static void block_signals(sigset_t *signals)
 	sigemptyset(signals);
 	sigaddset(signals, SIGTERM);
 	sigaddset(signals, SIGINT);
+	sigaddset(signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -359,7 +400,8 @@ static int start_store(struct exporter *exporter)
 	return exporter->store ? 0 : -1;
 }
 
-/* /metrics and the self-metrics of every part created so far (the pushers add theirs). */
+/* /metrics and the self-metrics of every part created so far (the pushers add theirs). Returns 0, or the
+ * exit status. */
 static int start_http_server(struct exporter *exporter)
 {
 	struct fx_store *store = exporter->store;
@@ -367,11 +409,13 @@ static int start_http_server(struct exporter *exporter)
 	    fx_store_add_collector(store, fx_consumer_collect, exporter->consumer) ||
 	    fx_store_add_collector(store, fx_store_collect, store) ||
 	    fx_store_add_collector(store, fx_asn_names_collect, exporter->names))
-		return -1;
+		return 1;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, exporter};
-	exporter->http = fx_http_server_create(exporter->config.addr, &hooks);
-	if (!exporter->http || fx_store_add_collector(store, fx_http_server_collect, exporter->http))
-		return -1;
+	int status = 1;
+	if (start_http(exporter, &hooks, &status))
+		return status;
+	if (fx_store_add_collector(store, fx_http_server_collect, exporter->http))
+		return 1;
 	return 0;
 }
 
@@ -388,8 +432,8 @@ static int start(struct exporter *exporter)
 		return 1;
 	if ((rc = start_consumer(exporter)))
 		return rc;
-	if (start_http_server(exporter))
-		return 1;
+	if ((rc = start_http_server(exporter)))
+		return rc;
 	if ((rc = start_pushers(exporter)))
 		return rc;
 	if (fx_consumer_start(exporter->consumer))

@@ -42,6 +42,13 @@ struct fx_config {
 	int64_t asn_names_timeout_ms;
 	/* HTTP */
 	char *addr;
+	/* HTTP security and Kafka secrets (issue 14) */
+	char *web_config_file; /* empty: none */
+	uint64_t web_max_connections;
+	uint64_t web_max_connections_per_ip;
+	int64_t web_read_timeout_ms;
+	uint64_t web_max_header_bytes;
+	char *kafka_config_file; /* its settings are in kafka_opts, first */
 	/* push */
 	const char *remote_write_urls[FX_MAX_REPEAT];
 	size_t n_remote_write_urls;

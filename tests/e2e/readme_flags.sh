@@ -10,11 +10,11 @@ help_text = open(sys.argv[1]).read().splitlines()
 readme = open(sys.argv[2]).read()
 flags = {}
 for i, line in enumerate(help_text):
-    m = re.match(r"  --([a-z0-9-]+)(=VALUE)?$", line)
+    m = re.match(r"  --([a-z0-9.-]+)(=VALUE)?$", line)
     if m:
         d = re.search(r' \(default "(.*)"\)$', help_text[i + 1])
         flags[m.group(1)] = d.group(1) if d else ("" if m.group(2) else "false")
-table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `--([a-z0-9-]+)` \| `?([^|`]*)`? \|", readme, re.M)}
+table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `--([a-z0-9.-]+)` \| `?([^|`]*)`? \|", readme, re.M)}
 bad = 0
 for name, default in flags.items():
     if name not in table:

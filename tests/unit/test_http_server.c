@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -549,6 +550,119 @@ static void test_idle_timeout(void)
 	fx_http_server_destroy(server);
 }
 
+/* ---- the bounds: connections per address and in all, slow request heads, head size, methods ---- */
+
+static uint64_t refused_count(struct fx_http_server *server, const char *reason)
+{
+	struct fx_family_list *list = fx_family_list_create();
+	uint64_t value = UINT64_MAX;
+	CHECK(list && fx_http_server_collect(server, list) == 0);
+	for (size_t f = 0; list && f < fx_family_list_count(list); f++) {
+		const struct fx_family *family = fx_family_list_get(list, f);
+		if (strcmp(family->name, "flow_exporter_http_refused_total"))
+			continue;
+		for (size_t i = 0; i < family->n_samples; i++)
+			if (!strcmp(family->samples[i].labels[0].value, reason))
+				value = family->samples[i].integer;
+	}
+	fx_family_list_destroy(list);
+	return value;
+}
+
+/* A connection from source (127.0.0.x) to the server; -1 when connect fails. */
+static int connect_from(const char *source, unsigned port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+	inet_pton(AF_INET, source, &from.sin_addr);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)port);
+	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+		close(fd);
+		return -1;
+	}
+	struct timeval limit = {.tv_sec = 0, .tv_usec = 150000};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+	return fd;
+}
+
+/* True when the server has closed fd (recv sees the end within the receive timeout). */
+static bool closed_by_server(int fd)
+{
+	char byte;
+	ssize_t n = recv(fd, &byte, 1, 0);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* The status of the answer to request, on a new connection. */
+static int status_of(unsigned port, const char *request, size_t len)
+{
+	int fd = connect_from("127.0.0.1", port);
+	char answer[64] = "";
+	int status = -1;
+	if (fd >= 0 && send(fd, request, len, 0) == (ssize_t)len &&
+	    recv(fd, answer, sizeof(answer) - 1, 0) > 12)
+		status = atoi(answer + 9);
+	if (fd >= 0)
+		close(fd);
+	return status;
+}
+
+static void test_limits(void)
+{
+	struct test_context context = {0};
+	struct fx_http_hooks hooks = {hook_take_snapshot, NULL, &context};
+	struct fx_http_server_config config = {
+	    .addr = "127.0.0.1:0",
+	    .limits = {.max_connections = 4,
+		       .max_connections_per_ip = 2,
+		       .read_timeout_ms = 2500,
+		       .max_header_bytes = 1024},
+	};
+	struct fx_http_server *server = fx_http_server_start(&config, &hooks);
+	CHECK(server != NULL);
+	if (!server)
+		return;
+	unsigned port = fx_http_server_port(server);
+	int fds[5];
+	const char *sources[5] = {"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2"};
+	for (int i = 0; i < 5; i++)
+		fds[i] = connect_from(sources[i], port);
+	/* The third from 127.0.0.1 is past its address's limit; the two from 127.0.0.2 get in. */
+	CHECK(!closed_by_server(fds[0]) && !closed_by_server(fds[1]));
+	CHECK(closed_by_server(fds[2]));
+	CHECK(!closed_by_server(fds[3]) && !closed_by_server(fds[4]));
+	int over = connect_from("127.0.0.3", port); /* four open: past the server's limit */
+	CHECK(closed_by_server(over));
+	close(over);
+	CHECK_EQ_U64(refused_count(server, "max_connections_per_ip"), 1);
+	CHECK_EQ_U64(refused_count(server, "max_connections"), 1);
+	/* A slow head: a byte every 150 ms keeps the idle timeout away, not the read timeout. */
+	CHECK(send(fds[0], "GET / HTTP/1.1\r\n", 16, 0) == 16);
+	bool closed = false;
+	for (int i = 0; i < 30 && !closed; i++) {
+		if (send(fds[0], "X", 1, MSG_NOSIGNAL) != 1)
+			break;
+		closed = closed_by_server(fds[0]);
+	}
+	CHECK(closed);
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	CHECK(refused_count(server, "read_timeout") >= 1);
+
+	char big[2048];
+	int len = snprintf(big, sizeof(big), "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: %01500d\r\n\r\n", 0);
+	CHECK_EQ_U64(status_of(port, big, (size_t)len), 431);
+	const char brew[] = "BREW /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	CHECK_EQ_U64(status_of(port, brew, sizeof(brew) - 1), 405);
+	const char healthy[] = "GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
+	CHECK_EQ_U64(status_of(port, healthy, sizeof(healthy) - 1), 200);
+	CHECK_EQ_U64(refused_count(server, "header_too_large"), 1);
+	CHECK_EQ_U64(refused_count(server, "method_not_allowed"), 1);
+	fx_http_server_destroy(server);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -556,6 +670,7 @@ int main(void)
 	test_routes();
 	test_listen();
 	test_idle_timeout();
+	test_limits();
 	curl_global_cleanup();
 	return check_exit();
 }
