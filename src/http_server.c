@@ -620,7 +620,7 @@ fail:
 	return SEND_TEXT(connection, web, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error\n");
 }
 
-/* HEAD (and the fallback): the whole body in one buffer, for its Content-Length. */
+/* HEAD: the whole body rendered into one buffer, for its Content-Length (GET streams it). */
 static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
 					      struct MHD_Connection *connection, enum encoding encoding,
 					      const struct fx_web_config *web)

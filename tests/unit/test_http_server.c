@@ -250,54 +250,49 @@ static void check_metrics_gzip(const char *base, const char *accept_encoding, co
 	reply_free(&reply);
 }
 
-static void test_routes(void)
+/* /metrics with and without gzip, by Accept-Encoding. */
+static void check_route_encodings(const char *base, const struct fx_buf *expected)
 {
-	struct test_context context = {0};
-	struct fx_http_hooks hooks = {hook_take_snapshot, hook_is_ready, &context};
-	struct fx_http_server *server = fx_http_server_create("127.0.0.1:0", &hooks);
-	CHECK(server != NULL);
-	if (!server)
-		return;
-	context.server = server;
-	unsigned port = fx_http_server_port(server);
-	CHECK(port > 0 && port < 65536);
-	char base[64], url[128], value[256];
-	snprintf(base, sizeof(base), "http://127.0.0.1:%u", port);
-	struct fx_buf expected;
-	expected_body(&expected);
-
 	/* /metrics, identity: no Accept-Encoding, refused gzip, other codings only. */
-	check_metrics_identity(base, NULL, &expected);
-	check_metrics_identity(base, "gzip;q=0", &expected);
-	check_metrics_identity(base, "GZIP ; Q=0.000, deflate", &expected);
-	check_metrics_identity(base, "identity", &expected);
-	check_metrics_identity(base, "deflate, br", &expected);
-	check_metrics_identity(base, "gzip;q=0, *", &expected); /* an explicit refusal beats the wildcard */
-	check_metrics_identity(base, "*;q=0", &expected);
-	check_metrics_identity(base, "gzipx, xgzip", &expected);
+	check_metrics_identity(base, NULL, expected);
+	check_metrics_identity(base, "gzip;q=0", expected);
+	check_metrics_identity(base, "GZIP ; Q=0.000, deflate", expected);
+	check_metrics_identity(base, "identity", expected);
+	check_metrics_identity(base, "deflate, br", expected);
+	check_metrics_identity(base, "gzip;q=0, *", expected); /* an explicit refusal beats the wildcard */
+	check_metrics_identity(base, "*;q=0", expected);
+	check_metrics_identity(base, "gzipx, xgzip", expected);
 	/* /metrics, gzip. */
-	check_metrics_gzip(base, "gzip", &expected);
-	check_metrics_gzip(base, "deflate, GZip;q=0.5", &expected);
-	check_metrics_gzip(base, "br;q=1.0, gzip;q=0.001", &expected);
-	check_metrics_gzip(base, "*", &expected);
-	check_metrics_gzip(base, "identity;q=0.5, *;q=0.1", &expected);
-	check_metrics_gzip(base, "x-gzip", &expected);
-	check_metrics_gzip(base, "gzip, deflate, br", &expected); /* what curl and browsers send */
+	check_metrics_gzip(base, "gzip", expected);
+	check_metrics_gzip(base, "deflate, GZip;q=0.5", expected);
+	check_metrics_gzip(base, "br;q=1.0, gzip;q=0.001", expected);
+	check_metrics_gzip(base, "*", expected);
+	check_metrics_gzip(base, "identity;q=0.5, *;q=0.1", expected);
+	check_metrics_gzip(base, "x-gzip", expected);
+	check_metrics_gzip(base, "gzip, deflate, br", expected); /* what curl and browsers send */
+}
 
-	/* HEAD: the headers of a GET, no body. */
+/* HEAD: the headers of a GET, no body. */
+static void check_route_head(const char *base, const struct fx_buf *expected)
+{
+	char url[128], value[256];
 	snprintf(url, sizeof(url), "%s/metrics", base);
 	struct reply reply = request(url, "HEAD", NULL);
 	CHECK_EQ_U64(reply.status, 200);
 	CHECK(reply_header(&reply, "Content-Type", value, sizeof(value)));
 	CHECK_STR(value, FX_TEXT_CONTENT_TYPE);
 	CHECK(reply_header(&reply, "Content-Length", value, sizeof(value)));
-	CHECK_EQ_U64(strtoull(value, NULL, 10), expected.len);
+	CHECK_EQ_U64(strtoull(value, NULL, 10), expected->len);
 	CHECK_EQ_U64(reply.body.len, 0);
 	reply_free(&reply);
+}
 
-	/* Not found; methods other than GET and HEAD. */
+/* Not found; methods other than GET and HEAD. */
+static void check_route_not_found_and_methods(const char *base)
+{
+	char url[128], value[256];
 	snprintf(url, sizeof(url), "%s/nope", base);
-	reply = request(url, "GET", NULL);
+	struct reply reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 404);
 	reply_free(&reply);
 	snprintf(url, sizeof(url), "%s/metricsx", base);
@@ -313,10 +308,14 @@ static void test_routes(void)
 		CHECK_STR(value, "GET, HEAD");
 		reply_free(&reply);
 	}
+}
 
-	/* Health and readiness. */
+/* Health and readiness. */
+static void check_route_health(const char *base, struct test_context *context)
+{
+	char url[128];
 	snprintf(url, sizeof(url), "%s/-/healthy", base);
-	reply = request(url, "GET", NULL);
+	struct reply reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 200);
 	CHECK_STR(reply.body.data, "Healthy\n");
 	reply_free(&reply);
@@ -324,15 +323,19 @@ static void test_routes(void)
 	reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 503);
 	reply_free(&reply);
-	context.ready = true;
+	context->ready = true;
 	reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 200);
 	CHECK_STR(reply.body.data, "Ready\n");
 	reply_free(&reply);
+}
 
-	/* The landing page. */
+/* The landing page. */
+static void check_route_landing(const char *base)
+{
+	char url[128], value[256];
 	snprintf(url, sizeof(url), "%s/", base);
-	reply = request(url, "GET", NULL);
+	struct reply reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 200);
 	CHECK(reply_header(&reply, "Content-Type", value, sizeof(value)));
 	CHECK_STR(value, "text/html; charset=utf-8");
@@ -340,17 +343,22 @@ static void test_routes(void)
 	CHECK(strstr(reply.body.data, "href=\"/metrics\"") != NULL);
 	CHECK(strstr(reply.body.data, FX_VERSION) != NULL);
 	reply_free(&reply);
+}
 
-	/* No snapshot: 500, counted. */
-	context.fail_snapshot = true;
+/* No snapshot: 500, counted; then the self-metrics of every request so far. */
+static void check_route_failure_and_self(const char *base, struct test_context *context,
+					 struct fx_http_server *server, const struct fx_buf *expected)
+{
+	char url[128];
+	context->fail_snapshot = true;
 	snprintf(url, sizeof(url), "%s/metrics", base);
-	reply = request(url, "GET", NULL);
+	struct reply reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 500);
 	reply_free(&reply);
-	context.fail_snapshot = false;
+	context->fail_snapshot = false;
 
 	/* Self-metrics: 8 identity scrapes, 7 gzip and 1 HEAD so far (HEAD renders the body too). */
-	context.with_self = true;
+	context->with_self = true;
 	reply = request(url, "GET", NULL);
 	CHECK_EQ_U64(reply.status, 200);
 	CHECK(strstr(reply.body.data, "\nflow_exporter_scrapes_total{encoding=\"identity\"} 9\n") != NULL);
@@ -359,7 +367,7 @@ static void test_routes(void)
 	CHECK(strstr(reply.body.data, "# TYPE flow_exporter_scrape_duration_seconds gauge\n") != NULL);
 	/* The last scrape before this one was the 500: its size is the last successful one (the HEAD). */
 	char bytes_line[64];
-	snprintf(bytes_line, sizeof(bytes_line), "\nflow_exporter_scrape_bytes %zu\n", expected.len);
+	snprintf(bytes_line, sizeof(bytes_line), "\nflow_exporter_scrape_bytes %zu\n", expected->len);
 	CHECK(strstr(reply.body.data, bytes_line) != NULL);
 	if (!strstr(reply.body.data, bytes_line))
 		fprintf(stderr, "%s\n", reply.body.data);
@@ -371,6 +379,30 @@ static void test_routes(void)
 	CHECK(duration && duration->n_samples == 1 && duration->samples[0].real > 0 &&
 	      duration->samples[0].real < 10);
 	fx_family_list_destroy(self);
+}
+
+static void test_routes(void)
+{
+	struct test_context context = {0};
+	struct fx_http_hooks hooks = {hook_take_snapshot, hook_is_ready, &context};
+	struct fx_http_server *server = fx_http_server_create("127.0.0.1:0", &hooks);
+	CHECK(server != NULL);
+	if (!server)
+		return;
+	context.server = server;
+	unsigned port = fx_http_server_port(server);
+	CHECK(port > 0 && port < 65536);
+	char base[64];
+	snprintf(base, sizeof(base), "http://127.0.0.1:%u", port);
+	struct fx_buf expected;
+	expected_body(&expected);
+
+	check_route_encodings(base, &expected);
+	check_route_head(base, &expected);
+	check_route_not_found_and_methods(base);
+	check_route_health(base, &context);
+	check_route_landing(base);
+	check_route_failure_and_self(base, &context, server, &expected);
 
 	fx_buf_free(&expected);
 	fx_http_server_destroy(server);
