@@ -23,6 +23,7 @@
 #include "fx/pushgateway.h"
 #include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
+#include "fx/sampling.h"
 #include "fx/store.h"
 
 #define DEMO_LOCAL_ASN 64500
@@ -35,6 +36,7 @@ struct exporter {
 	struct fx_asn_names *names;
 	struct fx_intern *hostnames;
 	struct fx_store *store;
+	struct fx_sampling *sampling;
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -92,6 +94,29 @@ static int start_asn_names(struct exporter *exporter)
 	return exporter->names ? 0 : -1;
 }
 
+/* Prints why a map file given on the command line was refused. Returns 2, the exit code. */
+static int map_file_error(const char *flag, const char *path, const struct fx_parse_error *error)
+{
+	if (error->line)
+		fprintf(stderr, "flow-exporter: invalid --%s %s: line %zu: %s\n", flag, path, error->line,
+			error->message);
+	else
+		fprintf(stderr, "flow-exporter: invalid --%s: %s\n", flag, error->message);
+	return 2;
+}
+
+/* The operator's map files, read before anything starts: a bad one stops startup (exit code 2). */
+static int start_maps(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_parse_error error = {0};
+	struct fx_sampling_config sampling = {(uint32_t)config->sampling_rate, config->sampling_rates,
+					      config->workers};
+	if (!(exporter->sampling = fx_sampling_create(&sampling, &error)))
+		return map_file_error("sampling-rates", config->sampling_rates, &error);
+	return 0;
+}
+
 static int start_demo(struct exporter *exporter)
 {
 	struct fx_config *config = &exporter->config;
@@ -136,6 +161,7 @@ static int start_consumer(struct exporter *exporter)
 				.max_record_bytes = config->max_record_bytes,
 				.hostnames = exporter->hostnames,
 				.store = exporter->store,
+				.sampling = exporter->sampling,
 			},
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
@@ -325,6 +351,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((rc = start_maps(&exporter))) {
+		status = rc;
+		goto out;
+	}
 	if (!config->brokers[0] && start_demo(&exporter))
 		goto out;
 	if (!config->asn_given && !exporter.demo)
@@ -350,7 +380,8 @@ int main(int argc, char **argv)
 	if (fx_store_add_collector(exporter.store, collect_build_info, &exporter) ||
 	    fx_store_add_collector(exporter.store, fx_consumer_collect, exporter.consumer) ||
 	    fx_store_add_collector(exporter.store, fx_store_collect, exporter.store) ||
-	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names))
+	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names) ||
+	    fx_store_add_collector(exporter.store, fx_sampling_collect, exporter.sampling))
 		goto out;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
 	exporter.http = fx_http_server_create(config->addr, &hooks);
@@ -385,6 +416,7 @@ out:
 	/* Last of the snapshot takers gone: the collectors' owners can go. */
 	fx_consumer_destroy(exporter.consumer);
 	fx_store_destroy(exporter.store);
+	fx_sampling_destroy(exporter.sampling);
 	fx_intern_destroy(exporter.hostnames);
 	fx_asn_names_destroy(exporter.names);
 	fx_demo_destroy(exporter.demo);
