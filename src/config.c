@@ -567,6 +567,14 @@ COUNT_FIELD(parse_max_series, max_series, 100000000)
 COUNT_FIELD(parse_max_record_bytes, max_record_bytes, 64u << 20)
 COUNT_FIELD(parse_remote_write_max_series, remote_write_max_series, 1000000)
 COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
+STRING_FIELD(parse_sampling_rates, sampling_rates)
+
+static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
+{
+	if (parse_u64(value, UINT32_MAX, &config->sampling_rate))
+		return fail(why, "expected a whole number from 0 (none) to 4294967295");
+	return 0;
+}
 
 static int parse_pushgateway_url(struct fx_config *config, const char *value, char *why)
 {
@@ -621,6 +629,13 @@ static const struct flag flags[] = {
 	{"max-series", "500000", "Most flow series kept; records of new series past it are dropped and counted",
 	 parse_max_series, false, false},
 	/* AS names */
+	{"sampling-rate", "0", "Sampling rate of records that carry none (no sampling_rate, or 0): bytes and "
+			       "packets are multiplied by it. 0: none (such records count 1:1 and are counted "
+			       "as unknown)",
+	 parse_sampling_rate, false, false},
+	{"sampling-rates", "", "CSV file \"exporter,rate\" (exporter = hostname label or peer_ip_src): that rate "
+			       "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
+	 parse_sampling_rates, false, false},
 	{"asn-names", FX_DEFAULT_ASN_NAMES_URL, "AS names: a file or an http(s) URL in cidr-report's asn.txt "
 						"format", parse_asn_names, false, false},
 	{"asn-names-cache", "/var/lib/flow-exporter/asn-names.txt", "Where the last downloaded AS-name list is "

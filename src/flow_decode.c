@@ -3,7 +3,7 @@
  * DESIGN
  * fx_decode_record is a single-pass, allocation-free scanner for the shape pmacct writes: one flat JSON
  * object whose values are strings, numbers and literals. It validates the whole record against RFC 8259
- * first (a syntax error anywhere outranks a wrong type earlier), remembering where the nine keys we read
+ * first (a syntax error anywhere outranks a wrong type earlier), remembering where the ten keys we read
  * are, then applies the record rules of flow_rules.h, the ones the reference decoder applies too. A
  * nested object or array, or more unknown keys than it dedups cheaply, sends the record to the reference
  * decoder (flow_decode_ref.c, on jansson) instead; the two give identical results on every input, which
@@ -37,6 +37,7 @@ static const char *const kind_names[FX_REC_KIND_COUNT] = {
     [FX_REC_INVALID_RANGE] = "range",
     [FX_REC_INVALID_UTF8] = "utf8",
     [FX_REC_INVALID_TOO_LARGE] = "too_large",
+    [FX_REC_INVALID_SAMPLING_OVERFLOW] = "sampling_overflow",
 };
 
 const char *fx_record_kind_name(enum fx_record_kind kind)
@@ -416,6 +417,10 @@ static enum field identify_key(const char *key, size_t len)
 		if (memcmp(key, "peer_ip_src", 11) == 0)
 			return FIELD_PEER_IP_SRC;
 		break;
+	case 13:
+		if (memcmp(key, "sampling_rate", 13) == 0)
+			return FIELD_SAMPLING_RATE;
+		break;
 	}
 	return FIELD_UNKNOWN;
 }
@@ -665,6 +670,7 @@ static enum fx_record_kind read_flow(struct scan *scan, struct fx_flow *flow)
 	}
 
 	set_hostname(flow, &label, &peer, scan->scratch_next);
+	set_peer(flow, &label, &peer, NULL);
 	set_numbers(flow, values, scan->seen & 1u << FIELD_IFACE_IN, scan->seen & 1u << FIELD_IFACE_OUT);
 	return FX_REC_FLOW;
 }

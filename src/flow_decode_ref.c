@@ -252,6 +252,8 @@ static enum fx_record_kind json_read_flow(struct fx_decoder *decoder, const json
 	/* jansson's strings die with the tree: the hostname is copied to the scratch buffer, which the
 	 * rewritten record no longer needs. */
 	set_hostname(flow, &label, &peer, decoder->scratch);
+	/* After the hostname: both fit, the record holds both strings quoted and their keys. */
+	set_peer(flow, &label, &peer, decoder->scratch + (flow->hostname ? flow->hostname_len + 1 : 0));
 	set_numbers(flow, values, json_object_get(root, field_names[FIELD_IFACE_IN]) != NULL,
 		    json_object_get(root, field_names[FIELD_IFACE_OUT]) != NULL);
 	return FX_REC_FLOW;

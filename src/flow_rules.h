@@ -9,9 +9,9 @@
  *  4. event_type: absent or "purge" reads on, "purge_init"/"purge_close" is a marker, any other string
  *     another event, any other type a type error;
  *  5. label, then peer_ip_src: a string without U+0000, absent reads as empty;
- *  6. as_src, as_dst, iface_in, iface_out, bytes, packets, in that order (number_rules): present when
- *     required, an integer, not negative, no fraction, at most the field's maximum.
- * Then the hostname is label if non-empty, else peer_ip_src if non-empty, else none.
+ *  6. as_src, as_dst, iface_in, iface_out, bytes, packets, sampling_rate, in that order (number_rules):
+ * present when required, an integer, not negative, no fraction, at most the field's maximum. Then the
+ * hostname is label if non-empty, else peer_ip_src if non-empty, else none.
  *
  * Everything here is static inline: the scanner is the hot path, and these are the same instructions as
  * when both decoders lived in one file. */
@@ -57,14 +57,17 @@ enum field {
 	FIELD_IFACE_OUT,
 	FIELD_BYTES,
 	FIELD_PACKETS,
+	FIELD_SAMPLING_RATE,
 	FIELD_COUNT,
 	FIELD_UNKNOWN = FIELD_COUNT
 };
 
 static const char *const field_names[FIELD_COUNT] = {
-    [FIELD_EVENT_TYPE] = "event_type", [FIELD_LABEL] = "label",	  [FIELD_PEER_IP_SRC] = "peer_ip_src",
-    [FIELD_AS_SRC] = "as_src",	       [FIELD_AS_DST] = "as_dst", [FIELD_IFACE_IN] = "iface_in",
-    [FIELD_IFACE_OUT] = "iface_out",   [FIELD_BYTES] = "bytes",	  [FIELD_PACKETS] = "packets",
+    [FIELD_EVENT_TYPE] = "event_type",	 [FIELD_LABEL] = "label",
+    [FIELD_PEER_IP_SRC] = "peer_ip_src", [FIELD_AS_SRC] = "as_src",
+    [FIELD_AS_DST] = "as_dst",		 [FIELD_IFACE_IN] = "iface_in",
+    [FIELD_IFACE_OUT] = "iface_out",	 [FIELD_BYTES] = "bytes",
+    [FIELD_PACKETS] = "packets",	 [FIELD_SAMPLING_RATE] = "sampling_rate",
 };
 
 /* Rule 6: the numeric fields, in the order they are checked. */
@@ -73,9 +76,10 @@ static const struct number_rule {
 	uint64_t max;
 	bool required;
 } number_rules[] = {
-    {FIELD_AS_SRC, UINT32_MAX, true},	 {FIELD_AS_DST, UINT32_MAX, true},
-    {FIELD_IFACE_IN, UINT32_MAX, false}, {FIELD_IFACE_OUT, UINT32_MAX, false},
-    {FIELD_BYTES, UINT64_MAX, true},	 {FIELD_PACKETS, UINT64_MAX, true},
+    {FIELD_AS_SRC, UINT32_MAX, true},	      {FIELD_AS_DST, UINT32_MAX, true},
+    {FIELD_IFACE_IN, UINT32_MAX, false},      {FIELD_IFACE_OUT, UINT32_MAX, false},
+    {FIELD_BYTES, UINT64_MAX, true},	      {FIELD_PACKETS, UINT64_MAX, true},
+    {FIELD_SAMPLING_RATE, UINT32_MAX, false},
 };
 #define NUMBER_RULE_COUNT (sizeof(number_rules) / sizeof(number_rules[0]))
 
@@ -203,6 +207,27 @@ static inline void set_hostname(struct fx_flow *flow, const struct text *label, 
 	flow->hostname_len = chosen->len;
 }
 
+/* peer_ip_src as the flow carries it: the hostname itself when the label was empty, else the string where
+ * it is (the record or the scratch buffer), or a NUL-terminated copy at `copy_to` when not NULL (the
+ * reference decoder: jansson's strings die with the tree). */
+static inline void set_peer(struct fx_flow *flow, const struct text *label, const struct text *peer,
+			    char *copy_to)
+{
+	flow->peer_ip_src = NULL;
+	flow->peer_ip_src_len = peer->len;
+	if (!peer->len)
+		return;
+	if (!label->len) {
+		flow->peer_ip_src = flow->hostname;
+	} else if (copy_to) {
+		memcpy(copy_to, peer->bytes, peer->len);
+		copy_to[peer->len] = '\0';
+		flow->peer_ip_src = copy_to;
+	} else {
+		flow->peer_ip_src = peer->bytes;
+	}
+}
+
 /* The numeric fields of a flow that passed rule 6; values[] is indexed by enum field, 0 when absent. */
 static inline void set_numbers(struct fx_flow *flow, const uint64_t values[FIELD_COUNT], bool has_iface_in,
 			       bool has_iface_out)
@@ -215,6 +240,7 @@ static inline void set_numbers(struct fx_flow *flow, const uint64_t values[FIELD
 	flow->iface_out = (uint32_t)values[FIELD_IFACE_OUT];
 	flow->bytes = values[FIELD_BYTES];
 	flow->packets = values[FIELD_PACKETS];
+	flow->sampling_rate = (uint32_t)values[FIELD_SAMPLING_RATE];
 }
 
 #endif

@@ -1,8 +1,13 @@
-/* Steps (2)-(4) for one consumer thread: message -> records -> direction -> delta table.
+/* Steps (2)-(4) for one consumer thread: message -> records -> direction -> sampling rate -> delta table.
  *
  * Thread: owned by one consumer thread. Nothing here takes a lock per record: the decoder, the delta table
  * and the statistics belong to the thread. Hostnames are interned through a shared, locked pool, but a
- * small direct-mapped cache in front of it answers almost every record (a router sends many records). */
+ * small direct-mapped cache in front of it answers almost every record (a router sends many records).
+ *
+ * Sampling: the thread keeps a reference to the current --sampling-rates map and checks once per message
+ * whether a reload swapped it (one atomic load); bytes and packets are multiplied exactly in 64 bits, and
+ * a product that does not fit makes the record invalid (reason sampling_overflow), never a wrapped
+ * counter. */
 #include "fx/ingest.h"
 
 #include <stdlib.h>
@@ -25,6 +30,10 @@ struct fx_ingest {
 	struct fx_ratelimit invalid_log;
 	int64_t now_ms; /* of the message being counted */
 	struct hostname_slot hostnames[HOSTNAME_CACHE_SLOTS];
+	struct fx_rate_map *rates; /* a reference to the --sampling-rates map, NULL when none */
+	uint64_t rates_generation;
+	uint32_t default_rate;
+	uint64_t rate_sources[FX_RATE_SOURCE_COUNT]; /* flows counted, by where their rate came from */
 };
 
 struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config)
@@ -37,6 +46,11 @@ struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config)
 	ingest->delta = fx_series_table_create(config->max_series);
 	if (!ingest->decoder || !ingest->delta)
 		goto fail;
+	if (config->sampling) {
+		ingest->rates_generation = fx_sampling_generation(config->sampling);
+		ingest->rates = fx_sampling_acquire(config->sampling);
+		ingest->default_rate = fx_sampling_default_rate(config->sampling);
+	}
 	return ingest;
 fail:
 	fx_error("ingest: out of memory");
@@ -50,6 +64,7 @@ void fx_ingest_destroy(struct fx_ingest *ingest)
 		return;
 	fx_decoder_destroy(ingest->decoder);
 	fx_series_table_destroy(ingest->delta);
+	fx_rate_map_unref(ingest->rates);
 	free(ingest);
 }
 
@@ -84,10 +99,54 @@ static void log_invalid(struct fx_ingest *ingest, enum fx_record_kind kind, cons
 		len > 200 ? "..." : "", suppressed ? " (more invalid records were not logged)" : "");
 }
 
+/* The rate this flow is multiplied by, and where it came from (the order of sampling.h). */
+static uint32_t rate_of(const struct fx_ingest *ingest, const struct fx_flow *flow,
+			enum fx_rate_source *source)
+{
+	if (ingest->rates) {
+		uint32_t rate = 0;
+		if (flow->hostname)
+			rate = fx_rate_map_lookup(ingest->rates, flow->hostname, flow->hostname_len);
+		if (!rate && flow->peer_ip_src && flow->peer_ip_src != flow->hostname)
+			rate = fx_rate_map_lookup(ingest->rates, flow->peer_ip_src, flow->peer_ip_src_len);
+		if (rate) {
+			*source = FX_RATE_FILE;
+			return rate;
+		}
+	}
+	if (flow->sampling_rate) {
+		*source = flow->sampling_rate == 1 ? FX_RATE_RECORD_ONE : FX_RATE_RECORD;
+		return flow->sampling_rate;
+	}
+	if (ingest->default_rate) {
+		*source = FX_RATE_FLAG;
+		return ingest->default_rate;
+	}
+	*source = FX_RATE_UNKNOWN;
+	return 1;
+}
+
+/* Bytes and packets times the rate. False when a product does not fit in 64 bits. */
+static bool renormalize(uint32_t rate, uint64_t *bytes, uint64_t *packets)
+{
+	if (rate == 1)
+		return true;
+	return !__builtin_mul_overflow(*bytes, (uint64_t)rate, bytes) &&
+	       !__builtin_mul_overflow(*packets, (uint64_t)rate, packets);
+}
+
 static void count_record(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow, const char *record,
 			 size_t len)
 {
 	struct fx_ingest *ingest = opaque;
+	enum fx_rate_source source = FX_RATE_UNKNOWN;
+	uint64_t bytes = 0, packets = 0;
+	if (kind == FX_REC_FLOW) {
+		bytes = flow->bytes;
+		packets = flow->packets;
+		if (!renormalize(rate_of(ingest, flow, &source), &bytes, &packets))
+			kind = FX_REC_INVALID_SAMPLING_OVERFLOW;
+	}
 	ingest->stats.records[kind]++;
 	if (kind != FX_REC_FLOW) {
 		if (kind >= FX_REC_FIRST_INVALID)
@@ -125,16 +184,32 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 		key.iface_out = flow->iface_out;
 		key.present |= FX_LABEL_IFACE_OUT;
 	}
-	if (fx_series_table_add(ingest->delta, &key, direction, flow->bytes, flow->packets, ingest->now_ms))
+	if (fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms)) {
 		ingest->stats.refused_series_limit++;
-	else
+	} else {
 		ingest->stats.counted++;
+		ingest->rate_sources[source]++;
+	}
+}
+
+/* A reload swapped the rates map: take the new one (rarely: the generation changes only on a reload). */
+static void refresh_rates(struct fx_ingest *ingest)
+{
+	struct fx_sampling *sampling = ingest->config.sampling;
+	uint64_t generation = fx_sampling_generation(sampling);
+	if (generation == ingest->rates_generation)
+		return;
+	fx_rate_map_unref(ingest->rates);
+	ingest->rates = fx_sampling_acquire(sampling);
+	ingest->rates_generation = generation;
 }
 
 void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len, int64_t now_ms)
 {
 	ingest->stats.messages++;
 	ingest->now_ms = now_ms;
+	if (ingest->config.sampling)
+		refresh_rates(ingest);
 	fx_decode_message(ingest->decoder, message, len, count_record, ingest);
 }
 
@@ -142,6 +217,8 @@ bool fx_ingest_flush(struct fx_ingest *ingest)
 {
 	if (fx_series_table_count(ingest->delta))
 		ingest->delta = fx_store_handoff(ingest->config.store, ingest->config.worker, ingest->delta);
+	if (ingest->config.sampling)
+		fx_sampling_publish(ingest->config.sampling, ingest->config.worker, ingest->rate_sources);
 	return fx_series_table_count(ingest->delta) == 0;
 }
 

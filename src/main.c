@@ -22,6 +22,7 @@
 #include "fx/log.h"
 #include "fx/pushgateway.h"
 #include "fx/rw_sender.h"
+#include "fx/sampling.h"
 #include "fx/store.h"
 #include "fx/web_config.h"
 
@@ -35,6 +36,7 @@ struct exporter {
 	struct fx_asn_names *names;
 	struct fx_intern *hostnames;
 	struct fx_store *store;
+	struct fx_sampling *sampling;
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -96,6 +98,29 @@ static int start_asn_names(struct exporter *exporter)
 	return exporter->names ? 0 : -1;
 }
 
+/* Prints why a map file given on the command line was refused. Returns 2, the exit code. */
+static int map_file_error(const char *flag, const char *path, const struct fx_parse_error *error)
+{
+	if (error->line)
+		fprintf(stderr, "flow-exporter: invalid --%s %s: line %zu: %s\n", flag, path, error->line,
+			error->message);
+	else
+		fprintf(stderr, "flow-exporter: invalid --%s: %s\n", flag, error->message);
+	return 2;
+}
+
+/* The operator's map files, read before anything starts: a bad one stops startup (exit code 2). */
+static int start_maps(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_parse_error error = {0};
+	struct fx_sampling_config sampling = {(uint32_t)config->sampling_rate, config->sampling_rates,
+					      config->workers};
+	if (!(exporter->sampling = fx_sampling_create(&sampling, &error)))
+		return map_file_error("sampling-rates", config->sampling_rates, &error);
+	return 0;
+}
+
 static int start_demo(struct exporter *exporter)
 {
 	struct fx_config *config = &exporter->config;
@@ -142,6 +167,7 @@ static int start_consumer(struct exporter *exporter)
 		    .max_record_bytes = config->max_record_bytes,
 		    .hostnames = exporter->hostnames,
 		    .store = exporter->store,
+		    .sampling = exporter->sampling,
 		},
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
@@ -424,6 +450,8 @@ static int start(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	int rc;
+	if ((rc = start_maps(exporter)))
+		return rc;
 	if (!config->brokers[0] && start_demo(exporter))
 		return 1;
 	if (!config->asn_given && !exporter->demo)

@@ -35,6 +35,9 @@ struct fx_config {
 	bool asn_given;
 	uint32_t label_mask;
 	uint64_t max_series;
+	/* sampling (sampling.h) */
+	uint64_t sampling_rate; /* 0: none */
+	char *sampling_rates;	/* file; "" for none */
 	/* AS names */
 	char *asn_names;
 	char *asn_names_cache;

@@ -11,6 +11,10 @@ struct fx_flow {
 	 * Borrowed: valid until the decoder decodes the next record. UTF-8, no NUL inside. */
 	const char *hostname;
 	size_t hostname_len;
+	/* pmacct `peer_ip_src` (the exporter's address), NULL when empty or absent; not NUL-terminated.
+	 * Borrowed: valid while the record is and until the decoder decodes the next record. */
+	const char *peer_ip_src;
+	size_t peer_ip_src_len;
 	uint32_t as_src;
 	uint32_t as_dst;
 	uint32_t iface_in;  /* meaningful only when has_iface_in */
@@ -19,6 +23,9 @@ struct fx_flow {
 	bool has_iface_out;
 	uint64_t bytes;
 	uint64_t packets;
+	/* pmacct `sampling_rate` (aggregate primitive sampling_rate), 0 when absent. pmacct writes 1 once it
+	 * renormalized (*_renormalize: true) and nfacctd 0 for an export with no sampling information. */
+	uint32_t sampling_rate;
 };
 
 #endif

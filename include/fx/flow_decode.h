@@ -16,22 +16,25 @@
 
 /* What a record turned out to be. Everything from FX_REC_INVALID_JSON on cannot be counted. */
 enum fx_record_kind {
-	FX_REC_FLOW = 0,          /* a purge event with counters: *flow is filled */
-	FX_REC_MARKER,            /* purge_init / purge_close (kafka_markers) */
-	FX_REC_OTHER_EVENT,       /* any other event_type */
-	FX_REC_INVALID_JSON,      /* not a JSON object (syntax error, trailing bytes, duplicate key, ...) */
-	FX_REC_INVALID_TYPE,      /* a field we read has the wrong JSON type */
-	FX_REC_INVALID_MISSING,   /* bytes, packets, as_src or as_dst absent */
-	FX_REC_INVALID_RANGE,     /* negative, fractional, or too large for its field */
-	FX_REC_INVALID_UTF8,      /* a string is not valid UTF-8 or contains U+0000 */
+	FX_REC_FLOW = 0,	  /* a purge event with counters: *flow is filled */
+	FX_REC_MARKER,		  /* purge_init / purge_close (kafka_markers) */
+	FX_REC_OTHER_EVENT,	  /* any other event_type */
+	FX_REC_INVALID_JSON,	  /* not a JSON object (syntax error, trailing bytes, duplicate key, ...) */
+	FX_REC_INVALID_TYPE,	  /* a field we read has the wrong JSON type */
+	FX_REC_INVALID_MISSING,	  /* bytes, packets, as_src or as_dst absent */
+	FX_REC_INVALID_RANGE,	  /* negative, fractional, or too large for its field */
+	FX_REC_INVALID_UTF8,	  /* a string is not valid UTF-8 or contains U+0000 */
 	FX_REC_INVALID_TOO_LARGE, /* the record is longer than max_record_bytes */
+	/* Never returned by the decoders: the counting step's verdict on a flow whose bytes or packets times
+	 * its sampling rate do not fit in 64 bits. */
+	FX_REC_INVALID_SAMPLING_OVERFLOW,
 	FX_REC_KIND_COUNT
 };
 
 #define FX_REC_FIRST_INVALID FX_REC_INVALID_JSON
 
 /* Stable short names for metrics and logs: "flow", "marker", "other_event", "json", "type", "missing",
- * "range", "utf8", "too_large". */
+ * "range", "utf8", "too_large", "sampling_overflow". */
 const char *fx_record_kind_name(enum fx_record_kind kind);
 
 struct fx_decoder;

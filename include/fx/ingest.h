@@ -1,5 +1,6 @@
-/* Steps (2)-(4) for one consumer thread: decode a Kafka message, classify each record, and add it to the
- * thread's delta table, with no lock per record. Also keeps the thread's record statistics.
+/* Steps (2)-(4) for one consumer thread: decode a Kafka message, classify each record, multiply its bytes
+ * and packets by its sampling rate (sampling.h), and add it to the thread's delta table, with no lock per
+ * record. Also keeps the thread's record statistics.
  *
  * Thread: an ingest step is owned by one consumer thread. */
 #ifndef FX_INGEST_H
@@ -12,6 +13,7 @@
 #include "fx/classify.h"
 #include "fx/flow_decode.h"
 #include "fx/intern.h"
+#include "fx/sampling.h"
 #include "fx/store.h"
 
 struct fx_ingest_config {
@@ -22,6 +24,9 @@ struct fx_ingest_config {
 	struct fx_intern *hostnames; /* borrowed, shared by all workers */
 	struct fx_store *store;	     /* borrowed; where flushes hand the delta over */
 	size_t worker;		     /* this thread's number in the store */
+	/* Borrowed; where sampling rates come from (sampling.h). NULL: records are multiplied by their own
+	 * sampling_rate only, and the rate sources are not published. */
+	struct fx_sampling *sampling;
 };
 
 /* What one ingest step has seen since it was created. */
@@ -44,8 +49,9 @@ void fx_ingest_destroy(struct fx_ingest *ingest);
  * bounded rate. */
 void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len, int64_t now_ms);
 
-/* Hands the delta table to the store (see fx_store_handoff). Returns true when nothing is left to hand
- * over, false when the store has not merged the previous hand-over yet (call fx_store_tick, then again). */
+/* Hands the delta table to the store (see fx_store_handoff) and publishes the rate-source counts. Returns
+ * true when nothing is left to hand over, false when the store has not merged the previous hand-over yet
+ * (call fx_store_tick, then again). */
 bool fx_ingest_flush(struct fx_ingest *ingest);
 
 const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest);

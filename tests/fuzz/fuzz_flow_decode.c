@@ -20,6 +20,13 @@
 
 static struct fx_decoder *fast_decoder, *reference_decoder;
 
+static bool same_peer(const struct fx_flow *a, const struct fx_flow *b)
+{
+	if ((a->peer_ip_src == NULL) != (b->peer_ip_src == NULL) || a->peer_ip_src_len != b->peer_ip_src_len)
+		return false;
+	return !a->peer_ip_src || memcmp(a->peer_ip_src, b->peer_ip_src, a->peer_ip_src_len) == 0;
+}
+
 static bool same_flow(const struct fx_flow *a, const struct fx_flow *b)
 {
 	if (a->hostname_len != b->hostname_len || (a->hostname == NULL) != (b->hostname == NULL))
@@ -31,7 +38,7 @@ static bool same_flow(const struct fx_flow *a, const struct fx_flow *b)
 	return a->as_src == b->as_src && a->as_dst == b->as_dst && a->has_iface_in == b->has_iface_in &&
 	       a->has_iface_out == b->has_iface_out && (!a->has_iface_in || a->iface_in == b->iface_in) &&
 	       (!a->has_iface_out || a->iface_out == b->iface_out) && a->bytes == b->bytes &&
-	       a->packets == b->packets;
+	       a->packets == b->packets && a->sampling_rate == b->sampling_rate && same_peer(a, b);
 }
 
 static void compare_with_reference(enum fx_record_kind kind, const struct fx_flow *flow, const char *record,

@@ -20,6 +20,13 @@ static const char *hostname_of(const struct fx_flow *flow)
 	return flow->hostname ? flow->hostname : "(none)";
 }
 
+static bool same_peer(const struct fx_flow *a, const struct fx_flow *b)
+{
+	if ((a->peer_ip_src == NULL) != (b->peer_ip_src == NULL) || a->peer_ip_src_len != b->peer_ip_src_len)
+		return false;
+	return !a->peer_ip_src || memcmp(a->peer_ip_src, b->peer_ip_src, a->peer_ip_src_len) == 0;
+}
+
 static bool same_flow(const struct fx_flow *a, const struct fx_flow *b)
 {
 	if (a->hostname_len != b->hostname_len || (a->hostname == NULL) != (b->hostname == NULL))
@@ -30,7 +37,7 @@ static bool same_flow(const struct fx_flow *a, const struct fx_flow *b)
 	return a->as_src == b->as_src && a->as_dst == b->as_dst && a->has_iface_in == b->has_iface_in &&
 	       a->has_iface_out == b->has_iface_out && (!a->has_iface_in || a->iface_in == b->iface_in) &&
 	       (!a->has_iface_out || a->iface_out == b->iface_out) && a->bytes == b->bytes &&
-	       a->packets == b->packets;
+	       a->packets == b->packets && a->sampling_rate == b->sampling_rate && same_peer(a, b);
 }
 
 static void print_record(const char *record, size_t len)
@@ -822,10 +829,60 @@ static void test_too_large(void)
 	fx_decoder_destroy(NULL);
 }
 
+/* pmacct's sampling_rate (optional, 0 to 2^32 - 1) and peer_ip_src, which the counting step needs beside
+ * the hostname: the rates file names an exporter by either. */
+static void test_sampling_rate_and_peer(void)
+{
+	struct fx_flow flow;
+#define BASE                                                                                                 \
+	"{\"label\": \"r1\", \"peer_ip_src\": \"192.0.2.1\", \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, " \
+	"\"bytes\": 4%s}"
+	char record[512];
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": 100");
+	CHECK_EQ_U64(decode_text(record, &flow), FX_REC_FLOW);
+	CHECK_EQ_U64(flow.sampling_rate, 100);
+	CHECK_STR(hostname_of(&flow), "r1");
+	CHECK(flow.peer_ip_src && flow.peer_ip_src_len == 9 && !memcmp(flow.peer_ip_src, "192.0.2.1", 9));
+	snprintf(record, sizeof(record), BASE, "");
+	CHECK_EQ_U64(decode_text(record, &flow), FX_REC_FLOW);
+	CHECK_EQ_U64(flow.sampling_rate, 0);
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": 4294967295");
+	CHECK_EQ_U64(decode_text(record, &flow), FX_REC_FLOW);
+	CHECK_EQ_U64(flow.sampling_rate, 4294967295u);
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": 4294967296");
+	EXPECT(record, FX_REC_INVALID_RANGE);
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": -1");
+	EXPECT(record, FX_REC_INVALID_RANGE);
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": 1.5");
+	EXPECT(record, FX_REC_INVALID_RANGE);
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": \"100\"");
+	EXPECT(record, FX_REC_INVALID_TYPE);
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": 1, \"sampling_rate\": 1");
+	EXPECT(record, FX_REC_INVALID_JSON);
+	/* Nested (the jansson path) and escaped: both decoders give the same peer. */
+	snprintf(record, sizeof(record), BASE, ", \"sampling_rate\": 7, \"x\": [1]");
+	CHECK_EQ_U64(decode_text(record, &flow), FX_REC_FLOW);
+	CHECK_EQ_U64(flow.sampling_rate, 7);
+	CHECK_EQ_U64(
+	    decode_text("{\"label\": \"\", \"peer_ip_src\": \"10.0.0.\\u0031\", \"as_src\": 1, \"as_dst\": "
+			"2, \"packets\": 3, \"bytes\": 4}",
+			&flow),
+	    FX_REC_FLOW);
+	CHECK(flow.peer_ip_src == flow.hostname && flow.peer_ip_src_len == 8);
+	CHECK_EQ_U64(
+	    decode_text(
+		"{\"label\": \"r\\u0031\", \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4}",
+		&flow),
+	    FX_REC_FLOW);
+	CHECK(flow.peer_ip_src == NULL && flow.peer_ip_src_len == 0);
+#undef BASE
+}
+
 static void test_kind_names(void)
 {
-	static const char *const names[] = {"flow",    "marker", "other_event", "json",	    "type",
-					    "missing", "range",	 "utf8",	"too_large"};
+	static const char *const names[] = {"flow",	 "marker",	     "other_event", "json",
+					    "type",	 "missing",	     "range",	    "utf8",
+					    "too_large", "sampling_overflow"};
 	CHECK_EQ_U64(sizeof(names) / sizeof(names[0]), FX_REC_KIND_COUNT);
 	for (int kind = 0; kind < FX_REC_KIND_COUNT; kind++)
 		CHECK_STR(fx_record_kind_name((enum fx_record_kind)kind), names[kind]);
@@ -1085,6 +1142,7 @@ int main(void)
 	test_types_missing_ranges();
 	test_too_large();
 	test_kind_names();
+	test_sampling_rate_and_peer();
 	test_differential();
 	if (!getenv("FX_NO_TIMING"))
 		print_timing();
