@@ -341,7 +341,7 @@ static int assign_partitions(struct worker *worker)
 		for (int i = 0; i < share->cnt; i++)
 			rd_kafka_topic_partition_list_add(all, share->elems[i].topic,
 							  share->elems[i].partition)
-			    ->offset = RD_KAFKA_OFFSET_END;
+			    ->offset = share->elems[i].offset;
 		rd_kafka_topic_partition_list_destroy(share);
 	}
 	rd_kafka_resp_err_t err = rd_kafka_assign(worker->rk, all);
