@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "c11_threads_tsan.h"
 #include "check.h"
 #include "fx/clock.h"
 #include "fx/consumer.h"
