@@ -457,7 +457,6 @@ static int parse_workers(struct fx_config *config, const char *value, char *why)
 
 STRING_FIELD(parse_brokers, brokers)
 STRING_FIELD(parse_group, group)
-STRING_FIELD(parse_asn_names, asn_names)
 STRING_FIELD(parse_asn_names_cache, asn_names_cache)
 STRING_FIELD(parse_push_username, push_username)
 STRING_FIELD(parse_push_password_file, push_password_file)
@@ -485,6 +484,13 @@ COUNT_FIELD(parse_max_series, max_series, 100000000)
 COUNT_FIELD(parse_max_record_bytes, max_record_bytes, 64u << 20)
 COUNT_FIELD(parse_remote_write_max_series, remote_write_max_series, 1000000)
 COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
+
+static int parse_asn_names(struct fx_config *config, const char *value, char *why)
+{
+	if (!*value)
+		return fail(why, "expected a file path or an http(s) URL");
+	return set_string(config, &config->asn_names, value, why);
+}
 
 static int parse_pushgateway_url(struct fx_config *config, const char *value, char *why)
 {

@@ -121,6 +121,7 @@ static void test_bad_values(void)
 	EXPECT_ERROR("cannot be overridden", "--push-header=user-agent: me");
 	EXPECT_ERROR("--remote-write-url", "--remote-write-url=ftp://x");
 	EXPECT_ERROR("--log-level", "--log-level=loud");
+	EXPECT_ERROR("--asn-names: expected a file path or an http(s) URL", "--asn-names=");
 	EXPECT_ERROR("--push-insecure-skip-verify", "--push-insecure-skip-verify=maybe");
 	EXPECT_ERROR("--push-key-file needs --push-cert-file", "--push-key-file=/k");
 	EXPECT_ERROR("--push-password-file needs --push-username", "--push-password-file=/p");
