@@ -45,14 +45,23 @@ static int fail(char *why, const char *fmt, ...)
 	return -1;
 }
 
+/* A copy of one string value; the copies form a list headed by config->strings. A list, not an array: the
+ * number of values is bounded only by argv and the environment, and a copy fails only when memory does. */
+struct fx_config_strings {
+	struct fx_config_strings *next;
+	char text[];
+};
+
 static char *keep(struct fx_config *config, const char *value)
 {
-	if (config->n_owned == sizeof(config->owned) / sizeof(config->owned[0]))
+	size_t size = strlen(value) + 1;
+	struct fx_config_strings *copy = malloc(sizeof(*copy) + size);
+	if (!copy)
 		return NULL;
-	char *copy = strdup(value);
-	if (copy)
-		config->owned[config->n_owned++] = copy;
-	return copy;
+	memcpy(copy->text, value, size);
+	copy->next = config->strings;
+	config->strings = copy;
+	return copy->text;
 }
 
 static int set_string(struct fx_config *config, char **field, const char *value, char *why)
@@ -115,10 +124,16 @@ int fx_duration_parse(const char *text, int64_t *ms)
 	return 0;
 }
 
-static int set_duration(int64_t *field, const char *value, char *why)
+/* A duration from min_ms to max_ms; `range` says so in words for the message. */
+static int set_duration(int64_t *field, const char *value, int64_t min_ms, int64_t max_ms, const char *range,
+			char *why)
 {
-	if (fx_duration_parse(value, field))
+	int64_t ms;
+	if (fx_duration_parse(value, &ms))
 		return fail(why, "not a duration (examples: 500ms, 15s, 5m, 24h, 1h30m)");
+	if (ms < min_ms || ms > max_ms)
+		return fail(why, "%s", range);
+	*field = ms;
 	return 0;
 }
 
@@ -259,8 +274,9 @@ static int label_item(void *ctx, const char *text, char *why)
 			return 0;
 		}
 	}
-	return fail(why, "unknown label \"%s\" (known: hostname, source_as, source_as_name, destination_as, "
-			 "destination_as_name, iface_in, iface_out)",
+	return fail(why,
+		    "unknown label \"%s\" (known: hostname, source_as, source_as_name, destination_as, "
+		    "destination_as_name, iface_in, iface_out)",
 		    text);
 }
 
@@ -409,39 +425,51 @@ static int parse_kafka_opt(struct fx_config *config, const char *value, char *wh
 	return add_repeat(config, config->kafka_opts, &config->n_kafka_opts, FX_MAX_KAFKA_OPTS, value, why);
 }
 
+/* [a-zA-Z_][a-zA-Z0-9_]*, the Prometheus label name rule, in ASCII whatever the locale. */
 static bool is_label_name(const char *s, size_t len)
 {
-	if (!len || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
-		return false;
-	for (size_t i = 1; i < len; i++)
-		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+		if (!letter && !(i > 0 && c >= '0' && c <= '9'))
 			return false;
-	return !(len >= 2 && s[0] == '_' && s[1] == '_'); /* __name__ and friends are reserved */
+	}
+	return len > 0;
 }
 
+/* The one check of the external labels: the remote-write encoder and the Pushgateway path take them as
+ * given. A pushed series carries them beside its flow labels, so a name must be valid, not reserved, not
+ * a flow label's and given once; and a value must not be empty, which remote write would read as the
+ * label being absent. */
 static int parse_external_label(struct fx_config *config, const char *value, char *why)
 {
 	const char *eq = strchr(value, '=');
 	if (!eq)
 		return fail(why, "expected name=value, e.g. instance=pop1");
-	size_t len = (size_t)(eq - value);
-	if (!is_label_name(value, len))
-		return fail(why, "\"%.*s\" is not a valid label name", (int)len, value);
+	int len = (int)(eq - value);
+	if (!is_label_name(value, (size_t)len))
+		return fail(why, "\"%.*s\" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)", len, value);
+	if (len >= 2 && value[0] == '_' && value[1] == '_')
+		return fail(why, "label \"%.*s\": names starting with __ are reserved", len, value);
+	if (!eq[1])
+		return fail(why, "label \"%.*s\" has an empty value", len, value);
 	for (size_t i = 0; i < sizeof(fx_label_names) / sizeof(fx_label_names[0]); i++)
-		if (strlen(fx_label_names[i]) == len && !strncmp(value, fx_label_names[i], len))
-			return fail(why, "\"%s\" clashes with the flow label of the same name", fx_label_names[i]);
+		if (strlen(fx_label_names[i]) == (size_t)len &&
+		    !strncmp(value, fx_label_names[i], (size_t)len))
+			return fail(why, "\"%s\" clashes with the flow label of the same name",
+				    fx_label_names[i]);
 	for (size_t i = 0; i < config->n_external_labels; i++)
-		if (!strncmp(config->external_labels[i], value, len + 1))
-			return fail(why, "label \"%.*s\" given twice", (int)len, value);
+		if (!strncmp(config->external_labels[i], value, (size_t)len + 1))
+			return fail(why, "label \"%.*s\" given twice", len, value);
 	return add_repeat(config, config->external_labels, &config->n_external_labels, FX_MAX_REPEAT, value,
 			  why);
 }
 
 static int parse_push_header(struct fx_config *config, const char *value, char *why)
 {
-	static const char *const reserved[] = {"content-encoding", "content-type", "content-length",
-					       "x-prometheus-remote-write-version", "user-agent", "host",
-					       "authorization"};
+	static const char *const reserved[] = {
+	    "content-encoding", "content-type", "content-length", "x-prometheus-remote-write-version",
+	    "user-agent",	"host",		"authorization"};
 	const char *colon = strchr(value, ':');
 	if (!colon)
 		colon = strchr(value, '=');
@@ -453,8 +481,8 @@ static int parse_push_header(struct fx_config *config, const char *value, char *
 			return fail(why, "\"%.*s\" is not a valid header name", (int)len, value);
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (strlen(reserved[i]) == len && !strncasecmp(value, reserved[i], len))
-			return fail(why, "header %.*s is set by flow-exporter and cannot be overridden", (int)len,
-				    value);
+			return fail(why, "header %.*s is set by flow-exporter and cannot be overridden",
+				    (int)len, value);
 	char header[1024];
 	const char *v = colon + 1;
 	while (*v == ' ')
@@ -475,8 +503,8 @@ static int parse_remote_write_url(struct fx_config *config, const char *value, c
 {
 	if (parse_url(value, why))
 		return -1;
-	return add_repeat(config, config->remote_write_urls, &config->n_remote_write_urls, FX_MAX_REPEAT, value,
-			  why);
+	return add_repeat(config, config->remote_write_urls, &config->n_remote_write_urls, FX_MAX_REPEAT,
+			  value, why);
 }
 
 static int parse_addr(struct fx_config *config, const char *value, char *why)
@@ -515,30 +543,29 @@ static int parse_workers(struct fx_config *config, const char *value, char *why)
 	return parse_positive(&config->workers, value, 64, why);
 }
 
-#define STRING_FIELD(fn, field)                                                                            \
-	static int fn(struct fx_config *config, const char *value, char *why)                              \
-	{                                                                                                  \
-		return set_string(config, &config->field, value, why);                                     \
+#define STRING_FIELD(fn, field)                                                                              \
+	static int fn(struct fx_config *config, const char *value, char *why)                                \
+	{                                                                                                    \
+		return set_string(config, &config->field, value, why);                                       \
 	}
-#define DURATION_FIELD(fn, field)                                                                          \
-	static int fn(struct fx_config *config, const char *value, char *why)                              \
-	{                                                                                                  \
-		return set_duration(&config->field, value, why);                                           \
+#define DURATION_FIELD(fn, field, min_ms, max_ms, range)                                                     \
+	static int fn(struct fx_config *config, const char *value, char *why)                                \
+	{                                                                                                    \
+		return set_duration(&config->field, value, min_ms, max_ms, range, why);                      \
 	}
-#define BOOL_FIELD(fn, field)                                                                              \
-	static int fn(struct fx_config *config, const char *value, char *why)                              \
-	{                                                                                                  \
-		return set_bool(&config->field, value, why);                                               \
+#define BOOL_FIELD(fn, field)                                                                                \
+	static int fn(struct fx_config *config, const char *value, char *why)                                \
+	{                                                                                                    \
+		return set_bool(&config->field, value, why);                                                 \
 	}
-#define COUNT_FIELD(fn, field, max)                                                                        \
-	static int fn(struct fx_config *config, const char *value, char *why)                              \
-	{                                                                                                  \
-		return parse_positive(&config->field, value, max, why);                                    \
+#define COUNT_FIELD(fn, field, max)                                                                          \
+	static int fn(struct fx_config *config, const char *value, char *why)                                \
+	{                                                                                                    \
+		return parse_positive(&config->field, value, max, why);                                      \
 	}
 
 STRING_FIELD(parse_brokers, brokers)
 STRING_FIELD(parse_group, group)
-STRING_FIELD(parse_asn_names, asn_names)
 STRING_FIELD(parse_asn_names_cache, asn_names_cache)
 STRING_FIELD(parse_push_username, push_username)
 STRING_FIELD(parse_push_password_file, push_password_file)
@@ -547,18 +574,22 @@ STRING_FIELD(parse_push_ca_file, push_ca_file)
 STRING_FIELD(parse_push_cert_file, push_cert_file)
 STRING_FIELD(parse_push_key_file, push_key_file)
 STRING_FIELD(parse_web_config_file, web_config_file)
-DURATION_FIELD(parse_web_read_timeout, web_read_timeout_ms)
 COUNT_FIELD(parse_web_max_connections, web_max_connections, 1000000)
 COUNT_FIELD(parse_web_max_connections_per_ip, web_max_connections_per_ip, 1000000)
 COUNT_FIELD(parse_web_max_header_bytes, web_max_header_bytes, 1u << 20)
-DURATION_FIELD(parse_flush, flush_ms)
-DURATION_FIELD(parse_asn_names_refresh, asn_names_refresh_ms)
-DURATION_FIELD(parse_asn_names_timeout, asn_names_timeout_ms)
-DURATION_FIELD(parse_push_interval, push_interval_ms)
-DURATION_FIELD(parse_push_timeout, push_timeout_ms)
-DURATION_FIELD(parse_push_backlog, push_backlog_ms)
-DURATION_FIELD(parse_series_ttl, series_ttl_ms)
-DURATION_FIELD(parse_shutdown_timeout, shutdown_timeout_ms)
+/* The modules take these as given: a bound or an interval of 0 would be no bound or a busy loop, so only
+ * the durations whose 0 has a meaning (never, or no waiting) accept it. */
+#define ANY_MS INT64_MAX
+#define MORE_THAN_0 "must be more than 0"
+DURATION_FIELD(parse_flush, flush_ms, 1, 60000, "from 1ms to 60s")
+DURATION_FIELD(parse_web_read_timeout, web_read_timeout_ms, 100, ANY_MS, "at least 100ms")
+DURATION_FIELD(parse_asn_names_refresh, asn_names_refresh_ms, 0, ANY_MS, "") /* 0: never */
+DURATION_FIELD(parse_asn_names_timeout, asn_names_timeout_ms, 1, ANY_MS, MORE_THAN_0)
+DURATION_FIELD(parse_push_interval, push_interval_ms, 1000, ANY_MS, "at least 1s")
+DURATION_FIELD(parse_push_timeout, push_timeout_ms, 1, ANY_MS, MORE_THAN_0)
+DURATION_FIELD(parse_push_backlog, push_backlog_ms, 1, ANY_MS, MORE_THAN_0)
+DURATION_FIELD(parse_series_ttl, series_ttl_ms, 0, ANY_MS, "")		   /* 0: never */
+DURATION_FIELD(parse_shutdown_timeout, shutdown_timeout_ms, 0, ANY_MS, "") /* 0: no waiting */
 BOOL_FIELD(parse_push_insecure, push_insecure_skip_verify)
 BOOL_FIELD(parse_pushgateway_delete, pushgateway_delete)
 BOOL_FIELD(parse_help, help)
@@ -576,6 +607,13 @@ static int parse_sampling_rate(struct fx_config *config, const char *value, char
 	return 0;
 }
 
+static int parse_asn_names(struct fx_config *config, const char *value, char *why)
+{
+	if (!*value)
+		return fail(why, "expected a file path or an http(s) URL");
+	return set_string(config, &config->asn_names, value, why);
+}
+
 static int parse_pushgateway_url(struct fx_config *config, const char *value, char *why)
 {
 	if (*value && parse_url(value, why)) /* empty: no Pushgateway */
@@ -584,105 +622,121 @@ static int parse_pushgateway_url(struct fx_config *config, const char *value, ch
 }
 
 static const struct flag flags[] = {
-	/* Kafka (the Go program's flags first) */
-	{"brokers", "", "Comma-separated Kafka brokers (host:port). Empty: run the embedded demo (a mock Kafka "
-			"cluster fed with synthetic pmacct records)", parse_brokers, false, false},
-	{"topic", "pmacct.acct", "Kafka topic(s) with pmacct JSON records, comma-separated", parse_topic, false,
-	 false},
-	{"asn", "0", "Local AS number(s), comma-separated: source AS local = transmit, destination AS local = "
-		     "receive", parse_asn, false, false},
-	{"addr", ":9590", "Listen address for /metrics ([host]:port)", parse_addr, false, false},
-	/* HTTP security (issue 14) */
-	{"web-config-file", "", "Web configuration file (exporter-toolkit format: TLS, client certificates, basic "
-				"auth, headers); re-read on SIGHUP and on change", parse_web_config_file, false,
-	 false},
-	{"web.config.file", "", "Same as --web-config-file (the exporter-toolkit's name)", parse_web_config_file,
-	 false, false},
-	{"web-max-connections", "512", "Most HTTP connections open at once; more are closed at once and counted",
-	 parse_web_max_connections, false, false},
-	{"web-max-connections-per-ip", "32", "Most HTTP connections open at once from one client address",
-	 parse_web_max_connections_per_ip, false, false},
-	{"web-read-timeout", "10s", "A request head must arrive within this long of the connection's start or "
-				    "of its previous response, or the connection is closed",
-	 parse_web_read_timeout, false, false},
-	{"web-max-header-bytes", "32768", "Largest request head (request line and headers); larger is answered "
-					  "431", parse_web_max_header_bytes, false, false},
-	{"partitions", "", "The Go program's mode: \"all\" or comma-separated partition numbers, read from the "
-			   "newest offset with no consumer group. Empty: consumer group mode", parse_partitions,
-	 false, false},
-	{"group", "flow-exporter", "Kafka consumer group (offsets are committed only for counted records)",
-	 parse_group, false, false},
-	{"kafka-opt", NULL, "librdkafka setting key=value, passed through (TLS, SASL, fetch sizes); repeatable",
-	 parse_kafka_opt, false, true},
-	{"kafka-config-file", "", "librdkafka properties file (key=value lines, # comments, as kcat -F reads): "
-				  "secrets such as sasl.password go here, not in --kafka-opt; --kafka-opt wins",
-	 parse_kafka_config_file, false, false},
-	{"workers", "auto", "Consumer threads (\"auto\": one per core)", parse_workers, false, false},
-	{"flush-interval", "100ms", "How often consumer threads publish their counts to /metrics and pushes",
-	 parse_flush, false, false},
-	{"max-record-bytes", "65536", "Largest pmacct record accepted (bytes); longer ones are counted invalid",
-	 parse_max_record_bytes, false, false},
-	/* counting */
-	{"labels", "hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out",
-	 "Flow labels kept, comma-separated (\"none\" for none); dropping one merges the series it separated",
-	 parse_labels, false, false},
-	{"max-series", "500000", "Most flow series kept; records of new series past it are dropped and counted",
-	 parse_max_series, false, false},
-	/* AS names */
-	{"sampling-rate", "0", "Sampling rate of records that carry none (no sampling_rate, or 0): bytes and "
-			       "packets are multiplied by it. 0: none (such records count 1:1 and are counted "
-			       "as unknown)",
-	 parse_sampling_rate, false, false},
-	{"sampling-rates", "", "CSV file \"exporter,rate\" (exporter = hostname label or peer_ip_src): that rate "
-			       "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
-	 parse_sampling_rates, false, false},
-	{"asn-names", FX_DEFAULT_ASN_NAMES_URL, "AS names: a file or an http(s) URL in cidr-report's asn.txt "
-						"format", parse_asn_names, false, false},
-	{"asn-names-cache", "/var/lib/flow-exporter/asn-names.txt", "Where the last downloaded AS-name list is "
-								   "kept for restarts without network",
-	 parse_asn_names_cache, false, false},
-	{"asn-names-refresh", "24h", "How often the AS names are downloaded (or the file re-read) again",
-	 parse_asn_names_refresh, false, false},
-	{"asn-names-timeout", "60s", "Bound on one AS-name download", parse_asn_names_timeout, false, false},
-	/* push */
-	{"remote-write-url", NULL, "Prometheus remote-write 1.0 endpoint to push to; repeatable",
-	 parse_remote_write_url, false, true},
-	{"push-interval", "15s", "How often counters are pushed (remote write and Pushgateway)",
-	 parse_push_interval, false, false},
-	{"remote-write-max-series", "2000", "Most series in one remote-write request",
-	 parse_remote_write_max_series, false, false},
-	{"external-label", NULL, "Label name=value added to every pushed series (defaults: job=flow-exporter, "
-				 "instance=<host>:<port>); repeatable", parse_external_label, false, true},
-	{"push-header", NULL, "Extra HTTP header \"Name: value\" on every push; repeatable", parse_push_header,
-	 false, true},
-	{"push-username", "", "Basic-auth user for pushes (with --push-password-file)", parse_push_username,
-	 false, false},
-	{"push-password-file", "", "File holding the basic-auth password for pushes",
-	 parse_push_password_file, false, false},
-	{"push-bearer-token-file", "", "File holding a bearer token for pushes", parse_push_bearer_token_file,
-	 false, false},
-	{"push-ca-file", "", "CA certificate(s) to verify push endpoints", parse_push_ca_file, false, false},
-	{"push-cert-file", "", "Client certificate for push endpoints (TLS)", parse_push_cert_file, false,
-	 false},
-	{"push-key-file", "", "Client key for push endpoints (TLS)", parse_push_key_file, false, false},
-	{"push-insecure-skip-verify", "false", "Do not verify push endpoints' TLS certificates",
-	 parse_push_insecure, true, false},
-	{"push-timeout", "30s", "Bound on one push request", parse_push_timeout, false, false},
-	{"push-backlog", "15m", "How much missed pushing is kept for an endpoint that is down, as time",
-	 parse_push_backlog, false, false},
-	{"series-ttl", "0", "Remove a series not updated for this long (0: never); a stale marker is pushed",
-	 parse_series_ttl, false, false},
-	{"pushgateway-url", "", "Pushgateway to PUT the counters to every --push-interval",
-	 parse_pushgateway_url, false, false},
-	{"pushgateway-delete-on-shutdown", "false", "Delete the Pushgateway group on shutdown",
-	 parse_pushgateway_delete, true, false},
-	/* process */
-	{"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
-	{"shutdown-timeout", "5s", "Bound on the final commit and push at shutdown", parse_shutdown_timeout,
-	 false, false},
-	{"log-level", "info", "error, warn, info or debug", parse_log_level, false, false},
-	{"help", "false", "Show this help and exit", parse_help, true, false},
-	{"version", "false", "Show the version and exit", parse_version, true, false},
+    /* Kafka (the Go program's flags first) */
+    {"brokers", "",
+     "Comma-separated Kafka brokers (host:port). Empty: run the embedded demo (a mock Kafka "
+     "cluster fed with synthetic pmacct records)",
+     parse_brokers, false, false},
+    {"topic", "pmacct.acct", "Kafka topic(s) with pmacct JSON records, comma-separated", parse_topic, false,
+     false},
+    {"asn", "0",
+     "Local AS number(s), comma-separated: source AS local = transmit, destination AS local = "
+     "receive",
+     parse_asn, false, false},
+    {"addr", ":9590", "Listen address for /metrics ([host]:port)", parse_addr, false, false},
+    /* HTTP security (issue 14) */
+    {"web-config-file", "",
+     "Web configuration file (exporter-toolkit format: TLS, client certificates, basic "
+     "auth, headers); re-read on SIGHUP and on change",
+     parse_web_config_file, false, false},
+    {"web.config.file", "", "Same as --web-config-file (the exporter-toolkit's name)", parse_web_config_file,
+     false, false},
+    {"web-max-connections", "512", "Most HTTP connections open at once; more are closed at once and counted",
+     parse_web_max_connections, false, false},
+    {"web-max-connections-per-ip", "32", "Most HTTP connections open at once from one client address",
+     parse_web_max_connections_per_ip, false, false},
+    {"web-read-timeout", "10s",
+     "A request head must arrive within this long of the connection's start or "
+     "of its previous response, or the connection is closed",
+     parse_web_read_timeout, false, false},
+    {"web-max-header-bytes", "32768",
+     "Largest request head (request line and headers); larger is answered "
+     "431",
+     parse_web_max_header_bytes, false, false},
+    {"partitions", "",
+     "The Go program's mode: \"all\" or comma-separated partition numbers, read from the "
+     "newest offset with no consumer group. Empty: consumer group mode",
+     parse_partitions, false, false},
+    {"group", "flow-exporter", "Kafka consumer group (offsets are committed only for counted records)",
+     parse_group, false, false},
+    {"kafka-opt", NULL, "librdkafka setting key=value, passed through (TLS, SASL, fetch sizes); repeatable",
+     parse_kafka_opt, false, true},
+    {"kafka-config-file", "",
+     "librdkafka properties file (key=value lines, # comments, as kcat -F reads): "
+     "secrets such as sasl.password go here, not in --kafka-opt; --kafka-opt wins",
+     parse_kafka_config_file, false, false},
+    {"workers", "auto", "Consumer threads (\"auto\": one per core)", parse_workers, false, false},
+    {"flush-interval", "100ms", "How often consumer threads publish their counts to /metrics and pushes",
+     parse_flush, false, false},
+    {"max-record-bytes", "65536", "Largest pmacct record accepted (bytes); longer ones are counted invalid",
+     parse_max_record_bytes, false, false},
+    /* counting */
+    {"labels", "hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out",
+     "Flow labels kept, comma-separated (\"none\" for none); dropping one merges the series it separated",
+     parse_labels, false, false},
+    {"max-series", "500000", "Most flow series kept; records of new series past it are dropped and counted",
+     parse_max_series, false, false},
+    {"sampling-rate", "0",
+     "Sampling rate of records that carry none (no sampling_rate, or 0): bytes and "
+     "packets are multiplied by it. 0: none (such records count 1:1 and are counted "
+     "as unknown)",
+     parse_sampling_rate, false, false},
+    {"sampling-rates", "",
+     "CSV file \"exporter,rate\" (exporter = hostname label or peer_ip_src): that rate "
+     "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
+     parse_sampling_rates, false, false},
+    /* AS names */
+    {"asn-names", FX_DEFAULT_ASN_NAMES_URL,
+     "AS names: a file or an http(s) URL in cidr-report's asn.txt "
+     "format",
+     parse_asn_names, false, false},
+    {"asn-names-cache", "/var/lib/flow-exporter/asn-names.txt",
+     "Where the last downloaded AS-name list is "
+     "kept for restarts without network",
+     parse_asn_names_cache, false, false},
+    {"asn-names-refresh", "24h", "How often the AS names are downloaded (or the file re-read) again",
+     parse_asn_names_refresh, false, false},
+    {"asn-names-timeout", "60s", "Bound on one AS-name download", parse_asn_names_timeout, false, false},
+    /* push */
+    {"remote-write-url", NULL, "Prometheus remote-write 1.0 endpoint to push to; repeatable",
+     parse_remote_write_url, false, true},
+    {"push-interval", "15s", "How often counters are pushed (remote write and Pushgateway)",
+     parse_push_interval, false, false},
+    {"remote-write-max-series", "2000", "Most series in one remote-write request",
+     parse_remote_write_max_series, false, false},
+    {"external-label", NULL,
+     "Label name=value added to every pushed series (defaults: job=flow-exporter, "
+     "instance=<host>:<port>); repeatable",
+     parse_external_label, false, true},
+    {"push-header", NULL, "Extra HTTP header \"Name: value\" on every push; repeatable", parse_push_header,
+     false, true},
+    {"push-username", "", "Basic-auth user for pushes (with --push-password-file)", parse_push_username,
+     false, false},
+    {"push-password-file", "", "File holding the basic-auth password for pushes", parse_push_password_file,
+     false, false},
+    {"push-bearer-token-file", "", "File holding a bearer token for pushes", parse_push_bearer_token_file,
+     false, false},
+    {"push-ca-file", "", "CA certificate(s) to verify push endpoints", parse_push_ca_file, false, false},
+    {"push-cert-file", "", "Client certificate for push endpoints (TLS)", parse_push_cert_file, false, false},
+    {"push-key-file", "", "Client key for push endpoints (TLS)", parse_push_key_file, false, false},
+    {"push-insecure-skip-verify", "false", "Do not verify push endpoints' TLS certificates",
+     parse_push_insecure, true, false},
+    {"push-timeout", "30s", "Bound on one push request", parse_push_timeout, false, false},
+    {"push-backlog", "15m", "How much missed pushing is kept for an endpoint that is down, as time",
+     parse_push_backlog, false, false},
+    {"series-ttl", "0", "Remove a series not updated for this long (0: never); a stale marker is pushed",
+     parse_series_ttl, false, false},
+    {"pushgateway-url", "", "Pushgateway to PUT the counters to every --push-interval", parse_pushgateway_url,
+     false, false},
+    {"pushgateway-delete-on-shutdown", "false", "Delete the Pushgateway group on shutdown",
+     parse_pushgateway_delete, true, false},
+    /* process */
+    {"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
+    {"shutdown-timeout", "5s", "Bound on the final commit and push at shutdown", parse_shutdown_timeout,
+     false, false},
+    {"log-level", "info", "error, warn, info or debug", parse_log_level, false, false},
+    {"help", "false", "Show this help and exit", parse_help, true, false},
+    {"version", "false", "Show the version and exit", parse_version, true, false},
 };
 
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -697,10 +751,12 @@ static const struct flag *find_flag(const char *name, size_t len)
 
 void fx_config_usage(FILE *out)
 {
-	fprintf(out, "Usage: flow-exporter [flags]\n\n"
-		     "Consumes pmacct JSON flow records from Kafka and exports them as Prometheus counters.\n"
-		     "Flags take --flag=value, --flag value or -flag=value. Each flag can also be set in the\n"
-		     "environment as FLOW_EXPORTER_<FLAG> (e.g. FLOW_EXPORTER_ASN_NAMES); the command line wins.\n\n");
+	fprintf(
+	    out,
+	    "Usage: flow-exporter [flags]\n\n"
+	    "Consumes pmacct JSON flow records from Kafka and exports them as Prometheus counters.\n"
+	    "Flags take --flag=value, --flag value or -flag=value. Each flag can also be set in the\n"
+	    "environment as FLOW_EXPORTER_<FLAG> (e.g. FLOW_EXPORTER_ASN_NAMES); the command line wins.\n\n");
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		const struct flag *f = &flags[i];
 		fprintf(out, "  --%s", f->name);
@@ -713,18 +769,10 @@ void fx_config_usage(FILE *out)
 	}
 }
 
-int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
+/* FLOW_EXPORTER_<FLAG>, e.g. FLOW_EXPORTER_ASN_NAMES for --asn-names. */
+static int parse_environment(struct fx_config *config, FILE *err)
 {
 	char why[ERR_SIZE];
-	memset(config, 0, sizeof(*config));
-	for (size_t i = 0; i < N_FLAGS; i++) {
-		if (flags[i].default_value && flags[i].parse(config, flags[i].default_value, why)) {
-			fprintf(err, "flow-exporter: bad default for --%s: %s\n", flags[i].name, why);
-			return 2;
-		}
-	}
-	config->asn_given = false;
-	/* Then the environment (FLOW_EXPORTER_<FLAG>, e.g. FLOW_EXPORTER_ASN_NAMES), then the command line. */
 	for (size_t i = 0; i < N_FLAGS; i++) {
 		char env_name[64] = "FLOW_EXPORTER_";
 		size_t len = strlen(env_name);
@@ -740,10 +788,17 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 			return 2;
 		}
 	}
+	return 0;
+}
+
+static int parse_arguments(struct fx_config *config, int argc, char **argv, FILE *err)
+{
+	char why[ERR_SIZE];
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (arg[0] != '-' || arg[1] == '\0') {
-			fprintf(err, "flow-exporter: unexpected argument \"%s\" (flags start with --)\n", arg);
+			fprintf(err, "flow-exporter: unexpected argument \"%s\" (flags start with --)\n",
+				arg);
 			return 2;
 		}
 		const char *name = arg + (arg[1] == '-' ? 2 : 1);
@@ -751,7 +806,8 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 		size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
 		const struct flag *f = find_flag(name, name_len);
 		if (!f) {
-			fprintf(err, "flow-exporter: unknown flag --%.*s (see --help)\n", (int)name_len, name);
+			fprintf(err, "flow-exporter: unknown flag --%.*s (see --help)\n", (int)name_len,
+				name);
 			return 2;
 		}
 		const char *value;
@@ -772,36 +828,51 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 			return 2;
 		}
 	}
-	if (config->push_key_file[0] && !config->push_cert_file[0]) {
-		fprintf(err, "flow-exporter: --push-key-file needs --push-cert-file\n");
-		return 2;
-	}
-	if (config->push_password_file[0] && !config->push_username[0]) {
-		fprintf(err, "flow-exporter: --push-password-file needs --push-username\n");
-		return 2;
-	}
-	if (config->push_bearer_token_file[0] && config->push_password_file[0]) {
-		fprintf(err, "flow-exporter: --push-bearer-token-file and --push-password-file exclude each other\n");
-		return 2;
-	}
-	if (config->push_interval_ms < 1000) {
-		fprintf(err, "flow-exporter: invalid value for --push-interval: at least 1s\n");
-		return 2;
-	}
-	if (config->web_read_timeout_ms < 100) {
-		fprintf(err, "flow-exporter: invalid value for --web-read-timeout: at least 100ms\n");
-		return 2;
-	}
-	if (config->flush_ms < 1 || config->flush_ms > 60000) {
-		fprintf(err, "flow-exporter: invalid value for --flush-interval: from 1ms to 60s\n");
+	return 0;
+}
+
+/* Flags that are valid alone but not together. */
+static int check_combinations(const struct fx_config *config, FILE *err)
+{
+	const char *problem = NULL;
+	if (config->push_key_file[0] && !config->push_cert_file[0])
+		problem = "--push-key-file needs --push-cert-file";
+	else if (config->push_password_file[0] && !config->push_username[0])
+		problem = "--push-password-file needs --push-username";
+	else if (config->push_bearer_token_file[0] && config->push_password_file[0])
+		problem = "--push-bearer-token-file and --push-password-file exclude each other";
+	if (problem) {
+		fprintf(err, "flow-exporter: %s\n", problem);
 		return 2;
 	}
 	return 0;
 }
 
+int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
+{
+	char why[ERR_SIZE];
+	memset(config, 0, sizeof(*config));
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		if (flags[i].default_value && flags[i].parse(config, flags[i].default_value, why)) {
+			fprintf(err, "flow-exporter: bad default for --%s: %s\n", flags[i].name, why);
+			return 2;
+		}
+	}
+	config->asn_given = false;
+	/* Then the environment, then the command line: the command line wins. */
+	int rc = parse_environment(config, err);
+	if (!rc)
+		rc = parse_arguments(config, argc, argv, err);
+	if (!rc)
+		rc = check_combinations(config, err);
+	return rc;
+}
+
 void fx_config_free(struct fx_config *config)
 {
-	for (size_t i = 0; i < config->n_owned; i++)
-		free(config->owned[i]);
-	config->n_owned = 0;
+	while (config->strings) {
+		struct fx_config_strings *next = config->strings->next;
+		free(config->strings);
+		config->strings = next;
+	}
 }

@@ -61,7 +61,9 @@ struct worker {
 	struct fx_ingest_stats stats;
 	struct partition_lag *lags;
 	size_t n_lags;
-	bool assigned;
+	/* Whether the worker has partitions now: written under stats_lock, read without it by
+	 * fx_consumer_ready. */
+	atomic_bool assigned;
 };
 
 struct error_count {
@@ -79,8 +81,8 @@ struct fx_consumer {
 	/* Group mode: the next offset to count of every partition this process has read, by topic index and
 	 * partition ([topic * FX_MAX_PARTITIONS + partition], -1 when none), so that a partition coming back
 	 * after a rebalance resumes where this process stopped counting, even when the commit made at the
-	 * revocation failed (as it does during a rebalance or an outage). Guarded by positions_lock, taken once
-	 * per batch and once per assignment. */
+	 * revocation failed (as it does during a rebalance or an outage). Guarded by positions_lock, taken
+	 * once per batch and once per assignment. */
 	pthread_mutex_t positions_lock;
 	int64_t *positions;
 	bool stopped; /* main thread only */
@@ -129,14 +131,16 @@ static rd_kafka_topic_partition_list_t *resume_positions(struct worker *worker,
 		int64_t *ours = position_of(consumer, p->topic, p->partition);
 		if (!ours || *ours < 0)
 			continue;
-		int64_t theirs = committed->elems[i].err ? RD_KAFKA_OFFSET_INVALID : committed->elems[i].offset;
+		int64_t theirs =
+		    committed->elems[i].err ? RD_KAFKA_OFFSET_INVALID : committed->elems[i].offset;
 		p->offset = theirs > *ours ? theirs : *ours;
 		if (*ours > theirs) {
 			if (!ahead)
 				ahead = rd_kafka_topic_partition_list_new(partitions->cnt);
 			rd_kafka_topic_partition_list_add(ahead, p->topic, p->partition)->offset = *ours;
 		}
-		fx_debug("kafka: %s[%d] resumes at offset %lld", p->topic, p->partition, (long long)p->offset);
+		fx_debug("kafka: %s[%d] resumes at offset %lld", p->topic, p->partition,
+			 (long long)p->offset);
 	}
 	pthread_mutex_unlock(&consumer->positions_lock);
 	rd_kafka_topic_partition_list_destroy(committed);
@@ -193,7 +197,7 @@ static void set_assignment(struct worker *worker, const rd_kafka_topic_partition
 	free(worker->lags);
 	worker->lags = lags;
 	worker->n_lags = n_lags;
-	worker->assigned = n > 0;
+	atomic_store(&worker->assigned, n > 0);
 	pthread_mutex_unlock(&worker->consumer->stats_lock);
 }
 
@@ -223,19 +227,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	}
 }
 
-/* Throughput tuning, applied after the settings the consumer needs and before the operator's. */
-static const struct fx_kafka_setting kafka_defaults[] = {
-	{NULL, NULL},
-};
-
-const struct fx_kafka_setting *fx_consumer_kafka_defaults(size_t *n)
-{
-	*n = 0;
-	while (kafka_defaults[*n].key)
-		(*n)++;
-	return kafka_defaults;
-}
-
 static rd_kafka_t *create_handle(struct worker *worker, char *errstr, size_t errstr_size)
 {
 	const struct fx_consumer_config *config = &worker->consumer->config;
@@ -245,21 +236,18 @@ static rd_kafka_t *create_handle(struct worker *worker, char *errstr, size_t err
 	struct {
 		const char *key, *value;
 	} ours[] = {
-		{"bootstrap.servers", config->brokers},
-		{"client.id", client_id},
-		{"enable.auto.commit", config->partitions_mode ? "false" : "true"},
-		{"enable.auto.offset.store", "false"},
-		/* librdkafka needs a group.id for assign() too; without subscribe() no group is joined. */
-		{"group.id", config->group},
+	    {"bootstrap.servers", config->brokers},
+	    {"client.id", client_id},
+	    {"enable.auto.commit", config->partitions_mode ? "false" : "true"},
+	    {"enable.auto.offset.store", "false"},
+	    /* librdkafka needs a group.id for assign() too; without subscribe() no group is joined. */
+	    {"group.id", config->group},
 	};
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
-		if (ours[i].value &&
-		    rd_kafka_conf_set(conf, ours[i].key, ours[i].value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
+		if (ours[i].value && rd_kafka_conf_set(conf, ours[i].key, ours[i].value, errstr,
+						       errstr_size) != RD_KAFKA_CONF_OK)
 			goto fail;
 	}
-	for (const struct fx_kafka_setting *tuning = kafka_defaults; tuning->key; tuning++)
-		if (rd_kafka_conf_set(conf, tuning->key, tuning->value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
-			goto fail;
 	/* The operator's settings come last, so any of ours can be overridden. */
 	for (size_t i = 0; i < config->n_kafka_opts; i++) {
 		char key[256];
@@ -294,7 +282,7 @@ fail:
 
 /* Partitions mode: this worker's share, every n-th (topic, partition) pair, at the newest offset. */
 static rd_kafka_topic_partition_list_t *partition_share(struct worker *worker, const int32_t *partitions,
-							 size_t n_partitions, size_t topic_index)
+							size_t n_partitions, size_t topic_index)
 {
 	const struct fx_consumer_config *config = &worker->consumer->config;
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n_partitions);
@@ -302,12 +290,37 @@ static rd_kafka_topic_partition_list_t *partition_share(struct worker *worker, c
 		if ((topic_index * n_partitions + i) % config->n_workers != worker->index)
 			continue;
 		rd_kafka_topic_partition_t *p =
-			rd_kafka_topic_partition_list_add(list, config->topics[topic_index], partitions[i]);
+		    rd_kafka_topic_partition_list_add(list, config->topics[topic_index], partitions[i]);
 		p->offset = RD_KAFKA_OFFSET_END;
 	}
 	return list;
 }
 
+/* Partitions mode with "all": the partition numbers of topic t from the metadata. Returns 0, or -1 (counted)
+ * when the metadata does not have the topic yet. */
+static int list_partitions(struct worker *worker, size_t t, int32_t *ids, size_t *n)
+{
+	rd_kafka_topic_t *topic = rd_kafka_topic_new(worker->rk, worker->consumer->config.topics[t], NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err = rd_kafka_metadata(worker->rk, 0, topic, &md, 2000);
+	rd_kafka_topic_destroy(topic);
+	if (!err && md->topic_cnt == 1)
+		err = md->topics[0].err;
+	if (err || md->topic_cnt != 1) {
+		count_error(worker, err, "cannot list the topic's partitions yet; retrying");
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		return -1;
+	}
+	*n = 0;
+	for (int i = 0; i < md->topics[0].partition_cnt && *n < FX_MAX_PARTITIONS; i++)
+		ids[(*n)++] = md->topics[0].partitions[i].id;
+	rd_kafka_metadata_destroy(md);
+	return 0;
+}
+
+/* Partitions mode: assigns this worker's share of every topic at the newest offset. Returns 0, or -1 to be
+ * tried again later. */
 static int assign_partitions(struct worker *worker)
 {
 	const struct fx_consumer_config *config = &worker->consumer->config;
@@ -315,37 +328,28 @@ static int assign_partitions(struct worker *worker)
 	for (size_t t = 0; t < config->n_topics; t++) {
 		rd_kafka_topic_partition_list_t *share;
 		if (config->all_partitions) {
-			rd_kafka_topic_t *topic = rd_kafka_topic_new(worker->rk, config->topics[t], NULL);
-			const struct rd_kafka_metadata *md = NULL;
-			rd_kafka_resp_err_t err = rd_kafka_metadata(worker->rk, 0, topic, &md, 2000);
-			rd_kafka_topic_destroy(topic);
-			if (err || md->topic_cnt != 1 || md->topics[0].err) {
-				count_error(worker, err ? err : md->topic_cnt ? md->topics[0].err : err,
-					    "cannot list the topic's partitions yet; retrying");
-				if (md)
-					rd_kafka_metadata_destroy(md);
+			int32_t ids[FX_MAX_PARTITIONS];
+			size_t n;
+			if (list_partitions(worker, t, ids, &n)) {
 				rd_kafka_topic_partition_list_destroy(all);
 				return -1;
 			}
-			int32_t ids[FX_MAX_PARTITIONS];
-			size_t n = 0;
-			for (int i = 0; i < md->topics[0].partition_cnt && n < FX_MAX_PARTITIONS; i++)
-				ids[n++] = md->topics[0].partitions[i].id;
-			rd_kafka_metadata_destroy(md);
 			share = partition_share(worker, ids, n, t);
 		} else {
 			share = partition_share(worker, config->partitions, config->n_partitions, t);
 		}
 		for (int i = 0; i < share->cnt; i++)
-			rd_kafka_topic_partition_list_add(all, share->elems[i].topic, share->elems[i].partition)
-				->offset = RD_KAFKA_OFFSET_END;
+			rd_kafka_topic_partition_list_add(all, share->elems[i].topic,
+							  share->elems[i].partition)
+			    ->offset = share->elems[i].offset;
 		rd_kafka_topic_partition_list_destroy(share);
 	}
 	rd_kafka_resp_err_t err = rd_kafka_assign(worker->rk, all);
 	if (err)
 		count_error(worker, err, "cannot assign partitions");
 	else {
-		fx_info("kafka: worker %zu reads %d partition(s) from the newest offset", worker->index, all->cnt);
+		fx_info("kafka: worker %zu reads %d partition(s) from the newest offset", worker->index,
+			all->cnt);
 		set_assignment(worker, all);
 	}
 	rd_kafka_topic_partition_list_destroy(all);
@@ -420,7 +424,7 @@ static void update_lags(struct worker *worker)
 	for (size_t i = 0; i < worker->n_lags; i++) {
 		struct partition_lag *lag = &worker->lags[i];
 		rd_kafka_topic_partition_t *p =
-			rd_kafka_topic_partition_list_find(positions, lag->topic, lag->partition);
+		    rd_kafka_topic_partition_list_find(positions, lag->topic, lag->partition);
 		int64_t low, high;
 		if (!p || p->offset < 0 ||
 		    rd_kafka_get_watermark_offsets(worker->rk, lag->topic, lag->partition, &low, &high) ||
@@ -530,7 +534,8 @@ static void commit_all(struct fx_consumer *consumer, int64_t deadline_ms)
 			}
 			rd_kafka_resp_err_t err = rd_kafka_event_error(event);
 			if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-				fx_warn("kafka: worker %zu: final commit failed: %s; the records counted since the last "
+				fx_warn("kafka: worker %zu: final commit failed: %s; the records counted "
+					"since the last "
 					"commit will be read again after a restart",
 					i, rd_kafka_err2str(err));
 			else
@@ -626,7 +631,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, char *errstr, size_t errstr_size)
+struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, char *errstr,
+				       size_t errstr_size)
 {
 	struct fx_consumer *consumer = calloc(1, sizeof(*consumer));
 	if (!consumer) {
@@ -634,8 +640,18 @@ struct fx_consumer *fx_consumer_create(const struct fx_consumer_config *config, 
 		return NULL;
 	}
 	consumer->config = *config;
-	pthread_mutex_init(&consumer->stats_lock, NULL);
-	pthread_mutex_init(&consumer->positions_lock, NULL);
+	/* The locks first: destroy, on the failure path below, needs them. */
+	if (pthread_mutex_init(&consumer->stats_lock, NULL)) {
+		free(consumer);
+		snprintf(errstr, errstr_size, "cannot create a lock");
+		return NULL;
+	}
+	if (pthread_mutex_init(&consumer->positions_lock, NULL)) {
+		pthread_mutex_destroy(&consumer->stats_lock);
+		free(consumer);
+		snprintf(errstr, errstr_size, "cannot create a lock");
+		return NULL;
+	}
 	atomic_init(&consumer->stop, false);
 	size_t n_positions = config->n_topics * FX_MAX_PARTITIONS;
 	consumer->positions = malloc(n_positions * sizeof(*consumer->positions));
@@ -681,9 +697,11 @@ int fx_consumer_start(struct fx_consumer *consumer)
 	for (size_t i = 0; i < config->n_workers; i++) {
 		struct worker *worker = &consumer->workers[i];
 		if (!config->partitions_mode) {
-			rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)config->n_topics);
+			rd_kafka_topic_partition_list_t *topics =
+			    rd_kafka_topic_partition_list_new((int)config->n_topics);
 			for (size_t t = 0; t < config->n_topics; t++)
-				rd_kafka_topic_partition_list_add(topics, config->topics[t], RD_KAFKA_PARTITION_UA);
+				rd_kafka_topic_partition_list_add(topics, config->topics[t],
+								  RD_KAFKA_PARTITION_UA);
 			rd_kafka_resp_err_t err = rd_kafka_subscribe(worker->rk, topics);
 			rd_kafka_topic_partition_list_destroy(topics);
 			if (err) {
@@ -698,11 +716,12 @@ int fx_consumer_start(struct fx_consumer *consumer)
 		worker->thread_started = true;
 	}
 	if (config->partitions_mode)
-		fx_info("kafka: consuming %s partitions of %zu topic(s) from the newest offset, no consumer group",
+		fx_info("kafka: consuming %s partitions of %zu topic(s) from the newest offset, no consumer "
+			"group",
 			config->all_partitions ? "all" : "the given", config->n_topics);
 	else
-		fx_info("kafka: consuming %zu topic(s) in consumer group \"%s\" with %zu worker(s)", config->n_topics,
-			config->group, config->n_workers);
+		fx_info("kafka: consuming %zu topic(s) in consumer group \"%s\" with %zu worker(s)",
+			config->n_topics, config->group, config->n_workers);
 	return 0;
 }
 
@@ -759,15 +778,12 @@ void fx_consumer_destroy(struct fx_consumer *consumer)
 	free(consumer);
 }
 
-bool fx_consumer_ready(void *opaque)
+bool fx_consumer_ready(const struct fx_consumer *consumer)
 {
-	struct fx_consumer *consumer = opaque;
-	bool ready = false;
-	pthread_mutex_lock(&consumer->stats_lock);
 	for (size_t i = 0; i < consumer->config.n_workers; i++)
-		ready = ready || consumer->workers[i].assigned;
-	pthread_mutex_unlock(&consumer->stats_lock);
-	return ready;
+		if (atomic_load(&consumer->workers[i].assigned))
+			return true;
+	return false;
 }
 
 static int add_kind(struct fx_family_list *out, const struct fx_ingest_stats *sum, enum fx_record_kind kind)
@@ -804,8 +820,7 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 			    FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, records, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_records_counted_total",
-			    "Flow records added to a consumer thread's counters.",
-			    FX_METRIC_COUNTER) ||
+			    "Flow records added to a consumer thread's counters.", FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, sum.counted, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_records_invalid_total",
 			    "Records that could not be counted, by reason.", FX_METRIC_COUNTER))
@@ -817,21 +832,23 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 	const struct fx_label series_limit_consumer[2] = {{"reason", "series_limit"}, {"stage", "consumer"}};
 	const struct fx_label series_limit_store[2] = {{"reason", "series_limit"}, {"stage", "store"}};
 	const struct fx_label hostname_limit[2] = {{"reason", "hostname_limit"}, {"stage", "consumer"}};
-	if (fx_family_begin(out, "flow_exporter_records_ignored_total",
-			    "Records skipped on purpose: pmacct markers, other events, and flows with no local AS.",
-			    FX_METRIC_COUNTER) ||
+	if (fx_family_begin(
+		out, "flow_exporter_records_ignored_total",
+		"Records skipped on purpose: pmacct markers, other events, and flows with no local AS.",
+		FX_METRIC_COUNTER) ||
 	    add_kind(out, &sum, FX_REC_MARKER) || add_kind(out, &sum, FX_REC_OTHER_EVENT) ||
 	    fx_family_add_u64(out, sum.not_local, 1, &not_local) ||
-	    fx_family_begin(out, "flow_exporter_records_dropped_total",
-			    "Flow records refused by a limit (--max-series, or too many hostnames), by stage: a "
-			    "consumer thread's table, or later the cumulative table (stage=\"store\": such records "
-			    "are in flow_exporter_records_counted_total too).",
-			    FX_METRIC_COUNTER) ||
+	    fx_family_begin(
+		out, "flow_exporter_records_dropped_total",
+		"Flow records refused by a limit (--max-series, or too many hostnames), by stage: a "
+		"consumer thread's table, or later the cumulative table (stage=\"store\": such records "
+		"are in flow_exporter_records_counted_total too).",
+		FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, sum.refused_series_limit, 2, series_limit_consumer) ||
 	    fx_family_add_u64(out, store_refused, 2, series_limit_store) ||
 	    fx_family_add_u64(out, sum.refused_hostname_limit, 2, hostname_limit) ||
-	    fx_family_begin(out, "flow_exporter_kafka_errors_total", "Kafka errors, by librdkafka error name.",
-			    FX_METRIC_COUNTER))
+	    fx_family_begin(out, "flow_exporter_kafka_errors_total",
+			    "Kafka errors, by librdkafka error name.", FX_METRIC_COUNTER))
 		goto out;
 	for (size_t i = 0; i < consumer->n_errors; i++) {
 		struct fx_label error = {"error", rd_kafka_err2name(consumer->errors[i].err)};
@@ -851,7 +868,8 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 				continue;
 			char partition[16];
 			snprintf(partition, sizeof(partition), "%d", worker->lags[p].partition);
-			struct fx_label labels[2] = {{"partition", partition}, {"topic", worker->lags[p].topic}};
+			struct fx_label labels[2] = {{"partition", partition},
+						     {"topic", worker->lags[p].topic}};
 			if (fx_family_add_u64(out, (uint64_t)worker->lags[p].lag, 2, labels))
 				goto out;
 		}

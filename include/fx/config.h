@@ -15,6 +15,9 @@
 #define FX_DEFAULT_ASN_NAMES_URL "http://www.cidr-report.org/as2.0/asn.txt"
 #define FX_MAX_REPEAT 16
 
+/* The strings a config owns (copies of defaults, environment and argv values). Opaque: config.c's. */
+struct fx_config_strings;
+
 struct fx_config {
 	/* Kafka */
 	char *brokers; /* empty: run the embedded demo */
@@ -79,19 +82,22 @@ struct fx_config {
 	char *log_level;
 	bool help;
 	bool version;
-	/* every string above is owned here */
-	char *owned[256];
-	size_t n_owned;
+	/* The copies every string above points to; private to config.c, freed by fx_config_free. */
+	struct fx_config_strings *strings;
 };
 
-/* Sets every default, then parses argv. Returns 0 on success, 2 on a bad flag or value (the message,
- * naming it, is written to err). --help and --version set their field and return 0. */
+/* Sets every default, then the environment, then parses argv. Returns 0 on success, 2 on a bad flag or
+ * value (the message, naming it, is written to err). --help and --version set their field and return 0.
+ * This is the one place the command line is checked: every value in struct fx_config is valid for the
+ * module it goes to. Call fx_config_free afterwards whatever the result. */
 int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err);
+/* Frees the strings the config owns. The config must have been through fx_config_parse. */
 void fx_config_free(struct fx_config *config);
 /* Writes the usage: every flag with its default and help. */
 void fx_config_usage(FILE *out);
 
-/* Parses a Go-style duration ("100ms", "15s", "5m", "24h", "1h30m", "0") into milliseconds. Returns 0 or -1. */
+/* Parses a Go-style duration ("100ms", "15s", "5m", "24h", "1h30m", "0") into milliseconds. Returns 0 or -1.
+ */
 int fx_duration_parse(const char *text, int64_t *ms);
 
 #endif

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fx/ingest.h"
 #include "fx/family_list.h"
+#include "fx/ingest.h"
 
 #define FX_MAX_TOPICS 16
 #define FX_MAX_PARTITIONS 1024
@@ -22,28 +22,19 @@ struct fx_consumer_config {
 	const char *brokers;
 	const char *topics[FX_MAX_TOPICS];
 	size_t n_topics;
-	const char *group;             /* group mode when partitions_mode is false */
-	bool partitions_mode;          /* the Go program's mode */
-	bool all_partitions;           /* partitions_mode: every partition of every topic */
+	const char *group;    /* group mode when partitions_mode is false */
+	bool partitions_mode; /* the Go program's mode */
+	bool all_partitions;  /* partitions_mode: every partition of every topic */
 	int32_t partitions[FX_MAX_PARTITIONS];
 	size_t n_partitions;
 	const char *kafka_opts[FX_MAX_KAFKA_OPTS]; /* "key=value", passed to librdkafka untouched */
 	size_t n_kafka_opts;
 	size_t n_workers;
-	int64_t flush_ms;              /* how often a worker hands its delta table to the store */
+	int64_t flush_ms;		  /* how often a worker hands its delta table to the store */
 	struct fx_ingest_config counting; /* `worker` is set per thread */
 };
 
 struct fx_consumer;
-
-/* A librdkafka setting the consumer applies by default (tuning for throughput); --kafka-opt overrides it. */
-struct fx_kafka_setting {
-	const char *key, *value;
-};
-
-/* The tuning defaults, in the order they are applied, *n set to their count. Static data. The benchmark's
- * count-only consumer uses them too, so that its ceiling is measured with the daemon's settings. */
-const struct fx_kafka_setting *fx_consumer_kafka_defaults(size_t *n);
 
 /* Creates the handles and checks every librdkafka setting. On failure returns NULL and writes a message
  * naming the bad setting to errstr. Strings in config must outlive the consumer. */
@@ -58,10 +49,12 @@ void fx_consumer_stop(struct fx_consumer *consumer, int64_t timeout_ms);
 /* Stops (with no time for the broker) if not stopped yet, then frees. Accepts NULL. */
 void fx_consumer_destroy(struct fx_consumer *consumer);
 
-/* True once every worker has an assignment (group joined, or partitions assigned). */
-bool fx_consumer_ready(void *consumer);
+/* True while at least one worker has partitions assigned (group joined, or partitions assigned). Reads one
+ * atomic flag per worker, no lock. @locality any thread, between fx_consumer_create and destroy. */
+bool fx_consumer_ready(const struct fx_consumer *consumer);
 
-/* Self-metrics: messages, records by result, Kafka errors, consumer lag per partition. */
+/* Self-metrics: messages, records by result, Kafka errors, consumer lag per partition. An fx_collect_fn:
+ * `consumer` is a struct fx_consumer *. @locality any thread; takes the statistics lock. */
 int fx_consumer_collect(void *consumer, struct fx_family_list *out);
 
 #endif

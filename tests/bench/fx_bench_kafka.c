@@ -12,8 +12,8 @@
  *   fx_bench_kafka ceiling --brokers B --group G --messages M [--consumers C] [--batch N]
  *                          [--kafka-opt key=value]...
  *       The count-only ceiling: C consumers (threads, one handle each) in group G read topic "flows" from
- *       the earliest offset with rd_kafka_consume_batch_queue and only count messages, with the same
- *       librdkafka settings the daemon sets by default (fx_consumer_kafka_defaults) plus the given ones.
+ *       the earliest offset with rd_kafka_consume_batch_queue and only count messages, with librdkafka's
+ *       defaults (the daemon sets no tuning of its own) plus the given ones.
  *       Times from the first assignment to the M-th message and prints
  *       "CEILING messages=... seconds=... per_s=... cpu_us=... hwm_kb=...".
  *
@@ -278,15 +278,10 @@ static void *consume(void *arg)
 	struct ceiling *ceiling = arg;
 	char errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	size_t n_defaults = 0;
-	const struct fx_kafka_setting *defaults = fx_consumer_kafka_defaults(&n_defaults);
 	if (conf_set(conf, "bootstrap.servers", ceiling->brokers) || conf_set(conf, "group.id", ceiling->group) ||
 	    conf_set(conf, "auto.offset.reset", "earliest") || conf_set(conf, "enable.auto.commit", "false") ||
 	    conf_set(conf, "log_level", "3"))
 		exit(2);
-	for (size_t i = 0; i < n_defaults; i++)
-		if (conf_set(conf, defaults[i].key, defaults[i].value))
-			exit(2);
 	for (size_t i = 0; i < ceiling->n_opts; i++)
 		if (conf_set_opt(conf, ceiling->opts[i]))
 			exit(2);

@@ -15,7 +15,11 @@ static int parse(struct fx_config *config, char *err_text, size_t err_size, int 
 	return rc;
 }
 
-#define ARGS(...) (char *[]){"flow-exporter", __VA_ARGS__}
+#define ARGS(...)                                                                                            \
+	(char *[])                                                                                           \
+	{                                                                                                    \
+		"flow-exporter", __VA_ARGS__                                                                 \
+	}
 #define NARGS(...) (int)(sizeof((char *[]){"flow-exporter", __VA_ARGS__}) / sizeof(char *))
 
 static void expect_error(const char *needle, int argc, char **argv)
@@ -32,12 +36,10 @@ static void expect_error(const char *needle, int argc, char **argv)
 
 #define EXPECT_ERROR(needle, ...) expect_error(needle, NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
 
-int main(void)
+static void test_defaults(void)
 {
 	struct fx_config config;
 	char err[512] = {0};
-
-	/* Defaults. */
 	CHECK(parse(&config, err, sizeof(err), 1, ARGS(NULL)) == 0);
 	CHECK_STR(config.brokers, "");
 	CHECK_STR(config.addr, ":9590");
@@ -49,8 +51,23 @@ int main(void)
 	CHECK_STR(config.asn_names, FX_DEFAULT_ASN_NAMES_URL);
 	CHECK(config.push_interval_ms == 15000);
 	CHECK(config.workers >= 1);
+	/* The flag table is the one source of defaults: these are what the modules get. */
+	CHECK(config.push_timeout_ms == 30000);
+	CHECK(config.push_backlog_ms == 15 * 60000);
+	CHECK(config.asn_names_timeout_ms == 60000);
+	CHECK(config.asn_names_refresh_ms == 24 * 3600000);
+	CHECK(config.flush_ms == 100);
+	CHECK(config.series_ttl_ms == 0);
+	CHECK(config.shutdown_timeout_ms == 5000);
+	CHECK(config.remote_write_max_series == 2000);
+	CHECK(config.n_external_labels == 0);
 	fx_config_free(&config);
+}
 
+static void test_go_forms_and_lists(void)
+{
+	struct fx_config config;
+	char err[512] = {0};
 	/* The Go program's exact command line, and its single-dash form. */
 	CHECK(parse(&config, err, sizeof(err), 4,
 		    ARGS("--brokers=kafka:9092", "--topic=pmacct.acct", "--asn=15169")) == 0);
@@ -65,9 +82,9 @@ int main(void)
 
 	/* Lists: ASNs sorted and unique; partitions; repeatable flags; booleans. */
 	CHECK(parse(&config, err, sizeof(err), 8,
-		    ARGS("--asn=4200000001,15169, 15169", "--partitions=0,2", "--kafka-opt", "fetch.max.bytes=1000",
-			 "--kafka-opt=security.protocol=ssl", "--labels=hostname,source_as",
-			 "--push-insecure-skip-verify")) == 0);
+		    ARGS("--asn=4200000001,15169, 15169", "--partitions=0,2", "--kafka-opt",
+			 "fetch.max.bytes=1000", "--kafka-opt=security.protocol=ssl",
+			 "--labels=hostname,source_as", "--push-insecure-skip-verify")) == 0);
 	CHECK(config.local.n == 2 && config.local.asn[0] == 15169 && config.local.asn[1] == 4200000001u);
 	CHECK(config.partitions_mode && !config.all_partitions && config.n_partitions == 2 &&
 	      config.partitions[1] == 2);
@@ -80,7 +97,10 @@ int main(void)
 	CHECK(config.partitions_mode && config.all_partitions);
 	CHECK(config.push_interval_ms == 90000);
 	fx_config_free(&config);
+}
 
+static void test_bad_values(void)
+{
 	/* Bad flags and values: exit code 2 and the flag's name in the message. */
 	EXPECT_ERROR("unknown flag --nope", "--nope=1");
 	EXPECT_ERROR("--asn", "--asn=4294967296");
@@ -97,14 +117,78 @@ int main(void)
 	EXPECT_ERROR("--kafka-opt", "--kafka-opt=novalue");
 	EXPECT_ERROR("needs a value", "--brokers");
 	EXPECT_ERROR("unexpected argument", "kafka:9092");
-	EXPECT_ERROR("clashes with the flow label", "--external-label=hostname=x");
-	EXPECT_ERROR("not a valid label name", "--external-label=1job=x");
 	EXPECT_ERROR("cannot be overridden", "--push-header=Content-Encoding: gzip");
 	EXPECT_ERROR("cannot be overridden", "--push-header=user-agent: me");
 	EXPECT_ERROR("--remote-write-url", "--remote-write-url=ftp://x");
 	EXPECT_ERROR("--log-level", "--log-level=loud");
+	EXPECT_ERROR("--asn-names: expected a file path or an http(s) URL", "--asn-names=");
 	EXPECT_ERROR("--push-insecure-skip-verify", "--push-insecure-skip-verify=maybe");
+	EXPECT_ERROR("--push-key-file needs --push-cert-file", "--push-key-file=/k");
+	EXPECT_ERROR("--push-password-file needs --push-username", "--push-password-file=/p");
+	EXPECT_ERROR("exclude each other", "--push-username=u", "--push-password-file=/p",
+		     "--push-bearer-token-file=/t");
+}
 
+/* The durations the modules take as given: a bound of 0 is refused, a 0 that means never is kept. */
+static void test_duration_bounds(void)
+{
+	EXPECT_ERROR("--push-interval: at least 1s", "--push-interval=999ms");
+	EXPECT_ERROR("--flush-interval: from 1ms to 60s", "--flush-interval=0");
+	EXPECT_ERROR("--flush-interval: from 1ms to 60s", "--flush-interval=61s");
+	EXPECT_ERROR("--push-timeout: must be more than 0", "--push-timeout=0");
+	EXPECT_ERROR("--push-backlog: must be more than 0", "--push-backlog=0");
+	EXPECT_ERROR("--asn-names-timeout: must be more than 0", "--asn-names-timeout=0");
+	EXPECT_ERROR("--series-ttl", "--series-ttl=5");
+
+	struct fx_config config;
+	char err[512] = {0};
+	CHECK(parse(&config, err, sizeof(err), 6,
+		    ARGS("--series-ttl=0", "--asn-names-refresh=0", "--shutdown-timeout=0",
+			 "--push-interval=1s", "--flush-interval=60s")) == 0);
+	CHECK(config.series_ttl_ms == 0 && config.asn_names_refresh_ms == 0 &&
+	      config.shutdown_timeout_ms == 0);
+	CHECK(config.push_interval_ms == 1000 && config.flush_ms == 60000);
+	fx_config_free(&config);
+}
+
+/* --external-label is checked here only: the remote-write encoder and the Pushgateway take it as given. */
+static void test_external_labels(void)
+{
+	EXPECT_ERROR("clashes with the flow label", "--external-label=hostname=x");
+	EXPECT_ERROR("not a valid label name", "--external-label=1job=x");
+	EXPECT_ERROR("\"hostname\" clashes with the flow label", "--external-label=job=x",
+		     "--external-label=hostname=h");
+	EXPECT_ERROR("clashes with the flow label", "--external-label=iface_in=7");
+	EXPECT_ERROR("label \"job\" given twice", "--external-label=job=x", "--external-label=job=y");
+	EXPECT_ERROR("\"1job\" is not a valid label name", "--external-label=1job=x");
+	EXPECT_ERROR("\"a-b\" is not a valid label name", "--external-label=a-b=x");
+	EXPECT_ERROR("--external-label", "--external-label==x");
+	EXPECT_ERROR("label \"__name__\": names starting with __ are reserved",
+		     "--external-label=__name__=x");
+	EXPECT_ERROR("label \"__x\": names starting with __ are reserved", "--external-label=__x=1");
+	EXPECT_ERROR("label \"job\" has an empty value", "--external-label=job=");
+	EXPECT_ERROR("--external-label", "--external-label=job");
+	/* Each message names the flag. */
+	EXPECT_ERROR("for --external-label:", "--external-label=job=");
+
+	struct fx_config config;
+	char err[512] = {0};
+	CHECK(parse(&config, err, sizeof(err), 1, ARGS(NULL)) == 0); /* none at all */
+	CHECK(config.n_external_labels == 0);
+	fx_config_free(&config);
+	CHECK(parse(&config, err, sizeof(err), 4,
+		    ARGS("--external-label=job=flow-exporter", "--external-label=instance=host:9590",
+			 "--external-label=_Zone9=eu=west")) == 0);
+	CHECK(config.n_external_labels == 3);
+	CHECK_STR(config.external_labels[1], "instance=host:9590");
+	CHECK_STR(config.external_labels[2], "_Zone9=eu=west");
+	fx_config_free(&config);
+}
+
+static void test_environment(void)
+{
+	struct fx_config config;
+	char err[512] = {0};
 	/* The environment sets a flag; the command line wins over it. */
 	setenv("FLOW_EXPORTER_ASN_NAMES", "/tmp/names.txt", 1);
 	setenv("FLOW_EXPORTER_MAX_SERIES", "1234", 1);
@@ -116,8 +200,31 @@ int main(void)
 	EXPECT_ERROR("FLOW_EXPORTER_MAX_SERIES", "--asn=1");
 	unsetenv("FLOW_EXPORTER_MAX_SERIES");
 	unsetenv("FLOW_EXPORTER_ASN_NAMES");
+}
 
-	/* Durations. */
+/* Every value is a copy the config owns, however many there are. */
+static void test_many_values(void)
+{
+	enum { N = 600 };
+	static char *argv[N + 1];
+	static char text[N][32];
+	argv[0] = "flow-exporter";
+	for (int i = 0; i < N; i++) {
+		snprintf(text[i], sizeof(text[i]), "--group=group-%d", i);
+		argv[i + 1] = text[i];
+	}
+	struct fx_config config;
+	char err[512] = {0};
+	CHECK(parse(&config, err, sizeof(err), N + 1, argv) == 0);
+	CHECK_STR(config.group, "group-599");
+	for (int i = 0; i < N; i++)
+		text[i][0] = '\0'; /* the config kept copies, not argv */
+	CHECK_STR(config.group, "group-599");
+	fx_config_free(&config);
+}
+
+static void test_durations_and_usage(void)
+{
 	int64_t ms;
 	CHECK(fx_duration_parse("250ms", &ms) == 0 && ms == 250);
 	CHECK(fx_duration_parse("24h", &ms) == 0 && ms == 86400000);
@@ -132,10 +239,32 @@ int main(void)
 	FILE *out = fmemopen(usage, sizeof(usage), "w");
 	fx_config_usage(out);
 	fclose(out);
-	const char *flags[] = {"--brokers", "--topic", "--asn", "--addr", "--partitions", "--group", "--kafka-opt",
-			       "--labels", "--max-series", "--asn-names", "--remote-write-url", "--pushgateway-url"};
+	const char *flags[] = {"--brokers",
+			       "--topic",
+			       "--asn",
+			       "--addr",
+			       "--partitions",
+			       "--group",
+			       "--kafka-opt",
+			       "--labels",
+			       "--max-series",
+			       "--asn-names",
+			       "--remote-write-url",
+			       "--pushgateway-url"};
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		CHECK(strstr(usage, flags[i]) != NULL);
 	CHECK(strstr(usage, "(default \":9590\")") != NULL);
+}
+
+int main(void)
+{
+	test_defaults();
+	test_go_forms_and_lists();
+	test_bad_values();
+	test_duration_bounds();
+	test_external_labels();
+	test_environment();
+	test_many_values();
+	test_durations_and_usage();
 	return check_exit();
 }
