@@ -357,28 +357,6 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 	}
 }
 
-/* Durations that must be positive but that config.c's table still accepts as 0. Until the table refuses
- * them itself, they are refused here, so that no module sees a 0 (they used to read it as "use my own
- * default", which disagreed with the flag table). */
-static int refuse_zero_durations(const struct fx_config *config)
-{
-	const struct {
-		const char *flag;
-		int64_t ms;
-	} durations[] = {
-	    {"push-timeout", config->push_timeout_ms},
-	    {"push-backlog", config->push_backlog_ms},
-	    {"asn-names-timeout", config->asn_names_timeout_ms},
-	};
-	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++)
-		if (durations[i].ms <= 0) {
-			fprintf(stderr, "flow-exporter: invalid value for --%s: more than 0\n",
-				durations[i].flag);
-			return 2;
-		}
-	return 0;
-}
-
 /* The flags; --help and --version answered here. Returns -1 to go on, else the exit status. */
 static int read_config(struct fx_config *config, int argc, char **argv)
 {
@@ -387,8 +365,6 @@ static int read_config(struct fx_config *config, int argc, char **argv)
 		fx_config_usage(stdout);
 	else if (rc == 0 && config->version)
 		printf("flow-exporter %s (librdkafka %s)\n", FX_VERSION, rd_kafka_version_str());
-	else if (rc == 0)
-		rc = refuse_zero_durations(config);
 	if (rc == 0 && !config->help && !config->version) {
 		enum fx_log_level level = FX_LOG_INFO;
 		fx_log_level_parse(config->log_level, &level);
