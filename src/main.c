@@ -47,7 +47,8 @@ struct exporter {
 	struct fx_label
 	    external_labels[FX_MAX_REPEAT + 2]; /* strings point into config or the buffers below */
 	size_t n_external_labels;
-	char label_text[FX_MAX_REPEAT + 2][256];
+	char *label_names[FX_MAX_REPEAT]; /* the names of --external-label (the values are the config's) */
+	char instance[256];
 	int64_t started_ms;
 };
 
@@ -176,7 +177,14 @@ static int start_consumer(struct exporter *exporter)
 	 * the demo's rebalances short. The operator's settings come after ours and win. */
 	if (exporter->demo)
 		consumer.kafka_opts[consumer.n_kafka_opts++] = "session.timeout.ms=6000";
-	for (size_t i = 0; i < config->n_kafka_opts && consumer.n_kafka_opts < FX_MAX_KAFKA_OPTS; i++)
+	if (consumer.n_kafka_opts + config->n_kafka_opts > FX_MAX_KAFKA_OPTS) {
+		fprintf(stderr,
+			"flow-exporter: invalid value for --kafka-opt: the demo takes one of the %d "
+			"librdkafka settings, so at most %d are left\n",
+			FX_MAX_KAFKA_OPTS, FX_MAX_KAFKA_OPTS - 1);
+		return 2;
+	}
+	for (size_t i = 0; i < config->n_kafka_opts; i++)
 		consumer.kafka_opts[consumer.n_kafka_opts++] = config->kafka_opts[i];
 	char errstr[512];
 	exporter->consumer = fx_consumer_create(&consumer, errstr, sizeof(errstr));
@@ -189,18 +197,20 @@ static int start_consumer(struct exporter *exporter)
 
 /* The labels every pushed series carries: the user's --external-label, plus job and instance unless given,
  * so that two exporters never collide in one TSDB (instance = this host's name and the /metrics port). */
-static void make_external_labels(struct exporter *exporter)
+static int make_external_labels(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	bool has_job = false, has_instance = false;
 	for (size_t i = 0; i < config->n_external_labels; i++) {
-		char *text = exporter->label_text[i];
-		snprintf(text, sizeof(exporter->label_text[i]), "%s", config->external_labels[i]);
-		char *eq = strchr(text, '=');
-		*eq = '\0';
-		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){text, eq + 1};
-		has_job = has_job || !strcmp(text, "job");
-		has_instance = has_instance || !strcmp(text, "instance");
+		const char *text = config->external_labels[i]; /* "name=value", checked by config.c */
+		const char *eq = strchr(text, '=');
+		char *name = strndup(text, (size_t)(eq - text));
+		if (!name)
+			return -1;
+		exporter->label_names[i] = name;
+		exporter->external_labels[exporter->n_external_labels++] = (struct fx_label){name, eq + 1};
+		has_job = has_job || !strcmp(name, "job");
+		has_instance = has_instance || !strcmp(name, "instance");
 	}
 	if (!has_job)
 		exporter->external_labels[exporter->n_external_labels++] =
@@ -208,12 +218,12 @@ static void make_external_labels(struct exporter *exporter)
 	if (!has_instance) {
 		char host[200] = "localhost";
 		gethostname(host, sizeof(host) - 1);
-		char *text = exporter->label_text[FX_MAX_REPEAT + 1];
-		snprintf(text, sizeof(exporter->label_text[0]), "%s:%u", host,
+		snprintf(exporter->instance, sizeof(exporter->instance), "%s:%u", host,
 			 fx_http_server_port(exporter->http));
 		exporter->external_labels[exporter->n_external_labels++] =
-		    (struct fx_label){"instance", text};
+		    (struct fx_label){"instance", exporter->instance};
 	}
+	return 0;
 }
 
 static const char *label_value(const struct exporter *exporter, const char *name)
@@ -229,7 +239,8 @@ static const char *label_value(const struct exporter *exporter, const char *name
 static int start_pushers(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
-	make_external_labels(exporter);
+	if (make_external_labels(exporter))
+		return 1;
 	struct fx_http_client_config http = {
 	    .timeout_ms = config->push_timeout_ms,
 	    .basic_auth_user = config->push_username[0] ? config->push_username : NULL,
@@ -469,6 +480,8 @@ static void stop(struct exporter *exporter, bool final_push)
 	fx_intern_destroy(exporter->hostnames);
 	fx_asn_names_destroy(exporter->names);
 	fx_demo_destroy(exporter->demo);
+	for (size_t i = 0; i < FX_MAX_REPEAT; i++)
+		free(exporter->label_names[i]);
 }
 
 int main(int argc, char **argv)
