@@ -9,7 +9,8 @@ BUILD="build-essential cmake pkg-config
   libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev zlib1g-dev"
 TEST="curl kcat pmacct prometheus prometheus-pushgateway victoria-metrics
   libclang-rt-14-dev clang procps iproute2 util-linux
-  buildah podman runc debootstrap fuse-overlayfs uidmap docker-compose systemd python3-yaml"
+  buildah podman runc debootstrap fuse-overlayfs uidmap docker-compose systemd python3-yaml
+  python3-protobuf protobuf-compiler python3-prometheus-client"
 
 apt-get update -qq
 # shellcheck disable=SC2086

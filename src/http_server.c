@@ -36,6 +36,7 @@
 #include <zlib.h>
 
 #include "fx/buf.h"
+#include "fx/expo_negotiate.h"
 #include "fx/expo_text.h"
 #include "fx/log.h"
 
@@ -358,10 +359,10 @@ static void count_scrape(struct fx_http_server *server, enum encoding encoding, 
 	pthread_mutex_unlock(&server->stats_lock);
 }
 
-static enum MHD_Result add_metrics_headers(struct MHD_Response *response, enum encoding encoding)
+static enum MHD_Result add_metrics_headers(struct MHD_Response *response, enum encoding encoding,
+					   const char *content_type)
 {
-	enum MHD_Result result =
-	    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, FX_TEXT_CONTENT_TYPE);
+	enum MHD_Result result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (result == MHD_YES)
 		result =
 		    MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
@@ -468,7 +469,8 @@ static ssize_t read_scrape(void *cls, uint64_t pos, char *buf, size_t max)
 }
 
 static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
-					      struct MHD_Connection *connection, enum encoding encoding)
+					      struct MHD_Connection *connection, enum encoding encoding,
+					      enum fx_expo_format format, const char *content_type)
 {
 	struct scrape *scrape = calloc(1, sizeof(*scrape));
 	struct MHD_Response *response = NULL;
@@ -483,7 +485,7 @@ static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
 		fx_error("http: /metrics: no snapshot");
 		goto fail;
 	}
-	scrape->text = fx_expo_text_stream_create(scrape->snapshot);
+	scrape->text = fx_expo_stream_create(scrape->snapshot, format);
 	if (!scrape->text)
 		goto fail;
 	if (encoding == ENCODING_GZIP) {
@@ -499,7 +501,7 @@ static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
 	if (!response)
 		goto fail;
 	scrape = NULL; /* the response owns it now */
-	enum MHD_Result result = add_metrics_headers(response, encoding);
+	enum MHD_Result result = add_metrics_headers(response, encoding, content_type);
 	if (result == MHD_YES)
 		result = MHD_queue_response(connection, MHD_HTTP_OK, response);
 	MHD_destroy_response(response);
@@ -513,7 +515,8 @@ fail:
 
 /* HEAD (and the fallback): the whole body in one buffer, for its Content-Length. */
 static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
-					      struct MHD_Connection *connection, enum encoding encoding)
+					      struct MHD_Connection *connection, enum encoding encoding,
+					      enum fx_expo_format format, const char *content_type)
 {
 	struct fx_snapshot *snapshot = NULL;
 	struct fx_buf body;
@@ -533,7 +536,7 @@ static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
 		fx_error("http: /metrics: no snapshot");
 		goto fail;
 	}
-	rc = fx_expo_text_render(snapshot, &body);
+	rc = fx_expo_render(snapshot, format, &body);
 	fx_snapshot_destroy(snapshot);
 	snapshot = NULL;
 	if (rc) {
@@ -560,7 +563,7 @@ static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
 		free(data);
 		goto fail;
 	}
-	result = add_metrics_headers(response, encoding);
+	result = add_metrics_headers(response, encoding, content_type);
 	if (result == MHD_YES)
 		result = MHD_queue_response(connection, MHD_HTTP_OK, response);
 	MHD_destroy_response(response);
@@ -578,9 +581,13 @@ static enum MHD_Result serve_metrics(struct fx_http_server *server, struct MHD_C
 				     bool head)
 {
 	enum encoding encoding = accepts_gzip(connection) ? ENCODING_GZIP : ENCODING_IDENTITY;
+	/* The format from Accept (expo_negotiate.c): OpenMetrics when preferred, else the text format. */
+	const char *content_type;
+	enum fx_expo_format format = fx_expo_negotiate(
+	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &content_type);
 	if (head)
-		return serve_metrics_buffered(server, connection, encoding);
-	return serve_metrics_streamed(server, connection, encoding);
+		return serve_metrics_buffered(server, connection, encoding, format, content_type);
+	return serve_metrics_streamed(server, connection, encoding, format, content_type);
 }
 
 /* ---- Routing ------------------------------------------------------------------------------------------ */
