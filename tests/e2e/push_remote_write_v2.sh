@@ -83,7 +83,7 @@ for url in "$R/415" "$R/nowritten" "$PROM/api/v1/write"; do
 	[[ $(proto "$url" 1.0) == 1 && $(fallbacks "$url") == 1 ]] || fail "$url: not on 1.0 after one fallback"
 done
 vm_v2=$(proto "$VM/api/v1/write" 2.0)
-log "VictoriaMetrics ($(/usr/bin/victoria-metrics -version 2>&1 | head -n 1)): on 2.0? $vm_v2, fallbacks $(fallbacks "$VM/api/v1/write")"
+log "VictoriaMetrics ($(dpkg-query -W -f="${Version}" victoria-metrics 2>/dev/null)): on 2.0? $vm_v2, fallbacks $(fallbacks "$VM/api/v1/write")"
 grep -E "VM|$VM_PORT.*(1.0 receiver|speaks)" "$TEST_TMP/exporter.log" | head -n 2 >&2 || true
 partial=$("$PYTHON" "$METRICS_PY" sum "$TEST_TMP/self.prom" flow_exporter_remote_write_partial_writes_total "url=$R/partial")
 ((partial > 0)) || fail "/partial: no partial write counted"
