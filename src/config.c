@@ -507,6 +507,23 @@ static int parse_remote_write_url(struct fx_config *config, const char *value, c
 			  value, why);
 }
 
+/* Repeatable with a default: the default (parsed first) is replaced by the first value given. */
+static int parse_remote_write_protocol(struct fx_config *config, const char *value, char *why)
+{
+	if (strcmp(value, "1.0") && strcmp(value, "2.0") && strcmp(value, "auto"))
+		return fail(why, "not 1.0, 2.0 or auto");
+	bool first = config->n_remote_write_protocols == 0;
+	if (config->remote_write_protocol_defaulted) {
+		config->n_remote_write_protocols = 0;
+		config->remote_write_protocol_defaulted = false;
+	}
+	int rc = add_repeat(config, config->remote_write_protocols, &config->n_remote_write_protocols,
+			    FX_MAX_REPEAT, value, why);
+	if (first)
+		config->remote_write_protocol_defaulted = true;
+	return rc;
+}
+
 static int parse_addr(struct fx_config *config, const char *value, char *why)
 {
 	struct sockaddr_storage ss;
@@ -698,8 +715,14 @@ static const struct flag flags[] = {
      parse_asn_names_refresh, false, false},
     {"asn-names-timeout", "60s", "Bound on one AS-name download", parse_asn_names_timeout, false, false},
     /* push */
-    {"remote-write-url", NULL, "Prometheus remote-write 1.0 endpoint to push to; repeatable",
+    {"remote-write-url", NULL,
+     "Prometheus remote-write endpoint to push to (1.0 or 2.0: "
+     "--remote-write-protocol); repeatable",
      parse_remote_write_url, false, true},
+    {"remote-write-protocol", "auto",
+     "Remote-write protocol: 1.0, 2.0 or auto (2.0, falling back to 1.0 "
+     "for a 1.0 receiver); one for every --remote-write-url, or the k-th for the k-th; repeatable",
+     parse_remote_write_protocol, false, true},
     {"push-interval", "15s", "How often counters are pushed (remote write and Pushgateway)",
      parse_push_interval, false, false},
     {"remote-write-max-series", "2000", "Most series in one remote-write request",
@@ -843,6 +866,13 @@ static int check_combinations(const struct fx_config *config, FILE *err)
 		problem = "--push-bearer-token-file and --push-password-file exclude each other";
 	if (problem) {
 		fprintf(err, "flow-exporter: %s\n", problem);
+		return 2;
+	}
+	if (config->n_remote_write_protocols > 1 &&
+	    config->n_remote_write_protocols != config->n_remote_write_urls) {
+		fprintf(err, "flow-exporter: --remote-write-protocol given %zu times for %zu --remote-write-url: "
+			     "give one for all, or one for each\n",
+			config->n_remote_write_protocols, config->n_remote_write_urls);
 		return 2;
 	}
 	return 0;

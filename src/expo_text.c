@@ -21,6 +21,12 @@
  * Pushgateway pusher logs as a failed push. `pending` holds one line at a time (a flow line that did not
  * fit the room, a HELP/TYPE header or one self-metric sample), never the whole self-metric text.
  *
+ * OpenMetrics 1.0.0 (FX_EXPO_OPENMETRICS) is the same stream with the differences the format needs, so the
+ * text format's bytes are untouched: a counter family is named without _total in HELP, TYPE (and UNIT for
+ * the byte families, whose names end in _bytes) and its samples with it; every flow sample line is
+ * followed by its `<family>_created` line (the series' created_ms, in seconds with milliseconds); HELP
+ * escapes the double quote too; the body ends with "# EOF".
+ *
  * Invariants: families are contiguous, each with HELP and TYPE, and a family with no sample writes nothing;
  * labels are in alphabetical order of name; an empty value leaves its label out; on error, `out` is left
  * as it was on entry (fx_expo_text_render). */
@@ -59,6 +65,28 @@ static const struct flow_family {
 };
 #define N_FLOW_FAMILIES (sizeof(flow_families) / sizeof(flow_families[0]))
 
+/* The OpenMetrics headers of the same families (series_labels.h has the names, help and units). */
+static const struct {
+	const char *header;
+	size_t header_len;
+	const char *created; /* "<family>_created" */
+	size_t created_len;
+} om_families[N_FLOW_FAMILIES] = {
+    {LIT("# HELP flow_receive_bytes Bytes received.\n# TYPE flow_receive_bytes counter\n"
+	 "# UNIT flow_receive_bytes bytes\n"),
+     LIT("flow_receive_bytes_created")},
+    {LIT("# HELP flow_transmit_bytes Bytes transferred.\n# TYPE flow_transmit_bytes counter\n"
+	 "# UNIT flow_transmit_bytes bytes\n"),
+     LIT("flow_transmit_bytes_created")},
+    {LIT("# HELP flow_receive_packets Packets received.\n# TYPE flow_receive_packets counter\n"),
+     LIT("flow_receive_packets_created")},
+    {LIT("# HELP flow_transmit_packets Packets transmitted.\n# TYPE flow_transmit_packets counter\n"),
+     LIT("flow_transmit_packets_created")},
+};
+#define OM_EOF "# EOF\n"
+/* A created time: up to 19 digits of seconds, a dot and 3 digits of milliseconds. */
+#define CREATED_MAX (19 + 4)
+
 /* The longest label set (without braces): every label, its value escaped, `name="value"` and a comma. */
 #define LABELS_MAX (FX_SERIES_LABELS_MAX * (FX_SERIES_LABEL_NAME_MAX + 4 + 2 * FX_SERIES_LABEL_VALUE_MAX))
 /* The longest line: a flow line (the longest family name, braces, the labels, a space, 20 digits and the
@@ -96,8 +124,8 @@ static int append_label_escaped(struct fx_buf *out, const char *s)
 	return 0;
 }
 
-/* HELP text escapes only backslash and newline. */
-static int append_help_escaped(struct fx_buf *out, const char *s)
+/* HELP text escapes only backslash and newline (OpenMetrics: the double quote too). */
+static int append_help_escaped(struct fx_buf *out, const char *s, bool quote)
 {
 	size_t len = strlen(s);
 	int rc = fx_buf_reserve(out, 2 * len);
@@ -111,6 +139,9 @@ static int append_help_escaped(struct fx_buf *out, const char *s)
 		} else if (s[i] == '\n') {
 			*p++ = '\\';
 			*p++ = 'n';
+		} else if (quote && s[i] == '"') {
+			*p++ = '\\';
+			*p++ = '"';
 		} else {
 			*p++ = s[i];
 		}
@@ -143,6 +174,30 @@ static char *write_flow_line(char *p, const struct flow_family *family, const ch
 	return p;
 }
 
+/* OpenMetrics: "<family>_created{labels} <seconds>.<milliseconds>\n" at p, which has room; returns the end.
+ */
+static char *write_created_line(char *p, size_t family, const char *labels, size_t labels_len,
+				int64_t created_ms)
+{
+	memcpy(p, om_families[family].created, om_families[family].created_len);
+	p += om_families[family].created_len;
+	if (labels_len) {
+		*p++ = '{';
+		memcpy(p, labels, labels_len);
+		p += labels_len;
+		*p++ = '}';
+	}
+	*p++ = ' ';
+	p += fx_u64_to_dec((uint64_t)created_ms / 1000, p);
+	unsigned ms = (unsigned)((uint64_t)created_ms % 1000);
+	*p++ = '.';
+	*p++ = (char)('0' + ms / 100);
+	*p++ = (char)('0' + ms / 10 % 10);
+	*p++ = (char)('0' + ms % 10);
+	*p++ = '\n';
+	return p;
+}
+
 /* Shortest of %.15g, %.16g, %.17g that parses back to the same double; Prometheus spellings for the
  * special values. Formatting assumes the "C" numeric locale, which the exporter never changes. */
 static size_t format_double(double value, char *out, size_t size)
@@ -160,9 +215,12 @@ static size_t format_double(double value, char *out, size_t size)
 	return (size_t)n;
 }
 
-static int render_sample(struct fx_buf *out, const struct fx_family *family, const struct fx_sample *sample)
+static int render_sample(struct fx_buf *out, const struct fx_family *family, const struct fx_sample *sample,
+			 const char *suffix)
 {
 	int rc = fx_buf_append_str(out, family->name);
+	if (!rc && suffix)
+		rc = fx_buf_append_str(out, suffix);
 	bool open = false;
 	for (size_t i = 0; !rc && i < sample->n_labels; i++) {
 		const struct fx_label *label = &sample->labels[i];
@@ -192,20 +250,38 @@ static int render_sample(struct fx_buf *out, const struct fx_family *family, con
 	return fx_buf_append(out, number, len);
 }
 
-/* Writes the HELP and TYPE lines of a self-metric family into out. */
-static int render_self_header(struct fx_buf *out, const struct fx_family *family)
+/* OpenMetrics: the length of a counter family's name without its _total (the samples keep it, or get it:
+ * om_sample_suffix); every other name whole. */
+static size_t om_family_name_len(const struct fx_family *family)
 {
+	size_t len = strlen(family->name);
+	if (family->type == FX_METRIC_COUNTER && len > 6 && strcmp(family->name + len - 6, "_total") == 0)
+		return len - 6;
+	return len;
+}
+
+static const char *om_sample_suffix(const struct fx_family *family)
+{
+	return family->type == FX_METRIC_COUNTER && om_family_name_len(family) == strlen(family->name)
+		   ? "_total"
+		   : NULL;
+}
+
+/* Writes the HELP and TYPE lines of a self-metric family into out. */
+static int render_self_header(struct fx_buf *out, const struct fx_family *family, bool openmetrics)
+{
+	size_t name_len = openmetrics ? om_family_name_len(family) : strlen(family->name);
 	int rc = fx_buf_append(out, LIT("# HELP "));
 	if (!rc)
-		rc = fx_buf_append_str(out, family->name);
+		rc = fx_buf_append(out, family->name, name_len);
 	if (!rc)
 		rc = fx_buf_append(out, LIT(" "));
 	if (!rc)
-		rc = append_help_escaped(out, family->help);
+		rc = append_help_escaped(out, family->help, openmetrics);
 	if (!rc)
 		rc = fx_buf_append(out, LIT("\n# TYPE "));
 	if (!rc)
-		rc = fx_buf_append_str(out, family->name);
+		rc = fx_buf_append(out, family->name, name_len);
 	if (!rc)
 		rc = family->type == FX_METRIC_COUNTER ? fx_buf_append(out, LIT(" counter\n"))
 						       : fx_buf_append(out, LIT(" gauge\n"));
@@ -218,6 +294,8 @@ enum stream_phase { PHASE_FLOW, PHASE_SELF, PHASE_DONE };
 
 struct fx_expo_text_stream {
 	const struct fx_snapshot *snapshot; /* borrowed */
+	bool openmetrics;
+	bool eof_written;
 	struct fx_series_labels *series_labels;
 	bool family_used[N_FLOW_FAMILIES];
 	enum stream_phase phase;
@@ -271,12 +349,19 @@ static int render_series_labels(struct fx_expo_text_stream *stream, const struct
 
 struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot *snapshot)
 {
+	return fx_expo_stream_create(snapshot, FX_EXPO_TEXT);
+}
+
+struct fx_expo_text_stream *fx_expo_stream_create(const struct fx_snapshot *snapshot,
+						  enum fx_expo_format format)
+{
 	struct fx_expo_text_stream *stream = calloc(1, sizeof(*stream));
 	if (!stream)
 		return NULL;
 	stream->snapshot = snapshot;
+	stream->openmetrics = format == FX_EXPO_OPENMETRICS;
 	fx_buf_init(&stream->labels, LABELS_MAX);
-	fx_buf_init(&stream->pending, LINE_MAX);
+	fx_buf_init(&stream->pending, 2 * LINE_MAX); /* OpenMetrics: a sample line and its _created line */
 	stream->series_labels = fx_series_labels_create();
 	if (!stream->series_labels || fx_buf_reserve(&stream->labels, 256)) {
 		fx_expo_text_stream_destroy(stream);
@@ -343,15 +428,20 @@ static int next_self_line(struct fx_expo_text_stream *stream)
 		const struct fx_family *family = fx_family_list_get(self, stream->family);
 		if (!stream->header_written && family->n_samples) {
 			stream->header_written = true;
-			return render_self_header(&stream->pending, family);
+			return render_self_header(&stream->pending, family, stream->openmetrics);
 		}
 		if (stream->series < family->n_samples)
-			return render_sample(&stream->pending, family, &family->samples[stream->series++]);
+			return render_sample(&stream->pending, family, &family->samples[stream->series++],
+					     stream->openmetrics ? om_sample_suffix(family) : NULL);
 		stream->family++;
 		stream->series = 0;
 		stream->header_written = false;
 	}
 	stream->phase = PHASE_DONE;
+	if (stream->openmetrics && !stream->eof_written) {
+		stream->eof_written = true;
+		return fx_buf_append(&stream->pending, LIT(OM_EOF));
+	}
 	return 0;
 }
 
@@ -374,17 +464,30 @@ static int write_flow_lines(struct fx_expo_text_stream *stream, char *out, size_
 		size_t labels_len = stream->labels.len;
 		size_t line_len =
 		    family->name_len + (labels_len ? labels_len + 2 : 0) + 2 + fx_dec_len(value);
-		if (line_len <= room - *written) {
-			char *end =
-			    write_flow_line(out + *written, family, stream->labels.data, labels_len, value);
-			assert((size_t)(end - (out + *written)) == line_len);
-			(void)end;
+		int64_t created = stream->openmetrics ? series->created_ms : 0;
+		if (created > 0 && created != INT64_MAX)
+			line_len += om_families[stream->family].created_len +
+				    (labels_len ? labels_len + 2 : 0) + 2 +
+				    fx_dec_len((uint64_t)created / 1000) + 4;
+		else
+			created = 0;
+		char *at = out + *written;
+		bool fits = line_len <= room - *written;
+		if (!fits) {
+			if ((rc = fx_buf_reserve(&stream->pending, line_len)))
+				return rc;
+			at = stream->pending.data;
+		}
+		char *end = write_flow_line(at, family, stream->labels.data, labels_len, value);
+		if (created)
+			end =
+			    write_created_line(end, stream->family, stream->labels.data, labels_len, created);
+		assert((size_t)(end - at) == line_len);
+		(void)end;
+		if (fits) {
 			*written += line_len;
 			continue;
 		}
-		if ((rc = fx_buf_reserve(&stream->pending, line_len)))
-			return rc;
-		write_flow_line(stream->pending.data, family, stream->labels.data, labels_len, value);
 		stream->pending.len = line_len;
 		i++;
 		break;
@@ -427,7 +530,11 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 		}
 		if (!stream->header_written) {
 			stream->header_written = true;
-			if ((rc = emit(stream, out, room, written, family->header, family->header_len)))
+			const char *header =
+			    stream->openmetrics ? om_families[stream->family].header : family->header;
+			size_t header_len =
+			    stream->openmetrics ? om_families[stream->family].header_len : family->header_len;
+			if ((rc = emit(stream, out, room, written, header, header_len)))
 				return rc;
 			continue;
 		}
@@ -440,11 +547,16 @@ int fx_expo_text_stream_read(struct fx_expo_text_stream *stream, char *out, size
 
 int fx_expo_text_render(const struct fx_snapshot *snapshot, struct fx_buf *out)
 {
+	return fx_expo_render(snapshot, FX_EXPO_TEXT, out);
+}
+
+int fx_expo_render(const struct fx_snapshot *snapshot, enum fx_expo_format format, struct fx_buf *out)
+{
 	/* Chunks big enough that the per-call work is noise, small enough not to over-reserve. */
 	enum { CHUNK = 1 << 16 };
 	size_t entry_len = out->len;
 	int rc = FX_BUF_E_NOMEM;
-	struct fx_expo_text_stream *stream = fx_expo_text_stream_create(snapshot);
+	struct fx_expo_text_stream *stream = fx_expo_stream_create(snapshot, format);
 	if (!stream)
 		goto fail;
 	for (;;) {

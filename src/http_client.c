@@ -38,6 +38,9 @@ struct fx_http_client {
 	CURL *curl;
 	CURLM *multi; /* drives the one transfer, so the owner's thread can tick and be woken meanwhile */
 	struct curl_slist *headers;
+	struct curl_slist
+	    *alt_headers; /* fx_http_client_set_alt_headers: other fixed headers, the same rest */
+	size_t n_fixed;
 	char *display_url;
 	char *password; /* secret */
 	char *token;	/* secret */
@@ -49,6 +52,7 @@ struct fx_http_client {
 	char body[RESPONSE_KEEP];
 	size_t body_len;
 	struct fx_buf *response;
+	const struct fx_http_request *request; /* for its on_header */
 	bool too_big;
 	char retry_after[64];
 	char error[CURL_ERROR_SIZE];
@@ -189,6 +193,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *opaque)
 {
 	struct fx_http_client *client = opaque;
 	size_t n = size * nmemb;
+	if (client->request && client->request->on_header)
+		client->request->on_header(client->request->header_opaque, data, n);
 	static const char name[] = "retry-after:";
 	size_t name_len = sizeof(name) - 1;
 	if (n <= name_len || n >= 256 || strncasecmp(data, name, name_len) != 0)
@@ -277,6 +283,7 @@ void fx_http_client_destroy(struct fx_http_client *client)
 	if (client->multi)
 		curl_multi_cleanup(client->multi);
 	curl_slist_free_all(client->headers);
+	curl_slist_free_all(client->alt_headers);
 	free(client->display_url);
 	if (client->password) {
 		memset(client->password, 0, strlen(client->password));
@@ -314,6 +321,7 @@ struct fx_http_client *fx_http_client_create(const struct fx_http_client_config 
 		goto fail;
 	/* curl adds "Expect: 100-continue" to large POSTs: a round trip for nothing. */
 	static const char *const no_expect[] = {"Expect:"};
+	client->n_fixed = n_fixed;
 	if (append_headers(client, fixed_headers, n_fixed) ||
 	    append_headers(client, config->headers, config->n_headers) ||
 	    (client->has_body && append_headers(client, no_expect, 1)))
@@ -330,6 +338,34 @@ struct fx_http_client *fx_http_client_create(const struct fx_http_client_config 
 fail:
 	fx_http_client_destroy(client);
 	return NULL;
+}
+
+int fx_http_client_set_alt_headers(struct fx_http_client *client, const char *const *fixed_headers,
+				   size_t n_fixed)
+{
+	struct curl_slist *list = NULL;
+	for (size_t i = 0; i < n_fixed; i++) {
+		struct curl_slist *longer = curl_slist_append(list, fixed_headers[i]);
+		if (!longer)
+			goto fail;
+		list = longer;
+	}
+	/* The user's headers and "Expect:", as the main set has them after its own fixed ones. */
+	const struct curl_slist *rest = client->headers;
+	for (size_t i = 0; rest && i < client->n_fixed; i++)
+		rest = rest->next;
+	for (; rest; rest = rest->next) {
+		struct curl_slist *longer = curl_slist_append(list, rest->data);
+		if (!longer)
+			goto fail;
+		list = longer;
+	}
+	curl_slist_free_all(client->alt_headers);
+	client->alt_headers = list;
+	return 0;
+fail:
+	curl_slist_free_all(list);
+	return -1;
 }
 
 /* ---- Send ---- */
@@ -380,6 +416,9 @@ static int64_t begin_transfer(struct fx_http_client *client, const struct fx_htt
 	client->error[0] = '\0';
 	client->too_big = false;
 	client->response = request->response;
+	client->request = request;
+	curl_easy_setopt(client->curl, CURLOPT_HTTPHEADER,
+			 request->alt_headers && client->alt_headers ? client->alt_headers : client->headers);
 
 	int64_t start = fx_mono_ms();
 	int64_t timeout = client->timeout_ms;
@@ -450,6 +489,7 @@ void fx_http_client_send(struct fx_http_client *client, const struct fx_http_req
 		curl_easy_setopt(client->curl, CURLOPT_READDATA, NULL);
 	}
 	client->response = NULL;
+	client->request = NULL;
 	result->duration_ms = fx_mono_ms() - start;
 	result->too_big = client->too_big || code == CURLE_FILESIZE_EXCEEDED;
 	if (code != CURLE_OK) {

@@ -57,6 +57,7 @@
 
 #include "fx/buf.h"
 #include "fx/clock.h"
+#include "fx/expo_negotiate.h"
 #include "fx/expo_text.h"
 #include "fx/log.h"
 
@@ -464,15 +465,14 @@ static void count_scrape(struct fx_http_server *server, enum encoding encoding, 
 }
 
 static enum MHD_Result add_metrics_headers(struct MHD_Response *response, enum encoding encoding,
-					   const struct fx_web_config *web)
+					   const char *content_type, const struct fx_web_config *web)
 {
 	enum MHD_Result result =
-	    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, FX_TEXT_CONTENT_TYPE);
+	    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (result == MHD_YES)
 		result = add_web_headers(response, web);
 	if (result == MHD_YES)
-		result =
-		    MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+		result = MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
 	if (result == MHD_YES && encoding == ENCODING_GZIP)
 		result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	return result;
@@ -577,6 +577,7 @@ static ssize_t read_scrape(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
 					      struct MHD_Connection *connection, enum encoding encoding,
+					      enum fx_expo_format format, const char *content_type,
 					      const struct fx_web_config *web)
 {
 	struct scrape *scrape = calloc(1, sizeof(*scrape));
@@ -592,7 +593,7 @@ static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
 		fx_error("http: /metrics: no snapshot");
 		goto fail;
 	}
-	scrape->text = fx_expo_text_stream_create(scrape->snapshot);
+	scrape->text = fx_expo_stream_create(scrape->snapshot, format);
 	if (!scrape->text)
 		goto fail;
 	if (encoding == ENCODING_GZIP) {
@@ -608,7 +609,7 @@ static enum MHD_Result serve_metrics_streamed(struct fx_http_server *server,
 	if (!response)
 		goto fail;
 	scrape = NULL; /* the response owns it now */
-	enum MHD_Result result = add_metrics_headers(response, encoding, web);
+	enum MHD_Result result = add_metrics_headers(response, encoding, content_type, web);
 	if (result == MHD_YES)
 		result = MHD_queue_response(connection, MHD_HTTP_OK, response);
 	MHD_destroy_response(response);
@@ -623,6 +624,7 @@ fail:
 /* HEAD: the whole body rendered into one buffer, for its Content-Length (GET streams it). */
 static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
 					      struct MHD_Connection *connection, enum encoding encoding,
+					      enum fx_expo_format format, const char *content_type,
 					      const struct fx_web_config *web)
 {
 	struct fx_snapshot *snapshot = NULL;
@@ -643,7 +645,7 @@ static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
 		fx_error("http: /metrics: no snapshot");
 		goto fail;
 	}
-	rc = fx_expo_text_render(snapshot, &body);
+	rc = fx_expo_render(snapshot, format, &body);
 	fx_snapshot_destroy(snapshot);
 	snapshot = NULL;
 	if (rc) {
@@ -670,7 +672,7 @@ static enum MHD_Result serve_metrics_buffered(struct fx_http_server *server,
 		free(data);
 		goto fail;
 	}
-	result = add_metrics_headers(response, encoding, web);
+	result = add_metrics_headers(response, encoding, content_type, web);
 	if (result == MHD_YES)
 		result = MHD_queue_response(connection, MHD_HTTP_OK, response);
 	MHD_destroy_response(response);
@@ -688,9 +690,13 @@ static enum MHD_Result serve_metrics(struct fx_http_server *server, struct MHD_C
 				     bool head, const struct fx_web_config *web)
 {
 	enum encoding encoding = accepts_gzip(connection) ? ENCODING_GZIP : ENCODING_IDENTITY;
+	/* The format from Accept (expo_negotiate.c): OpenMetrics when preferred, else the text format. */
+	const char *content_type;
+	enum fx_expo_format format = fx_expo_negotiate(
+	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &content_type);
 	if (head)
-		return serve_metrics_buffered(server, connection, encoding, web);
-	return serve_metrics_streamed(server, connection, encoding, web);
+		return serve_metrics_buffered(server, connection, encoding, format, content_type, web);
+	return serve_metrics_streamed(server, connection, encoding, format, content_type, web);
 }
 
 /* ---- Routing ------------------------------------------------------------------------------------------ */

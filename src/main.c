@@ -195,6 +195,16 @@ static int start_consumer(struct exporter *exporter)
 	return 0;
 }
 
+/* --remote-write-protocol of the i-th --remote-write-url: the i-th value, or the one value for all. */
+static enum fx_rw_protocol rw_protocol(const struct fx_config *config, size_t i)
+{
+	size_t n = config->n_remote_write_protocols;
+	const char *value = n == 0 ? "auto" : config->remote_write_protocols[n == 1 ? 0 : i];
+	return !strcmp(value, "1.0") ? FX_RW_PROTOCOL_1_0
+	       : !strcmp(value, "2.0") ? FX_RW_PROTOCOL_2_0
+				       : FX_RW_PROTOCOL_AUTO;
+}
+
 /* The labels every pushed series carries: the user's --external-label, plus job and instance unless given,
  * so that two exporters never collide in one TSDB (instance = this host's name and the /metrics port). */
 static int make_external_labels(struct exporter *exporter)
@@ -267,6 +277,7 @@ static int start_pushers(struct exporter *exporter)
 		    .hooks = hooks,
 		};
 		sender.http.url = config->remote_write_urls[i];
+		sender.protocol = rw_protocol(config, i);
 		exporter->senders[i] = fx_rw_sender_create(&sender);
 		if (!exporter->senders[i])
 			return 2;

@@ -9,6 +9,7 @@
 #include "fx/push_stats.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,11 @@ struct fx_push_stats {
 	uint64_t backlog_requests;
 	int64_t last_success_ms; /* wall clock; 0 = never */
 	int64_t last_duration_ms;
+	/* Remote write only (protocol 0: a Pushgateway endpoint, none of these reported). */
+	int protocol; /* 1 or 2: the remote-write major version in use */
+	uint64_t fallbacks;
+	uint64_t partial_writes;
+	uint64_t samples_not_written;
 };
 
 struct fx_push_stats *fx_push_stats_create(const char *url)
@@ -78,6 +84,23 @@ void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t r
 	pthread_mutex_unlock(&stats->lock);
 }
 
+void fx_push_stats_set_protocol(struct fx_push_stats *stats, int major)
+{
+	pthread_mutex_lock(&stats->lock);
+	stats->protocol = major;
+	pthread_mutex_unlock(&stats->lock);
+}
+
+void fx_push_stats_add_rw(struct fx_push_stats *stats, uint64_t fallbacks, uint64_t partial_writes,
+			  uint64_t samples_not_written)
+{
+	pthread_mutex_lock(&stats->lock);
+	stats->fallbacks += fallbacks;
+	stats->partial_writes += partial_writes;
+	stats->samples_not_written += samples_not_written;
+	pthread_mutex_unlock(&stats->lock);
+}
+
 void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests)
 {
 	pthread_mutex_lock(&stats->lock);
@@ -101,6 +124,51 @@ void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_resu
 	if (class == CLASS_2XX)
 		stats->last_success_ms = fx_wall_ms();
 	pthread_mutex_unlock(&stats->lock);
+}
+
+/* The remote-write endpoints' protocol families (push_stats.h). */
+static int collect_remote_write(const struct fx_push_stats *copies, size_t n, struct fx_family_list *out)
+{
+	size_t n_rw = 0;
+	for (size_t i = 0; i < n; i++)
+		n_rw += copies[i].protocol != 0;
+	if (n_rw == 0)
+		return 0;
+	int rc = fx_family_begin(
+	    out, "flow_exporter_remote_write_protocol",
+	    "Remote-write protocol in use by endpoint: 1 for the version sent now, 0 for the other.",
+	    FX_METRIC_GAUGE);
+	for (size_t i = 0; i < n; i++)
+		for (int major = 1; copies[i].protocol && major <= 2; major++) {
+			struct fx_label labels[] = {{"protocol", major == 1 ? "1.0" : "2.0"},
+						    {"url", copies[i].url}};
+			rc |= fx_family_add_u64(out, copies[i].protocol == major, 2, labels);
+		}
+	static const struct {
+		const char *name, *help;
+		size_t offset;
+	} counters[] = {
+	    {"flow_exporter_remote_write_fallbacks_total",
+	     "Switches of an auto endpoint from 2.0 to 1.0 (a 415, or a 2xx without the Written headers).",
+	     offsetof(struct fx_push_stats, fallbacks)},
+	    {"flow_exporter_remote_write_partial_writes_total",
+	     "2.0 requests whose X-Prometheus-Remote-Write-Samples-Written was below the samples sent.",
+	     offsetof(struct fx_push_stats, partial_writes)},
+	    {"flow_exporter_remote_write_samples_not_written_total",
+	     "Samples sent in 2.0 requests that the receiver said it did not write.",
+	     offsetof(struct fx_push_stats, samples_not_written)},
+	};
+	for (size_t c = 0; c < sizeof(counters) / sizeof(counters[0]); c++) {
+		rc |= fx_family_begin(out, counters[c].name, counters[c].help, FX_METRIC_COUNTER);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t value;
+			memcpy(&value, (const char *)&copies[i] + counters[c].offset, sizeof(value));
+			if (copies[i].protocol)
+				rc |= fx_family_add_u64(out, value, 1,
+							&(struct fx_label){"url", copies[i].url});
+		}
+	}
+	return rc;
 }
 
 int fx_push_collect(void *opaque, struct fx_family_list *out)
@@ -161,6 +229,7 @@ int fx_push_collect(void *opaque, struct fx_family_list *out)
 	for (size_t i = 0; i < n; i++)
 		rc |= fx_family_add_double(out, (double)copies[i].last_duration_ms / 1000.0, 1,
 					   &(struct fx_label){"url", copies[i].url});
+	rc |= collect_remote_write(copies, n, out);
 	free(copies);
 	return rc ? -1 : 0;
 }

@@ -603,3 +603,67 @@ int fx_rw_encode(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapsh
 		return rc;
 	return flush(encoder, out);
 }
+
+/* ---- Metadata (WriteRequest.metadata = 3) ---- */
+
+/* Appends a MetricMetadata field: type = 1, metric_family_name = 2, help = 4, unit = 5 (empty: left out). */
+static int append_metadata(struct fx_buf *out, int type, const char *name, const char *help, const char *unit)
+{
+	size_t name_len = strlen(name), help_len = strlen(help), unit_len = unit ? strlen(unit) : 0;
+	size_t inner = 2 + 1 + varint_len(name_len) + name_len +
+		       (help_len ? 1 + varint_len(help_len) + help_len : 0) +
+		       (unit_len ? 1 + varint_len(unit_len) + unit_len : 0);
+	int rc = fx_buf_reserve(out, 1 + VARINT_MAX + inner);
+	if (rc)
+		return rw_error(rc);
+	char *p = out->data + out->len;
+	*p++ = 0x1a;
+	p = write_varint(p, inner);
+	*p++ = 0x08;
+	*p++ = (char)type;
+	const struct {
+		char tag;
+		const char *s;
+		size_t len;
+	} strings[] = {{0x12, name, name_len}, {0x22, help, help_len}, {0x2a, unit, unit_len}};
+	for (size_t i = 0; i < 3; i++) {
+		if (i > 0 && !strings[i].len)
+			continue;
+		*p++ = strings[i].tag;
+		p = write_varint(p, strings[i].len);
+		memcpy(p, strings[i].s, strings[i].len);
+		p += strings[i].len;
+	}
+	out->len = (size_t)(p - out->data);
+	return 0;
+}
+
+int fx_rw_encode_metadata(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapshot,
+			  struct fx_rw_requests *out)
+{
+	enum { COUNTER = 1, GAUGE = 2 }; /* prometheus.MetricMetadata.MetricType */
+	fx_buf_reset(&encoder->packed);
+	encoder->n_series = 0;
+	int rc = 0;
+	for (size_t f = 0; f < FX_FLOW_FAMILIES && !rc; f++)
+		rc = append_metadata(&encoder->packed, COUNTER, fx_flow_families[f].name,
+				     fx_flow_families[f].help, fx_flow_families[f].unit);
+	size_t n_families = snapshot->self ? fx_family_list_count(snapshot->self) : 0;
+	for (size_t f = 0; f < n_families && !rc; f++) {
+		const struct fx_family *family = fx_family_list_get(snapshot->self, f);
+		if (family->n_samples)
+			rc = append_metadata(&encoder->packed,
+					     family->type == FX_METRIC_COUNTER ? COUNTER : GAUGE,
+					     family->name, family->help ? family->help : "", NULL);
+	}
+	if (rc)
+		return rc;
+	encoder->timestamp_ms = 0;
+	encoder->n_series = 1; /* so that flush makes the request; it holds no TimeSeries */
+	rc = flush(encoder, out);
+	if (!rc) {
+		out->items[out->n - 1].n_series = 0;
+		out->items[out->n - 1].n_samples = 0;
+	}
+	return rc;
+}

@@ -12,6 +12,13 @@
  *   callback calls back into the thread, which takes and encodes the next snapshot if one is due.
  * - Timestamps: t = max(snapshot->taken_ms, last t + 1), so every series' samples are strictly increasing
  *   across all requests, and requests are sent strictly in order.
+ * - Protocols (rw_sender.h): `version` is what is encoded now (1 or 2). While an auto endpoint has not
+ *   proven that it speaks 2.0 (`confirmed`), every queued 2.0 request keeps the 1.0 encoding of the same
+ *   series (`fallback`; both encoders split a snapshot at the same points), so a fallback re-sends exactly
+ *   the data the 2.0 request carried, ahead of everything else. Once confirmed, the fallbacks are freed and
+ *   only 2.0 is encoded. The cost: two encodings per push until the first answer (a backlog built while an
+ *   auto endpoint was never reached holds both).
+ * - The Written headers are read by on_header as curl receives them (the client's header callback).
  *
  * Thread: see rw_sender.h. */
 #include "fx/rw_sender.h"
@@ -20,17 +27,28 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fx/clock.h"
 #include "fx/log.h"
 #include "fx/push_loop.h"
+#include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
 
 /* ---- Sender ---- */
 
 struct queued {
 	struct fx_rw_request request;
+	struct fx_rw_request fallback; /* auto, not yet confirmed: the 1.0 encoding of a 2.0 request */
+	int version;		       /* of `request`: 1 or 2 */
 	uint64_t push_seq;
+};
+
+/* What the Written headers of the answer in progress said. */
+struct written {
+	bool any; /* some X-Prometheus-Remote-Write-*-Written header */
+	bool has_samples;
+	uint64_t samples;
 };
 
 struct fx_rw_sender {
@@ -41,6 +59,15 @@ struct fx_rw_sender {
 	int64_t interval_ms;
 	uint64_t max_pushes;
 	struct fx_rw_encoder *encoder;
+	struct fx_rw2_encoder *encoder2;
+	enum fx_rw_protocol protocol;
+	int version;		/* encoded now: 1 or 2 */
+	bool confirmed;		/* auto: a 2.0 answer carried a Written header */
+	bool warned_no_written; /* 2.0 only: a 2xx without Written headers was logged */
+	int64_t reprobe_ms, reprobe_at_ms;
+	int64_t metadata_interval_ms, metadata_due_ms;
+	struct written written;
+	struct fx_ratelimit partial_log;
 	struct fx_http_client *http;
 	struct fx_push_stats *stats;
 	struct queued *queue; /* queue[head .. n) */
@@ -53,6 +80,12 @@ struct fx_rw_sender {
 	struct fx_push_retry retry;
 	struct fx_ratelimit refused_log;
 };
+
+static void queued_free(struct queued *item)
+{
+	fx_rw_request_free(&item->request);
+	fx_rw_request_free(&item->fallback);
+}
 
 static size_t queue_len(const struct fx_rw_sender *sender)
 {
@@ -112,7 +145,7 @@ static void enforce_bound(struct fx_rw_sender *sender)
 		if (sender->push_seq - oldest + 1 <= sender->max_pushes || oldest != front)
 			break;
 		while (queue_len(sender) > 0 && sender->queue[sender->head].push_seq == front) {
-			fx_rw_request_free(&sender->queue[sender->head].request);
+			queued_free(&sender->queue[sender->head]);
 			sender->head++;
 			dropped++;
 		}
@@ -124,6 +157,41 @@ static void enforce_bound(struct fx_rw_sender *sender)
 	}
 }
 
+/* Encodes a snapshot in the version in use: 2.0 (with the 1.0 fallbacks while an auto endpoint is not
+ * confirmed), or 1.0 with the metadata request when it is due. */
+static int encode(struct fx_rw_sender *sender, const struct fx_snapshot *snapshot, int64_t t,
+		  struct fx_rw_requests *requests, struct fx_rw_requests *fallbacks)
+{
+	int64_t now = fx_push_loop_now(sender->loop);
+	if (sender->version == 2) {
+		int rc = fx_rw2_encode(sender->encoder2, snapshot, t, sender->stale_since_ms, requests);
+		if (rc == 0 && sender->protocol == FX_RW_PROTOCOL_AUTO && !sender->confirmed) {
+			rc = fx_rw_encode(sender->encoder, snapshot, t, sender->stale_since_ms, fallbacks);
+			assert(rc != 0 || fallbacks->n == requests->n);
+		}
+		return rc;
+	}
+	int rc = fx_rw_encode(sender->encoder, snapshot, t, sender->stale_since_ms, requests);
+	if (rc == 0 && now >= sender->metadata_due_ms) {
+		rc = fx_rw_encode_metadata(sender->encoder, snapshot, requests);
+		if (rc == 0)
+			sender->metadata_due_ms = now + sender->metadata_interval_ms;
+	}
+	return rc;
+}
+
+/* auto: 2.0 again once reprobe_ms have passed since the fallback. */
+static void maybe_reprobe(struct fx_rw_sender *sender)
+{
+	if (sender->protocol != FX_RW_PROTOCOL_AUTO || sender->version != 1 ||
+	    fx_push_loop_now(sender->loop) < sender->reprobe_at_ms)
+		return;
+	sender->version = 2;
+	sender->confirmed = false;
+	fx_push_stats_set_protocol(sender->stats, 2);
+	fx_info("remote write %s: trying remote write 2.0 again", fx_http_client_display_url(sender->http));
+}
+
 /* Takes a snapshot, encodes it and appends its requests to the backlog. */
 static void push_interval(struct fx_rw_sender *sender)
 {
@@ -133,9 +201,10 @@ static void push_interval(struct fx_rw_sender *sender)
 			fx_http_client_display_url(sender->http));
 		return;
 	}
+	maybe_reprobe(sender);
 	int64_t t = snapshot->taken_ms > sender->last_t ? snapshot->taken_ms : sender->last_t + 1;
-	struct fx_rw_requests requests = {0};
-	int rc = fx_rw_encode(sender->encoder, snapshot, t, sender->stale_since_ms, &requests);
+	struct fx_rw_requests requests = {0}, fallbacks = {0};
+	int rc = encode(sender, snapshot, t, &requests, &fallbacks);
 	if (rc == 0)
 		sender->stale_since_ms = snapshot->taken_ms;
 	fx_snapshot_destroy(snapshot);
@@ -143,16 +212,154 @@ static void push_interval(struct fx_rw_sender *sender)
 		fx_error("remote write %s: encoding failed: %s", fx_http_client_display_url(sender->http),
 			 rc ? fx_rw_strerror(rc) : "out of memory");
 		fx_rw_requests_free(&requests);
+		fx_rw_requests_free(&fallbacks);
 		return;
 	}
 	sender->last_t = t;
 	sender->push_seq++;
-	for (size_t i = 0; i < requests.n; i++)
-		sender->queue[sender->n++] =
-		    (struct queued){.request = requests.items[i], .push_seq = sender->push_seq};
+	for (size_t i = 0; i < requests.n; i++) {
+		struct queued item = {
+		    .request = requests.items[i], .version = sender->version, .push_seq = sender->push_seq};
+		if (i < fallbacks.n)
+			item.fallback = fallbacks.items[i];
+		sender->queue[sender->n++] = item;
+	}
 	free(requests.items);
+	free(fallbacks.items);
 	enforce_bound(sender);
 	publish_backlog(sender);
+}
+
+/* ---- The version of an endpoint ---- */
+
+/* Reads the Written headers of a 2.0 answer (the HTTP client's header callback). */
+static void on_header(void *opaque, const char *line, size_t len)
+{
+	static const char prefix[] = "x-prometheus-remote-write-", samples[] = "samples-written:";
+	size_t prefix_len = sizeof(prefix) - 1, samples_len = sizeof(samples) - 1;
+	struct written *written = opaque;
+	const char *colon = memchr(line, ':', len);
+	if (!colon || (size_t)(colon - line) <= prefix_len || strncasecmp(line, prefix, prefix_len) != 0)
+		return;
+	size_t name_len = (size_t)(colon - line) + 1;
+	if (name_len < prefix_len + 9 || strncasecmp(colon - 7, "written", 7) != 0)
+		return;
+	written->any = true;
+	if (name_len != prefix_len + samples_len || strncasecmp(line + prefix_len, samples, samples_len) != 0)
+		return;
+	char digits[24];
+	size_t n = 0;
+	for (const char *c = colon + 1; c < line + len && n < sizeof(digits) - 1; c++)
+		if (*c >= '0' && *c <= '9')
+			digits[n++] = *c;
+		else if (*c != ' ' && *c != '\t' && *c != '\r' && *c != '\n')
+			return; /* not a number: as if absent */
+	digits[n] = '\0';
+	if (n) {
+		written->has_samples = true;
+		written->samples = strtoull(digits, NULL, 10);
+	}
+}
+
+/* Switches an auto endpoint to 1.0: every queued 2.0 request is replaced by its 1.0 encoding (one that has
+ * none, queued after the endpoint was confirmed, is dropped and counted). */
+static void fall_back(struct fx_rw_sender *sender, const char *why)
+{
+	const char *url = fx_http_client_display_url(sender->http);
+	int64_t now = fx_push_loop_now(sender->loop);
+	fx_warn(
+	    "remote write %s: %s: a 1.0 receiver; sending remote write 1.0 (2.0 is tried again in %" PRId64
+	    " s or at a restart)",
+	    url, why, sender->reprobe_ms / 1000);
+	sender->version = 1;
+	sender->confirmed = false;
+	sender->reprobe_at_ms = now + sender->reprobe_ms;
+	if (sender->metadata_due_ms != INT64_MAX)
+		sender->metadata_due_ms = now; /* the next 1.0 push carries the metadata */
+	fx_push_stats_set_protocol(sender->stats, 1);
+	fx_push_stats_add_rw(sender->stats, 1, 0, 0);
+	uint64_t dropped = 0;
+	for (size_t i = sender->head; i < sender->n; i++) {
+		struct queued *item = &sender->queue[i];
+		if (item->version != 2)
+			continue;
+		fx_rw_request_free(&item->request);
+		item->request = item->fallback;
+		item->fallback = (struct fx_rw_request){0};
+		item->version = 1;
+		dropped += item->request.body == NULL;
+	}
+	if (dropped) {
+		size_t kept = sender->head;
+		for (size_t i = sender->head; i < sender->n; i++)
+			if (sender->queue[i].request.body)
+				sender->queue[kept++] = sender->queue[i];
+		sender->n = kept;
+		fx_push_stats_add(sender->stats, 0, 0, dropped, 0);
+	}
+}
+
+/* A 2xx answer to a 2.0 request carried a Written header: the endpoint speaks 2.0. */
+static void confirm(struct fx_rw_sender *sender)
+{
+	if (sender->protocol != FX_RW_PROTOCOL_AUTO || sender->confirmed)
+		return;
+	sender->confirmed = true;
+	fx_info("remote write %s: the receiver speaks remote write 2.0",
+		fx_http_client_display_url(sender->http));
+	for (size_t i = sender->head; i < sender->n; i++)
+		fx_rw_request_free(&sender->queue[i].fallback);
+}
+
+/* The samples a 2xx answer to a 2.0 request says were written; a shortfall is counted and logged. */
+static uint64_t check_written(struct fx_rw_sender *sender, const struct fx_rw_request *request)
+{
+	uint64_t sent = request->n_samples;
+	if (!sender->written.has_samples || sender->written.samples >= sent)
+		return sent;
+	uint64_t missing = sent - sender->written.samples, suppressed = 0;
+	fx_push_stats_add_rw(sender->stats, 0, 1, missing);
+	if (fx_ratelimit_allow(&sender->partial_log, fx_push_loop_now(sender->loop), &suppressed))
+		fx_warn("remote write %s: partial write: %" PRIu64 " of %" PRIu64 " samples written%s",
+			fx_http_client_display_url(sender->http), sender->written.samples, sent,
+			suppressed ? " (more partial writes not logged)" : "");
+	return sender->written.samples;
+}
+
+/* What the answer to a 2.0 request means for the endpoint's version. Returns true when the request is to
+ * be sent again at once as 1.0 (it was put back in front of the queue). */
+static bool handle_v2_answer(struct fx_rw_sender *sender, const struct fx_http_result *result)
+{
+	bool ok = result->status >= 200 && result->status < 300;
+	if (ok && sender->written.any) {
+		confirm(sender);
+		return false;
+	}
+	if (!ok && result->status != 415)
+		return false;
+	if (sender->protocol != FX_RW_PROTOCOL_AUTO) {
+		if (ok && !sender->warned_no_written) {
+			sender->warned_no_written = true;
+			fx_warn("remote write %s: a 2xx answer without X-Prometheus-Remote-Write-*-Written "
+				"headers: "
+				"is it a 1.0 receiver? (--remote-write-protocol=auto falls back)",
+				fx_http_client_display_url(sender->http));
+		}
+		return false;
+	}
+	fall_back(sender, ok ? "a 2xx answer without X-Prometheus-Remote-Write-*-Written headers"
+			     : "HTTP 415 to remote write 2.0");
+	if (!sender->inflight.fallback.body)
+		return false;
+	fx_rw_request_free(&sender->inflight.request);
+	sender->inflight.request = sender->inflight.fallback;
+	sender->inflight.fallback = (struct fx_rw_request){0};
+	sender->inflight.version = 1;
+	if (queue_push_front(sender, &sender->inflight) != 0) {
+		queued_free(&sender->inflight);
+		return false;
+	}
+	return true;
 }
 
 /* Sends the oldest request. Returns its outcome. */
@@ -166,16 +373,27 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	    .deadline_mono_ms = deadline_ms,
 	    .tick = ticking ? fx_push_loop_tick : NULL,
 	    .tick_opaque = sender->loop,
+	    .on_header = on_header,
+	    .header_opaque = &sender->written,
+	    .alt_headers = sender->inflight.version == 2,
 	};
 	struct fx_http_result result;
+	sender->written = (struct written){0};
 	fx_http_client_send(sender->http, &request, &result);
 	fx_push_stats_record(sender->stats, &result);
 	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
 	const char *url = fx_http_client_display_url(sender->http);
 	sender->has_inflight = false;
+	if (sender->inflight.version == 2 && handle_v2_answer(sender, &result)) {
+		publish_backlog(sender);
+		return FX_PUSH_RETRY; /* re-sent as 1.0 next, without a backoff */
+	}
 	if (outcome == FX_PUSH_OK) {
-		fx_push_stats_add(sender->stats, sender->inflight.request.n_samples, 0, 0, 0);
-		fx_rw_request_free(&sender->inflight.request);
+		uint64_t delivered = sender->inflight.version == 2
+					 ? check_written(sender, &sender->inflight.request)
+					 : sender->inflight.request.n_samples;
+		fx_push_stats_add(sender->stats, delivered, 0, 0, 0);
+		queued_free(&sender->inflight);
 		fx_push_retry_ok(&sender->retry, "remote write", url);
 	} else if (outcome == FX_PUSH_DROP) {
 		uint64_t suppressed = 0;
@@ -185,12 +403,12 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 			    url, result.status, sender->inflight.request.n_series, result.body_start,
 			    suppressed ? " (more refusals not logged)" : "");
 		fx_push_stats_add(sender->stats, 0, 0, 1, 0);
-		fx_rw_request_free(&sender->inflight.request);
+		queued_free(&sender->inflight);
 	} else {
 		/* Back to the front; the bound may then drop it if it is now too old. */
 		if (queue_push_front(sender, &sender->inflight) != 0) {
 			fx_error("remote write %s: out of memory, request dropped", url);
-			fx_rw_request_free(&sender->inflight.request);
+			queued_free(&sender->inflight);
 			fx_push_stats_add(sender->stats, 0, 0, 0, 1);
 		}
 		fx_push_retry_failed(&sender->retry, &result, true, fx_push_loop_now(sender->loop),
@@ -248,10 +466,11 @@ void fx_rw_sender_destroy(struct fx_rw_sender *sender)
 		return;
 	fx_push_loop_destroy(sender->loop); /* stops the thread first */
 	for (size_t i = sender->head; i < sender->n; i++)
-		fx_rw_request_free(&sender->queue[i].request);
+		queued_free(&sender->queue[i]);
 	free(sender->queue);
 	fx_http_client_destroy(sender->http);
 	fx_rw_encoder_destroy(sender->encoder);
+	fx_rw2_encoder_destroy(sender->encoder2);
 	fx_push_stats_destroy(sender->stats);
 	free(sender);
 }
@@ -286,10 +505,19 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	    .max_series_per_request = config->max_series_per_request,
 	};
 	sender->encoder = fx_rw_encoder_create(&encoder_config);
+	sender->protocol = config->protocol ? config->protocol : FX_RW_PROTOCOL_1_0;
+	sender->version = sender->protocol == FX_RW_PROTOCOL_1_0 ? 1 : 2;
+	sender->reprobe_ms = config->reprobe_ms > 0 ? config->reprobe_ms : FX_RW_REPROBE_DEFAULT_MS;
+	sender->metadata_interval_ms =
+	    config->metadata_interval_ms > 0 ? config->metadata_interval_ms : FX_RW_METADATA_DEFAULT_MS;
+	sender->metadata_due_ms = config->metadata_interval_ms < 0 ? INT64_MAX : INT64_MIN;
+	if (sender->version == 2)
+		sender->encoder2 = fx_rw2_encoder_create(&encoder_config);
 	sender->stats = fx_push_stats_create("");
 	struct fx_push_loop_config loop = {loop_ops, sender, sender->interval_ms, &sender->retry, NULL};
 	sender->loop = fx_push_loop_create(&loop);
-	if (!sender->encoder || !sender->stats || !sender->loop) {
+	if (!sender->encoder || (sender->version == 2 && !sender->encoder2) || !sender->stats ||
+	    !sender->loop) {
 		fx_error("remote write: out of memory");
 		goto fail;
 	}
@@ -298,9 +526,19 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	    "Content-Type: application/x-protobuf",
 	    "X-Prometheus-Remote-Write-Version: 0.1.0",
 	};
+	static const char *const fixed_v2[] = {
+	    "Content-Encoding: snappy",
+	    "Content-Type: " FX_RW2_CONTENT_TYPE,
+	    "X-Prometheus-Remote-Write-Version: " FX_RW2_VERSION,
+	};
 	sender->http = fx_http_client_create(&config->http, "POST", fixed, 3);
 	if (!sender->http)
 		goto fail;
+	if (sender->version == 2 && fx_http_client_set_alt_headers(sender->http, fixed_v2, 3) != 0) {
+		fx_error("remote write: out of memory");
+		goto fail;
+	}
+	fx_push_stats_set_protocol(sender->stats, sender->version);
 	fx_push_loop_attach(sender->loop, sender->http);
 	if (fx_push_stats_set_url(sender->stats, fx_http_client_display_url(sender->http)) != 0)
 		goto fail;
@@ -320,8 +558,9 @@ int fx_rw_sender_start(struct fx_rw_sender *sender)
 		fx_error("remote write %s: cannot start the thread", url);
 		return -1;
 	}
-	fx_info("remote write %s: pushing every %" PRId64 " ms, backlog of %" PRIu64 " pushes", url,
-		sender->interval_ms, sender->max_pushes);
+	static const char *const protocols[] = {"", "1.0", "2.0", "auto (2.0, falling back to 1.0)"};
+	fx_info("remote write %s: pushing every %" PRId64 " ms, backlog of %" PRIu64 " pushes, protocol %s",
+		url, sender->interval_ms, sender->max_pushes, protocols[sender->protocol]);
 	return 0;
 }
 

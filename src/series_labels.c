@@ -46,6 +46,15 @@ const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_MAX] = {
     {LIT("iface_out")},	     {LIT("source_as")},	   {LIT("source_as_name")},
 };
 
+const struct fx_flow_family fx_flow_families[FX_FLOW_FAMILIES] = {
+    {"flow_receive_bytes_total", "flow_receive_bytes", "Bytes received.", "bytes", FX_DIR_RECEIVE, false},
+    {"flow_transmit_bytes_total", "flow_transmit_bytes", "Bytes transferred.", "bytes", FX_DIR_TRANSMIT,
+     false},
+    {"flow_receive_packets_total", "flow_receive_packets", "Packets received.", NULL, FX_DIR_RECEIVE, true},
+    {"flow_transmit_packets_total", "flow_transmit_packets", "Packets transmitted.", NULL, FX_DIR_TRANSMIT,
+     true},
+};
+
 struct asn_slot {
 	uint32_t asn;
 	bool filled;

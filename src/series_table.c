@@ -217,6 +217,7 @@ static inline struct fx_series *find_or_insert(struct fx_series_table *table, co
 	series->key = *key;
 	/* So that the first update's max() takes its time, whatever its sign. */
 	series->updated_ms = INT64_MIN;
+	series->created_ms = INT64_MAX; /* and its min() */
 	table->count++;
 	table->index[i].position = (uint32_t)table->count;
 	table->index[i].hash = hash;
@@ -233,6 +234,8 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
 		return error;
 	if (now_ms > series->updated_ms)
 		series->updated_ms = now_ms;
+	if (now_ms < series->created_ms)
+		series->created_ms = now_ms;
 	series->bytes[direction] += bytes;
 	series->packets[direction] += packets;
 	series->records++;
@@ -272,6 +275,8 @@ uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_seri
 		}
 		if (from->updated_ms > to->updated_ms)
 			to->updated_ms = from->updated_ms;
+		if (from->created_ms < to->created_ms)
+			to->created_ms = from->created_ms;
 		to->bytes[0] += from->bytes[0];
 		to->bytes[1] += from->bytes[1];
 		to->packets[0] += from->packets[0];

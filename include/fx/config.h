@@ -58,6 +58,10 @@ struct fx_config {
 	/* push */
 	const char *remote_write_urls[FX_MAX_REPEAT];
 	size_t n_remote_write_urls;
+	/* "1.0", "2.0" or "auto": one for every URL, or the k-th for the k-th URL */
+	const char *remote_write_protocols[FX_MAX_REPEAT];
+	size_t n_remote_write_protocols;
+	bool remote_write_protocol_defaulted; /* the one value is the table's default, replaced by a given one */
 	int64_t push_interval_ms;
 	uint64_t remote_write_max_series;
 	const char *external_labels[FX_MAX_REPEAT]; /* "name=value" */

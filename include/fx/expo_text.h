@@ -11,11 +11,21 @@
 #include "fx/snapshot.h"
 
 #define FX_TEXT_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define FX_OPENMETRICS_CONTENT_TYPE "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#define FX_OPENMETRICS_0_0_1_CONTENT_TYPE "application/openmetrics-text; version=0.0.1; charset=utf-8"
+
+/* The formats of a render: the text format 0.0.4 (the default), or OpenMetrics 1.0.0 (expo_text.c's top
+ * says what differs: counter families named without _total, a _created line per flow sample, # EOF). */
+enum fx_expo_format { FX_EXPO_TEXT, FX_EXPO_OPENMETRICS };
 
 /* Appends the exposition to out. Returns 0, or the fx_buf error when out's maximum is reached (or a line
  * past the renderer's own bound: a label value over FX_SERIES_LABEL_VALUE_MAX). */
 __attribute__((warn_unused_result)) int fx_expo_text_render(const struct fx_snapshot *snapshot,
 							    struct fx_buf *out);
+
+/* fx_expo_text_render in either format. */
+__attribute__((warn_unused_result)) int fx_expo_render(const struct fx_snapshot *snapshot,
+						       enum fx_expo_format format, struct fx_buf *out);
 
 /* A render a chunk at a time, for bodies too large to hold (a scrape of many series). The stream borrows
  * the snapshot until it is destroyed. Thread: one thread at a time per stream. */
@@ -23,6 +33,9 @@ struct fx_expo_text_stream;
 
 /* NULL on allocation failure. */
 struct fx_expo_text_stream *fx_expo_text_stream_create(const struct fx_snapshot *snapshot);
+/* The same stream in either format. */
+struct fx_expo_text_stream *fx_expo_stream_create(const struct fx_snapshot *snapshot,
+						  enum fx_expo_format format);
 /* Accepts NULL. */
 void fx_expo_text_stream_destroy(struct fx_expo_text_stream *stream);
 /* Writes the next bytes of the exposition to out (up to room bytes, room > 0) and their count to

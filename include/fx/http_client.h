@@ -59,6 +59,11 @@ struct fx_http_request {
 	int64_t deadline_mono_ms; /* 0 = only the timeout bounds the transfer */
 	void (*tick)(void *opaque); /* may be NULL; called about every 50 ms during the transfer */
 	void *tick_opaque;
+	/* May be NULL: called with every response header line as received ("Name: value\r\n", not
+	 * NUL-terminated), on the owner's thread during the transfer. */
+	void (*on_header)(void *opaque, const char *line, size_t len);
+	void *header_opaque;
+	bool alt_headers; /* send the alternative fixed headers (fx_http_client_set_alt_headers) */
 };
 
 struct fx_http_client;
@@ -69,6 +74,12 @@ struct fx_http_client *fx_http_client_create(const struct fx_http_client_config 
 					     const char *const *fixed_headers, size_t n_fixed);
 /* Accepts NULL. Not while a transfer is in progress. Wipes the secrets. */
 void fx_http_client_destroy(struct fx_http_client *client);
+
+/* A second set of fixed headers (copied), used by requests that set alt_headers, with the same user
+ * headers (remote write 2.0 and 1.0 on one endpoint). Owner's thread, between transfers. 0 or -1 (memory). */
+__attribute__((warn_unused_result)) int fx_http_client_set_alt_headers(struct fx_http_client *client,
+								       const char *const *fixed_headers,
+								       size_t n_fixed);
 
 /* Sends one request on the owner's thread. The transfer is bounded by the timeout and the request's
  * deadline, and is aborted once the flag given to fx_http_client_set_abort is true (then wake it with

@@ -43,5 +43,12 @@ void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_resu
 void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
 		       uint64_t dropped_backlog);
 void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests);
+/* Remote write: the major version now sent (1 or 2), which makes the collector report, for this endpoint,
+ *   flow_exporter_remote_write_protocol{url,protocol="1.0|2.0"} (gauge: 1 for the one in use, 0 the other)
+ *   flow_exporter_remote_write_fallbacks_total{url}, flow_exporter_remote_write_partial_writes_total{url},
+ *   flow_exporter_remote_write_samples_not_written_total{url} */
+void fx_push_stats_set_protocol(struct fx_push_stats *stats, int major);
+void fx_push_stats_add_rw(struct fx_push_stats *stats, uint64_t fallbacks, uint64_t partial_writes,
+			  uint64_t samples_not_written);
 
 #endif

@@ -79,4 +79,12 @@ __attribute__((warn_unused_result)) int fx_rw_encode(struct fx_rw_encoder *encod
 						     const struct fx_snapshot *snapshot, int64_t timestamp_ms,
 						     int64_t stale_since_ms, struct fx_rw_requests *out);
 
+/* Appends one request that carries only metadata (WriteRequest.metadata, as Prometheus sends it: a request
+ * of its own): type counter or gauge, help, metric family name (the sample name: flow_receive_bytes_total)
+ * and unit ("bytes" for the byte families), for the four flow families and every self-metric family with a
+ * sample. Its n_series and n_samples are 0. Returns 0 or an FX_RW_E_* code. */
+__attribute__((warn_unused_result)) int fx_rw_encode_metadata(struct fx_rw_encoder *encoder,
+							      const struct fx_snapshot *snapshot,
+							      struct fx_rw_requests *out);
+
 #endif

@@ -9,6 +9,14 @@
  * capped exponential backoff (or Retry-After); any other 4xx -> logged, counted, that request dropped.
  * The backlog keeps at most backlog_ms / interval_ms pushes; past it the oldest push is dropped and counted.
  *
+ * Protocols: 1.0 sends prometheus.WriteRequest (plus a metadata-only request at the first push and then
+ * every metadata_interval_ms); 2.0 sends io.prometheus.write.v2.Request with the spec's headers and checks
+ * X-Prometheus-Remote-Write-Samples-Written against what was sent (a shortfall is counted and logged).
+ * auto sends 2.0 and, until a 2xx answer carries a X-Prometheus-Remote-Write-*-Written header, also keeps
+ * the 1.0 encoding of each request: a 415, or a 2xx without any Written header (a 1.0 receiver that ignored
+ * the content type), switches the endpoint to 1.0, logged, counted, and the same requests are re-sent as 1.0
+ * at once. 2.0 is tried again reprobe_ms later.
+ *
  * Thread: create, start, shutdown, destroy and fx_rw_sender_stats may be called from any thread (main, and
  * the thread that takes a snapshot); everything else runs on the sender's own thread. */
 #ifndef FX_RW_SENDER_H
@@ -25,6 +33,18 @@
 #include "fx/push_stats.h"
 #include "fx/snapshot.h"
 
+/* The remote-write protocol of an endpoint (--remote-write-protocol). */
+enum fx_rw_protocol {
+	FX_RW_PROTOCOL_1_0 = 1, /* remote write 1.0 only (prometheus.WriteRequest, with metadata) */
+	FX_RW_PROTOCOL_2_0 = 2, /* 2.0 only (io.prometheus.write.v2.Request); a 415 drops the request */
+	FX_RW_PROTOCOL_AUTO = 3 /* 2.0 until the endpoint shows it is a 1.0 receiver, then 1.0 (see below) */
+};
+
+/* auto: after a fallback to 1.0, 2.0 is tried again this long after (or at a restart). */
+#define FX_RW_REPROBE_DEFAULT_MS (60 * 60 * 1000)
+/* 1.0: metadata is sent once a minute (and at the first push), like Prometheus. */
+#define FX_RW_METADATA_DEFAULT_MS (60 * 1000)
+
 /* Validated values (config.c); the sender asserts them. */
 struct fx_rw_sender_config {
 	struct fx_http_client_config http;
@@ -35,6 +55,9 @@ struct fx_rw_sender_config {
 	const struct fx_label *external_labels; /* copied; valid names and values (config.c) */
 	size_t n_external_labels;
 	struct fx_push_hooks hooks;
+	enum fx_rw_protocol protocol; /* 0 = FX_RW_PROTOCOL_1_0 */
+	int64_t reprobe_ms;	      /* 0 = FX_RW_REPROBE_DEFAULT_MS */
+	int64_t metadata_interval_ms; /* 0 = FX_RW_METADATA_DEFAULT_MS; < 0: no metadata (tests) */
 };
 
 struct fx_rw_sender;

@@ -42,6 +42,8 @@ struct fx_series {
 	uint64_t records;   /* records added (for counting what a full table refuses) */
 	int64_t updated_ms; /* wall clock of the last update */
 	uint32_t seen;	    /* bit (1 << direction) once the direction has had a record */
+	int64_t created_ms; /* wall clock of the first record: when the series started counting (remote write
+			     * 2.0's start_timestamp, OpenMetrics' _created); merges keep the earliest */
 };
 
 /* Total order used by snapshots: the AS numbers (source, then destination), hostname (byte order, absent

@@ -56,6 +56,26 @@ struct fx_label_set {
 	char digits[FX_SERIES_LABELS_MAX][20];
 };
 
+/* The four flow families, in the order the text format writes them. `name` is the sample name (with
+ * _total), `base` the OpenMetrics family name (without), `unit` "bytes" or NULL. */
+struct fx_flow_family {
+	const char *name;
+	const char *base;
+	const char *help;
+	const char *unit;
+	enum fx_direction direction;
+	bool packets;
+};
+#define FX_FLOW_FAMILIES 4
+extern const struct fx_flow_family fx_flow_families[FX_FLOW_FAMILIES];
+
+/* A flow series' value in a family. */
+static inline uint64_t fx_flow_family_value(const struct fx_flow_family *family,
+					    const struct fx_series *series)
+{
+	return family->packets ? series->packets[family->direction] : series->bytes[family->direction];
+}
+
 struct fx_series_labels;
 
 /* NULL on allocation failure. */

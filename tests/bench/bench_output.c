@@ -2,7 +2,7 @@
  * series (router hostnames, 16- and 32-bit ASNs with names from an asn.txt-style list, interface indexes;
  * most series see one direction, one in ten both).
  *
- *   bench_output [--series 10000,100000,1000000] [--runs 7] [--only store,snapshot,render,http,rw]
+ *   bench_output [--series 10000,100000,1000000] [--runs 7] [--only store,snapshot,render,http,rw,rw2]
  *
  * For each size it builds a real fx_store through a worker's delta table and reports, as
  * "median [min..max]" over the runs:
@@ -16,6 +16,8 @@
  *   rw         fx_rw_encode of the snapshot (remote write: protobuf + snappy): time, bytes after snappy per
  *              sample; then a second encode of the same values at a new timestamp (a push with nothing
  *              flowing)
+ *   rw2        the same with fx_rw2_encode (remote write 2.0: a symbol table per request, metadata and a
+ *              start timestamp on every series)
  * Figures are noisy on a shared machine: compare medians, or instruction counts under callgrind. */
 #include <curl/curl.h>
 #include <malloc.h>
@@ -33,6 +35,7 @@
 #include "fx/expo_text.h"
 #include "fx/http_server.h"
 #include "fx/intern.h"
+#include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
 #include "fx/series_table.h"
 #include "fx/store.h"
@@ -476,6 +479,41 @@ static void bench_rw(struct world *world, int runs)
 	fx_rw_encoder_destroy(encoder);
 }
 
+/* Remote write 2.0: the same series as bench_rw, in io.prometheus.write.v2.Request. */
+static void bench_rw2(struct world *world, int runs)
+{
+	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
+	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 2};
+	/* FX_BENCH_RW_MAX_SERIES: another --remote-write-max-series (2.0 amortises its symbols over more). */
+	const char *max = getenv("FX_BENCH_RW_MAX_SERIES");
+	if (max)
+		config.max_series_per_request = strtoull(max, NULL, 10);
+	struct fx_rw2_encoder *encoder = fx_rw2_encoder_create(&config);
+	double first[MAX_RUNS];
+	size_t bytes = 0, samples = 0, n_requests = 0;
+	int64_t t = (int64_t)time(NULL) * 1000;
+	for (int r = 0; r < runs; r++) {
+		struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
+		struct fx_rw_requests requests = {0};
+		double start = now_ms();
+		if (fx_rw2_encode(encoder, snapshot, ++t, 0, &requests) != 0)
+			abort();
+		first[r] = now_ms() - start;
+		bytes = samples = 0;
+		n_requests = requests.n;
+		for (size_t i = 0; i < requests.n; i++) {
+			bytes += requests.items[i].len;
+			samples += requests.items[i].n_samples;
+		}
+		fx_rw_requests_free(&requests);
+		fx_snapshot_destroy(snapshot);
+	}
+	print_stat("rw2: encode (2.0)", first, (size_t)runs, "ms");
+	printf("  %-44s %10.2f B/sample (%zu samples, %zu requests, %.2f MB)\n", "rw2: after snappy",
+	       (double)bytes / (double)samples, samples, n_requests, (double)bytes / 1e6);
+	fx_rw2_encoder_destroy(encoder);
+}
+
 int main(int argc, char **argv)
 {
 	const char *sizes = "10000,100000,1000000";
@@ -515,6 +553,8 @@ int main(int argc, char **argv)
 			bench_http(&world, section_runs);
 		if (wanted(only, "rw"))
 			bench_rw(&world, section_runs);
+		if (wanted(only, "rw2"))
+			bench_rw2(&world, section_runs);
 		world_destroy(&world);
 	}
 	free(list);

@@ -22,6 +22,12 @@
  * Examples: "500,200", "429:retry-after=1,200", "400", "sleep=5000", "hang=30000,200",
  * "bigbody=1048576:500,200". A step's body is "step N" unless bigbody is given.
  *
+ * A remote write 2.0 request (X-Prometheus-Remote-Write-Version 2.x) is answered as Prometheus 2.42 and
+ * other 1.0 receivers that ignore the content type answer it: 204 with no X-Prometheus-Remote-Write-*-Written
+ * header, so that an `auto` sender falls back to 1.0. It takes no script step and writes no log line (only
+ * a note on stderr), so a script and the log describe the 1.0 requests only. The 2.0 receiver that checks
+ * those requests is tests/e2e/lib/rw2_receiver.py.
+ *
  * Threads: libmicrohttpd runs one thread per connection so a sleeping answer does not stall the others;
  * the script position, the per-series timestamps and the log are under one mutex. */
 #include <errno.h>
@@ -32,8 +38,8 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <snappy-c.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +98,10 @@ static void put(struct fx_buf *out, const void *bytes, size_t n)
 		return;
 }
 
-static void put_str(struct fx_buf *out, const char *text) { put(out, text, strlen(text)); }
+static void put_str(struct fx_buf *out, const char *text)
+{
+	put(out, text, strlen(text));
+}
 
 static void put_printf(struct fx_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put_printf(struct fx_buf *out, const char *fmt, ...)
@@ -206,7 +215,8 @@ static int parse_script(struct receiver *receiver, const char *script)
 			len--;
 		}
 		if (len) {
-			if (receiver->n_steps == MAX_STEPS || parse_step(p, len, &receiver->steps[receiver->n_steps]))
+			if (receiver->n_steps == MAX_STEPS ||
+			    parse_step(p, len, &receiver->steps[receiver->n_steps]))
 				return -1;
 			receiver->n_steps++;
 		}
@@ -284,8 +294,8 @@ static void check_header(struct MHD_Connection *connection, struct check_ctx *ct
 
 /* Decodes and checks the body; appends "series" and "samples" to line. Records timestamps when accepted.
  * Called with the receiver's lock held. */
-static void check_body(struct receiver *receiver, const struct fx_buf *body, bool accepted, struct check_ctx *ctx,
-		       struct fx_buf *line)
+static void check_body(struct receiver *receiver, const struct fx_buf *body, bool accepted,
+		       struct check_ctx *ctx, struct fx_buf *line)
 {
 	size_t raw_len = 0;
 	if (snappy_uncompressed_length(body->data ? body->data : "", body->len, &raw_len) != SNAPPY_OK ||
@@ -359,17 +369,19 @@ static void check_body(struct receiver *receiver, const struct fx_buf *body, boo
 			memcpy(&bits, &sample->value, sizeof(bits));
 			if (sample->timestamp <= previous) {
 				char detail[160];
-				snprintf(detail, sizeof(detail), "%" PRId64 " after %" PRId64, sample->timestamp, previous);
+				snprintf(detail, sizeof(detail), "%" PRId64 " after %" PRId64,
+					 sample->timestamp, previous);
 				violation(ctx, "timestamp not increasing: ", detail);
 			}
 			previous = sample->timestamp;
 			n_samples++;
 			if (receiver->no_samples)
 				continue;
-			put_printf(line, "%s{\"labels\":%s,\"value\":\"%.17g\",\"bits\":\"0x%016" PRIx64
-						  "\",\"stale\":%s,\"ts\":%" PRId64 "}",
-					    first_sample ? "" : ",", labels.data, sample->value, bits,
-					    bits == STALE_NAN_BITS ? "true" : "false", sample->timestamp);
+			put_printf(line,
+				   "%s{\"labels\":%s,\"value\":\"%.17g\",\"bits\":\"0x%016" PRIx64
+				   "\",\"stale\":%s,\"ts\":%" PRId64 "}",
+				   first_sample ? "" : ",", labels.data, sample->value, bits,
+				   bits == STALE_NAN_BITS ? "true" : "false", sample->timestamp);
 			first_sample = false;
 		}
 		if (accepted && entry && previous > entry->timestamp)
@@ -381,9 +393,21 @@ static void check_body(struct receiver *receiver, const struct fx_buf *body, boo
 	prometheus__write_request__free_unpacked(request, NULL);
 }
 
-static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-			      const char *version, const char *upload_data, size_t *upload_data_size,
-			      void **req_cls)
+/* A 2.0 request, answered as a 1.0 receiver that ignores the content type would (see the top). */
+static enum MHD_Result answer_as_v1_receiver(struct MHD_Connection *connection)
+{
+	fprintf(stderr, "rw_receiver: a remote write 2.0 request, answered 204 without Written headers\n");
+	struct MHD_Response *response = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	if (!response)
+		return MHD_NO;
+	enum MHD_Result result = MHD_queue_response(connection, 204, response);
+	MHD_destroy_response(response);
+	return result;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
 {
 	struct receiver *receiver = cls;
 	struct upload *upload = *req_cls;
@@ -402,6 +426,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, cons
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+
+	const char *version_header =
+	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Prometheus-Remote-Write-Version");
+	if (version_header && strncmp(version_header, "2.", 2) == 0)
+		return answer_as_v1_receiver(connection);
 
 	/* One lock from the script step to the log line, so that log order is arrival order. */
 	pthread_mutex_lock(&receiver->lock);
@@ -422,8 +451,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, cons
 	json_string(&line, method);
 	put_str(&line, ",\"path\":");
 	json_string(&line, url);
-	put_printf(&line, ",\"status\":%u,\"answered\":%s,\"body_bytes\":%zu,\"step\":",
-			    answered ? step.status : 0, answered ? "true" : "false", upload->body.len);
+	put_printf(&line,
+		   ",\"status\":%u,\"answered\":%s,\"body_bytes\":%zu,\"step\":", answered ? step.status : 0,
+		   answered ? "true" : "false", upload->body.len);
 	json_string(&line, step.text);
 	put_str(&line, ",\"headers\":{");
 	MHD_get_connection_values(connection, MHD_HEADER_KIND, collect_header, &line);
@@ -512,7 +542,10 @@ static char *read_file(const char *path)
 }
 
 static volatile sig_atomic_t stop;
-static void on_signal(int signo) { stop = 1; }
+static void on_signal(int signo)
+{
+	stop = 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -524,10 +557,13 @@ int main(int argc, char **argv)
 	char *script_text = NULL;
 	unsigned long port = 0;
 	static const struct option options[] = {
-		{"port", required_argument, NULL, 'p'},        {"log", required_argument, NULL, 'l'},
-		{"script", required_argument, NULL, 's'},      {"script-file", required_argument, NULL, 'f'},
-		{"max-series", required_argument, NULL, 'm'}, {"no-samples", no_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
+	    {"port", required_argument, NULL, 'p'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"script", required_argument, NULL, 's'},
+	    {"script-file", required_argument, NULL, 'f'},
+	    {"max-series", required_argument, NULL, 'm'},
+	    {"no-samples", no_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	char *end;
@@ -569,8 +605,9 @@ int main(int argc, char **argv)
 			receiver.no_samples = true;
 			break;
 		default:
-			fprintf(stderr, "usage: rw_receiver [--port N] [--log FILE] [--script STEPS | --script-file "
-					"FILE] [--max-series N] [--no-samples]\n");
+			fprintf(stderr,
+				"usage: rw_receiver [--port N] [--log FILE] [--script STEPS | --script-file "
+				"FILE] [--max-series N] [--no-samples]\n");
 			return 2;
 		}
 	}
@@ -582,10 +619,10 @@ int main(int argc, char **argv)
 	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct MHD_Daemon *daemon = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-		(uint16_t)port, NULL, NULL, answer, &receiver, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)120, MHD_OPTION_END);
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+	    (uint16_t)port, NULL, NULL, answer, &receiver, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)120, MHD_OPTION_END);
 	if (!daemon) {
 		fprintf(stderr, "rw_receiver: cannot listen on 127.0.0.1:%lu\n", port);
 		return 1;
@@ -599,8 +636,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	while (!stop)
 		pause();
-	/* Exit at once: a connection thread may be in a long hang= step, which MHD_stop_daemon would wait for.
-	 * The lock makes sure no log line is cut in half. */
+	/* Exit at once: a connection thread may be in a long hang= step, which MHD_stop_daemon would wait
+	 * for. The lock makes sure no log line is cut in half. */
 	pthread_mutex_lock(&receiver.lock);
 	fflush(receiver.log);
 	_exit(0);

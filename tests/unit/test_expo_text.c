@@ -210,12 +210,46 @@ static int promtool_check(const char *name, const char *text, size_t len)
 	return code;
 }
 
-/* Renders, compares with tests/data/expo/<name>, and runs promtool on the output. */
-static void check_golden(const char *name, const struct fx_snapshot *snapshot)
+/* Feeds an OpenMetrics body to the strict parser of Debian's python3-prometheus-client; returns its exit
+ * status (0 = parsed, every flow sample with its _created), or -1 when it is not installed. */
+static int openmetrics_check(const char *name, const char *text, size_t len)
+{
+	if (access("/usr/lib/python3/dist-packages/prometheus_client/openmetrics/parser.py", R_OK) != 0) {
+		fprintf(stderr, "SKIP OpenMetrics parser check of %s: python3-prometheus-client not found\n",
+			name);
+		return -1;
+	}
+	static const char script[] =
+	    "import sys\n"
+	    "from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n"
+	    "text = sys.stdin.read()\n"
+	    "families = list(parse(text))\n"
+	    "for f in families:\n"
+	    "    if f.name.startswith('flow_') and not f.name.startswith('flow_exporter_'):\n"
+	    "        totals = [s for s in f.samples if s.name.endswith('_total')]\n"
+	    "        created = [s for s in f.samples if s.name.endswith('_created')]\n"
+	    "        assert len(totals) == len(created), f.name\n";
+	char command[600];
+	snprintf(command, sizeof(command), "/usr/bin/python3 -c \"%s\"", script);
+	FILE *pipe = popen(command, "w");
+	CHECK(pipe != NULL);
+	if (!pipe)
+		return 1;
+	fwrite(text, 1, len, pipe);
+	int status = pclose(pipe);
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	if (code != 0)
+		fprintf(stderr, "the OpenMetrics parser refused %s (exit %d)\n", name, code);
+	return code;
+}
+
+/* Renders in `format`, compares with tests/data/expo/<name>, and runs promtool (text) or the OpenMetrics
+ * parser on the output. */
+static void check_golden_as(const char *name, const struct fx_snapshot *snapshot, enum fx_expo_format format)
 {
 	struct fx_buf out;
 	fx_buf_init(&out, 64u << 20);
-	CHECK(fx_expo_text_render(snapshot, &out) == 0);
+	CHECK(fx_expo_render(snapshot, format, &out) == 0);
 	const char *text = out.data ? out.data : "";
 
 	const char *data = getenv("FX_TEST_DATA");
@@ -240,9 +274,16 @@ static void check_golden(const char *name, const struct fx_snapshot *snapshot)
 			fprintf(stderr, "%s differs; got:\n%s\n---\n", name, text);
 	}
 	free(golden);
-	if (out.len > 0)
+	if (out.len > 0 && format == FX_EXPO_TEXT)
 		CHECK(promtool_check(name, text, out.len) <= 0);
+	if (format == FX_EXPO_OPENMETRICS)
+		CHECK(openmetrics_check(name, text, out.len) <= 0);
 	fx_buf_free(&out);
+}
+
+static void check_golden(const char *name, const struct fx_snapshot *snapshot)
+{
+	check_golden_as(name, snapshot, FX_EXPO_TEXT);
 }
 
 /* The promtool wiring itself: a malformed exposition must be reported, or the golden checks prove nothing. */
@@ -260,6 +301,23 @@ static void test_full(void)
 	size_t n = test_series(series);
 	struct fx_snapshot *snapshot = make_snapshot(series, n, FX_LABEL_ALL, test_names(), test_self());
 	check_golden("full.prom", snapshot);
+	fx_snapshot_destroy(snapshot);
+}
+
+/* OpenMetrics of the same snapshots: the golden .om files, strictly parsed; the text format of the same
+ * snapshot is still full.prom (the format is chosen per render, never by state). */
+static void test_openmetrics(void)
+{
+	struct fx_series series[32];
+	size_t n = test_series(series);
+	for (size_t i = 0; i < n; i++)
+		series[i].created_ms = 1700000000000 + (int64_t)i * 1001;
+	struct fx_snapshot *snapshot = make_snapshot(series, n, FX_LABEL_ALL, test_names(), test_self());
+	check_golden_as("full.om", snapshot, FX_EXPO_OPENMETRICS);
+	check_golden("full.prom", snapshot);
+	fx_snapshot_destroy(snapshot);
+	snapshot = make_snapshot(NULL, 0, FX_LABEL_ALL, NULL, NULL);
+	check_golden_as("empty.om", snapshot, FX_EXPO_OPENMETRICS); /* "# EOF" alone */
 	fx_snapshot_destroy(snapshot);
 }
 
@@ -488,6 +546,7 @@ int main(void)
 {
 	test_promtool_catches_errors();
 	test_full();
+	test_openmetrics();
 	test_label_mask();
 	test_asn_cache_collision();
 	test_empty();

@@ -583,8 +583,59 @@ static void test_bound(void)
 	free(huge);
 }
 
+/* The metadata request: only metadata, decoded by protobuf-c: the four flow families as counters with their
+ * help and unit, then the self families with a sample (type, help). */
+static void test_metadata(void)
+{
+	struct fx_snapshot *snapshot = make_snapshot(0, 0);
+	CHECK(fx_family_begin(snapshot->self, "flow_exporter_records_total", "Records.", FX_METRIC_COUNTER) ==
+	      0);
+	CHECK(fx_family_add_u64(snapshot->self, 1, 0, NULL) == 0);
+	CHECK(fx_family_begin(snapshot->self, "flow_exporter_series", "Series held.", FX_METRIC_GAUGE) == 0);
+	CHECK(fx_family_add_u64(snapshot->self, 1, 0, NULL) == 0);
+	CHECK(fx_family_begin(snapshot->self, "flow_exporter_nothing", "No sample.", FX_METRIC_GAUGE) == 0);
+	struct fx_rw_encoder_config config = {0};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	struct fx_rw_requests requests = {0};
+	CHECK(fx_rw_encode_metadata(encoder, snapshot, &requests) == 0);
+	CHECK_EQ_U64(requests.n, 1);
+	CHECK_EQ_U64(requests.items[0].n_samples, 0);
+	size_t raw_len = 0;
+	CHECK(snappy_uncompressed_length(requests.items[0].body, requests.items[0].len, &raw_len) ==
+	      SNAPPY_OK);
+	char *raw = malloc(raw_len);
+	CHECK(snappy_uncompress(requests.items[0].body, requests.items[0].len, raw, &raw_len) == SNAPPY_OK);
+	Prometheus__WriteRequest *request =
+	    prometheus__write_request__unpack(NULL, raw_len, (const uint8_t *)raw);
+	CHECK(request != NULL);
+	if (request) {
+		CHECK_EQ_U64(request->n_timeseries, 0);
+		CHECK_EQ_U64(request->n_metadata, 6);
+		CHECK_STR(request->metadata[0]->metric_family_name, "flow_receive_bytes_total");
+		CHECK_EQ_U64(request->metadata[0]->type, PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER);
+		CHECK_STR(request->metadata[0]->help, "Bytes received.");
+		CHECK_STR(request->metadata[0]->unit, "bytes");
+		CHECK_STR(request->metadata[3]->metric_family_name, "flow_transmit_packets_total");
+		CHECK_STR(request->metadata[3]->unit, "");
+		CHECK_STR(request->metadata[4]->metric_family_name, "flow_exporter_records_total");
+		CHECK_STR(request->metadata[5]->help, "Series held.");
+		CHECK_EQ_U64(request->metadata[5]->type, PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE);
+		size_t repacked_len = prometheus__write_request__get_packed_size(request);
+		uint8_t *repacked = malloc(repacked_len);
+		prometheus__write_request__pack(request, repacked);
+		CHECK(repacked_len == raw_len && memcmp(repacked, raw, raw_len) == 0);
+		free(repacked);
+		prometheus__write_request__free_unpacked(request, NULL);
+	}
+	free(raw);
+	fx_rw_requests_free(&requests);
+	fx_rw_encoder_destroy(encoder);
+	fx_snapshot_destroy(snapshot);
+}
+
 int main(void)
 {
+	test_metadata();
 	test_random_snapshots_match_protobuf_c();
 	test_round_trip();
 	test_asn_cache_collision();

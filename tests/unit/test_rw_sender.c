@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fake_http.h"
 #include "fx/clock.h"
 #include "fx/log.h"
+#include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
 
@@ -209,6 +211,7 @@ static struct fx_rw_sender_config base_config(struct fake_store *store, char *ur
 	    .external_labels = external,
 	    .n_external_labels = 2,
 	    .hooks = {.take_snapshot = take_snapshot, .opaque = store},
+	    .metadata_interval_ms = -1, /* these tests count sample requests; test_protocols sends metadata */
 	};
 	return config;
 }
@@ -601,6 +604,82 @@ static void test_refusals_and_secrets(void)
 	stop_receiver(&receiver);
 }
 
+/* auto against a 1.0 receiver that answers 2.0 with a 204 and no Written header (rw_receiver, as Prometheus
+ * 2.42): the same push is re-sent as 1.0 at once, with its metadata request; the endpoint stays on 1.0
+ * (the next push is 1.0 only) and the self-metrics say so. */
+static void test_auto_falls_back_on_2xx(void)
+{
+	struct receiver receiver;
+	CHECK(start_receiver(&receiver, 0, "200", "tauto") == 0);
+	struct fake_store store = {0};
+	char url[256];
+	struct fx_rw_sender_config config = base_config(&store, url, receiver.port);
+	config.protocol = FX_RW_PROTOCOL_AUTO;
+	config.metadata_interval_ms = 0; /* the default: once a minute */
+	config.interval_ms = 300;
+	struct fx_rw_sender *sender = start_sender(&config, &store);
+	json_t *lines = wait_for(&receiver, 200, 3, 5000); /* samples + metadata, then the next push */
+	CHECK(json_array_size(lines) >= 3);
+	size_t samples = 0, metadata = 0;
+	for (size_t i = 0; i < json_array_size(lines); i++) {
+		json_t *line = json_array_get(lines, i);
+		json_t *headers = json_object_get(line, "headers");
+		CHECK_STR(json_string_value(json_object_get(headers, "x-prometheus-remote-write-version")),
+			  "0.1.0");
+		if (json_integer_value(json_object_get(line, "series")) == 4)
+			samples++;
+		else
+			metadata++;
+	}
+	CHECK(samples >= 2);
+	CHECK_EQ_U64(metadata, 1); /* once a minute: only with the first 1.0 push */
+	CHECK_EQ_U64(total_violations(lines), 0);
+	json_decref(lines);
+	CHECK(stat_value(sender, "flow_exporter_remote_write_protocol", "protocol", "1.0") == 1);
+	CHECK(stat_value(sender, "flow_exporter_remote_write_protocol", "protocol", "2.0") == 0);
+	CHECK(stat_value(sender, "flow_exporter_remote_write_fallbacks_total", NULL, NULL) == 1);
+	CHECK(stat_value(sender, "flow_exporter_push_dropped_batches_total", "reason", "4xx") == 0);
+	CHECK(fx_rw_sender_shutdown(sender, fx_mono_ms() + 3000) == 0);
+	fx_rw_sender_destroy(sender);
+	stop_receiver(&receiver);
+}
+
+/* auto against a receiver that answers 2.0 with 415: the request is re-sent as 1.0 and delivered; with
+ * 2.0 only, a 415 drops the request like any other 4xx. */
+static void test_415(void)
+{
+	for (int only_v2 = 0; only_v2 <= 1; only_v2++) {
+		struct fake_http_answer answers[] = {{.status = 415}, {.status = 204}};
+		struct fake_http *server = fake_http_start(answers, 2);
+		CHECK(server != NULL);
+		if (!server)
+			return;
+		struct fake_store store = {0};
+		char url[256];
+		struct fx_rw_sender_config config = base_config(&store, url, fake_http_port(server));
+		config.protocol = only_v2 ? FX_RW_PROTOCOL_2_0 : FX_RW_PROTOCOL_AUTO;
+		config.interval_ms = 60000;
+		struct fx_rw_sender *sender = start_sender(&config, &store);
+		CHECK(fake_http_wait(server, only_v2 ? 1 : 2, 5000) == 0);
+		const struct fake_http_request *first = fake_http_request(server, 0);
+		CHECK(first && strcmp(first->content_type, FX_RW2_CONTENT_TYPE) == 0);
+		if (!only_v2) {
+			const struct fake_http_request *second = fake_http_request(server, 1);
+			CHECK(second && strcmp(second->content_type, "application/x-protobuf") == 0);
+			CHECK(stat_value(sender, "flow_exporter_remote_write_fallbacks_total", NULL, NULL) ==
+			      1);
+			CHECK(stat_value(sender, "flow_exporter_push_samples_total", NULL, NULL) == 4);
+		} else {
+			CHECK(stat_value(sender, "flow_exporter_push_dropped_batches_total", "reason",
+					 "4xx") == 1);
+			CHECK(stat_value(sender, "flow_exporter_remote_write_protocol", "protocol", "2.0") ==
+			      1);
+		}
+		fx_rw_sender_destroy(sender);
+		fake_http_stop(server);
+	}
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -618,6 +697,8 @@ int main(void)
 	test_slow_receiver();
 	test_outage_survived();
 	test_backlog_bound();
+	test_auto_falls_back_on_2xx();
+	test_415();
 	char command[300];
 	snprintf(command, sizeof(command), "rm -rf %s", work_dir);
 	if (check_failures == 0 && system(command) != 0)
