@@ -108,6 +108,10 @@ struct fx_store *fx_store_create(const struct fx_store_config *config)
 	store->total = fx_series_table_create(config->max_series);
 	if (!store->slots || !store->total)
 		goto fail;
+	if (config->layout) {
+		store->config.label_mask = config->layout->mask;
+		fx_series_table_set_fold(store->total, config->layout);
+	}
 	return store;
 fail:
 	fx_error("store: out of resources (memory or a mutex)");
@@ -162,6 +166,7 @@ struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, 
 		next = fx_series_table_create(fx_series_table_max(delta));
 		if (!next)
 			return delta;
+		fx_series_table_set_fold(next, fx_series_table_fold(delta));
 		pthread_mutex_lock(&store->slots_lock);
 	}
 	slot->spare = NULL;
@@ -477,6 +482,7 @@ struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 	if (!snapshot)
 		goto fail;
 	snapshot->label_mask = store->config.label_mask;
+	snapshot->layout = store->config.layout;
 	snapshot->self = fx_family_list_create();
 	if (!snapshot->self)
 		goto fail;
@@ -505,11 +511,59 @@ fail:
 	return NULL;
 }
 
+/* flow_exporter_records_overflow_total{hostname}: the records of the overflow series, which never expire.
+ * They are found by a scan of the table (a few ms at a million series, once per snapshot); the hostnames are
+ * copied under the lock into `hosts` (interned: they live as long as the process). */
+static int collect_overflow(struct fx_store *store, struct fx_family_list *out)
+{
+	size_t cap = 64, n = 0;
+	struct overflow_row {
+		const char *hostname;
+		uint64_t records;
+	} *rows = malloc(cap * sizeof(*rows));
+	if (!rows)
+		return -1;
+	pthread_mutex_lock(&store->total_lock);
+	size_t count = fx_series_table_count(store->total);
+	if (fx_series_table_count_held(store->total) != count) {
+		const struct fx_series *series = fx_series_table_array(store->total);
+		for (size_t i = 0; i < count; i++) {
+			if (!series[i].key.other)
+				continue;
+			if (n == cap) {
+				struct overflow_row *grown = realloc(rows, 2 * cap * sizeof(*rows));
+				if (!grown)
+					break;
+				rows = grown;
+				cap *= 2;
+			}
+			rows[n++] = (struct overflow_row){series[i].key.hostname, series[i].records};
+		}
+	}
+	pthread_mutex_unlock(&store->total_lock);
+	if (!n) {
+		free(rows);
+		return 0; /* no overflow yet: no family (a counter with no sample says nothing) */
+	}
+	int rc = fx_family_begin(out, "flow_exporter_records_overflow_total",
+				 "Flow records added to an overflow series (hostname kept, every other label "
+				 "\"other\"): the table held --max-series series.",
+				 FX_METRIC_COUNTER);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct fx_label label = {"hostname", rows[i].hostname ? rows[i].hostname : ""};
+		rc = fx_family_add_u64(out, rows[i].records, rows[i].hostname ? 1 : 0, &label);
+	}
+	free(rows);
+	return rc;
+}
+
 int fx_store_collect(void *opaque, struct fx_family_list *out)
 {
 	struct fx_store *store = opaque;
+	if (collect_overflow(store, out))
+		return -1;
 	pthread_mutex_lock(&store->total_lock);
-	uint64_t series = fx_series_table_count(store->total);
+	uint64_t series = fx_series_table_count_held(store->total);
 	uint64_t expired = store->expired_total;
 	uint64_t unmarked = store->expired_unmarked;
 	pthread_mutex_unlock(&store->total_lock);
