@@ -375,6 +375,16 @@ void fx_series_table_clear(struct fx_series_table *table)
 	table->n_folded = 0;
 }
 
+struct fx_series *fx_series_table_upsert(struct fx_series_table *table, const struct fx_series_key *key,
+					bool *created)
+{
+	int error = 0;
+	size_t before = table->count;
+	struct fx_series *series = find_or_insert(table, key, key_hash(key), 1, &error);
+	*created = table->count != before;
+	return series;
+}
+
 void fx_series_table_set_fold(struct fx_series_table *table, const struct fx_key_layout *layout)
 {
 	table->fold = layout;

@@ -6,6 +6,7 @@
 #ifndef FX_SERIES_TABLE_H
 #define FX_SERIES_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,11 @@ __attribute__((warn_unused_result)) int fx_series_table_add(struct fx_series_tab
 							    const struct fx_series_key *key,
 							    enum fx_direction direction, uint64_t bytes,
 							    uint64_t packets, int64_t now_ms);
+
+/* The series of key, created with zero counters (updated_ms INT64_MIN) when absent (*created set), for a
+ * table used as a map (topn.c); NULL when full or out of memory. Valid until the table is next modified. */
+struct fx_series *fx_series_table_upsert(struct fx_series_table *table, const struct fx_series_key *key,
+					bool *created);
 
 /* Adds every series of src into dst. Returns the number of records of src refused because dst was full. */
 uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_series_table *src);
