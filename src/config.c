@@ -265,32 +265,86 @@ static int parse_partitions(struct fx_config *config, const char *value, char *w
 	return config->n_partitions ? 0 : fail(why, "expected \"all\" or comma-separated partition numbers");
 }
 
-static int label_item(void *ctx, const char *text, char *why)
-{
-	uint32_t *mask = ctx;
-	for (size_t i = 0; i < sizeof(fx_label_names) / sizeof(fx_label_names[0]); i++) {
-		if (!strcmp(text, fx_label_names[i])) {
-			*mask |= 1u << i;
-			return 0;
-		}
-	}
-	return fail(why,
-		    "unknown label \"%s\" (known: hostname, source_as, source_as_name, destination_as, "
-		    "destination_as_name, iface_in, iface_out)",
-		    text);
-}
-
+/* --labels: names of the catalog (series.c); the layout itself is made once every flag is read
+ * (finish_layout), with the --label-from rows. */
 static int parse_labels(struct fx_config *config, const char *value, char *why)
 {
-	uint32_t mask = 0;
-	if (strcmp(value, "none") && for_each_item(value, label_item, &mask, why))
+	struct fx_key_layout layout;
+	if (fx_key_layout_parse(&layout, value, NULL, 0, NULL, why, ERR_SIZE))
 		return -1;
-	/* A name is looked up from its number when encoding, so it cannot outlive a dropped number. */
-	if ((mask & FX_LABEL_SOURCE_AS_NAME) && !(mask & FX_LABEL_SOURCE_AS))
-		return fail(why, "source_as_name needs source_as");
-	if ((mask & FX_LABEL_DESTINATION_AS_NAME) && !(mask & FX_LABEL_DESTINATION_AS))
-		return fail(why, "destination_as_name needs destination_as");
-	config->label_mask = mask;
+	config->label_mask = layout.mask & FX_LABEL_ALL;
+	config->labels = keep(config, value);
+	return config->labels ? 0 : fail(why, "out of memory");
+}
+
+static int parse_label_from(struct fx_config *config, const char *value, char *why)
+{
+	struct fx_key_layout layout;
+	if (!*value)
+		return 0; /* the default: none */
+	if (fx_key_layout_parse(&layout, "none", &value, 1, NULL, why, ERR_SIZE))
+		return -1;
+	return add_repeat(config, config->label_from, &config->n_label_from, FX_MAX_REPEAT, value, why);
+}
+
+static int parse_top_n_group(struct fx_config *config, const char *value, char *why)
+{
+	struct fx_key_layout layout;
+	if (fx_key_layout_parse(&layout, value, NULL, 0, NULL, why, ERR_SIZE))
+		return -1;
+	config->top_n_group = keep(config, value);
+	return config->top_n_group ? 0 : fail(why, "out of memory");
+}
+
+static int group_item(void *ctx, const char *text, char *why)
+{
+	struct fx_config *config = ctx;
+	const struct fx_key_layout *layout = &config->layout;
+	for (size_t i = 0; i < 7; i++)
+		if (!strcmp(text, fx_label_names[i]) && (layout->mask & (1u << i)) &&
+		    (1u << i) != FX_LABEL_SOURCE_AS_NAME && (1u << i) != FX_LABEL_DESTINATION_AS_NAME) {
+			config->top_n_group_mask |= 1u << i;
+			return 0;
+		}
+	for (size_t i = 0; i < layout->n_extra; i++)
+		if (!strcmp(text, layout->extra[i].label)) {
+			config->top_n_group_mask |= FX_LABEL_EXTRA(i);
+			return 0;
+		}
+	return fail(why, "\"%s\" is not a label of --labels / --label-from (nor an AS name)", text);
+}
+
+/* The layout of --labels and --label-from, and the top-N group in it. Returns 0 or 2 (message in err). */
+static int finish_layout(struct fx_config *config, FILE *err)
+{
+	char why[ERR_SIZE];
+	if (fx_key_layout_parse(&config->layout, config->labels, config->label_from, config->n_label_from, NULL,
+				why, ERR_SIZE)) {
+		fprintf(err, "flow-exporter: invalid --labels / --label-from: %s\n", why);
+		return 2;
+	}
+	config->top_n_group_mask = 0;
+	if (config->top_n && strcmp(config->top_n_group, "none") &&
+	    for_each_item(config->top_n_group, group_item, config, why)) {
+		fprintf(err, "flow-exporter: invalid value for --top-n-group: %s\n", why);
+		return 2;
+	}
+	for (size_t e = 0; e < config->n_external_labels; e++) {
+		const char *eq = strchr(config->external_labels[e], '=');
+		size_t len = (size_t)(eq - config->external_labels[e]);
+		for (size_t i = 0; i < config->layout.n_extra; i++)
+			if (strlen(config->layout.extra[i].label) == len &&
+			    !strncmp(config->layout.extra[i].label, config->external_labels[e], len)) {
+				fprintf(err, "flow-exporter: invalid value for --external-label: \"%.*s\" clashes "
+					     "with the flow label of the same name\n",
+					(int)len, config->external_labels[e]);
+				return 2;
+			}
+	}
+	if (config->top_n_window_ms < 1000) {
+		fprintf(err, "flow-exporter: invalid value for --top-n-window: at least 1s\n");
+		return 2;
+	}
 	return 0;
 }
 
@@ -615,6 +669,18 @@ COUNT_FIELD(parse_max_series, max_series, 100000000)
 COUNT_FIELD(parse_max_record_bytes, max_record_bytes, 64u << 20)
 COUNT_FIELD(parse_remote_write_max_series, remote_write_max_series, 1000000)
 COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
+
+/* A whole number from 0 (off) to max. */
+#define COUNT0_FIELD(fn, field, max)                                                                       \
+	static int fn(struct fx_config *config, const char *value, char *why)                              \
+	{                                                                                                  \
+		if (parse_u64(value, max, &config->field))                                                 \
+			return fail(why, "expected a whole number from 0 to %llu", (unsigned long long)(max)); \
+		return 0;                                                                                  \
+	}
+COUNT0_FIELD(parse_demo_ases, demo_ases, 10000000)
+COUNT0_FIELD(parse_top_n, top_n, 10000000)
+DURATION_FIELD(parse_top_n_window, top_n_window_ms, 1000, ANY_MS, "at least 1s")
 STRING_FIELD(parse_sampling_rates, sampling_rates)
 
 static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
@@ -689,10 +755,27 @@ static const struct flag flags[] = {
      parse_max_record_bytes, false, false},
     /* counting */
     {"labels", "hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out",
-     "Flow labels kept, comma-separated (\"none\" for none); dropping one merges the series it separated",
+     "Flow labels kept, comma-separated, from the catalog in the README (\"none\" for none); dropping one "
+     "merges the series it separated",
      parse_labels, false, false},
-    {"max-series", "500000", "Most flow series kept; records of new series past it are dropped and counted",
+    {"label-from", "",
+     "NAME=KEY: label NAME from pmacct's JSON key KEY (a string, integer, true or false); "
+     "repeatable",
+     parse_label_from, false, true},
+    {"max-series", "500000",
+     "Most flow series held; records of new series past it go to their hostname's "
+     "overflow series (every other label \"other\") and are counted",
      parse_max_series, false, false},
+    {"top-n", "0",
+     "Expose per --top-n-group only the N series with the most bytes over --top-n-window, the "
+     "rest as one \"other\" series (0: every series)",
+     parse_top_n, false, false},
+    {"top-n-window", "5m", "The window --top-n ranks over; membership changes at most once per window",
+     parse_top_n_window, false, false},
+    {"top-n-group", "hostname",
+     "Labels of a --top-n group, comma-separated (\"none\": one group); each "
+     "group keeps its own N and other",
+     parse_top_n_group, false, false},
     {"sampling-rate", "0",
      "Sampling rate of records that carry none (no sampling_rate, or 0): bytes and "
      "packets are multiplied by it. 0: none (such records count 1:1 and are counted "
@@ -755,6 +838,10 @@ static const struct flag flags[] = {
      parse_pushgateway_delete, true, false},
     /* process */
     {"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
+    {"demo-ases", "0",
+     "Distinct remote ASes in the demo's traffic (0: ten well-known ones); thousands, "
+     "with a lower --max-series or --top-n, show the overflow and other series",
+     parse_demo_ases, false, false},
     {"shutdown-timeout", "5s", "Bound on the final commit and push at shutdown", parse_shutdown_timeout,
      false, false},
     {"log-level", "info", "error, warn, info or debug", parse_log_level, false, false},
@@ -895,6 +982,8 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 		rc = parse_arguments(config, argc, argv, err);
 	if (!rc)
 		rc = check_combinations(config, err);
+	if (!rc)
+		rc = finish_layout(config, err);
 	return rc;
 }
 

@@ -312,12 +312,13 @@ struct fx_expo_text_stream {
 static int render_series_labels(struct fx_expo_text_stream *stream, const struct fx_series_key *key)
 {
 	struct fx_label_set set;
+	size_t n_catalog;
+	const struct fx_label_name *catalog = fx_series_labels_catalog(stream->series_labels, &n_catalog);
 	fx_series_labels_get(stream->series_labels, key, &set);
 	size_t bound = 0;
 	for (size_t i = 0; i < set.n; i++) {
 		const struct fx_label_pair *pair = &set.pairs[i];
-		bound +=
-		    fx_series_label_catalog[pair->label].len + 4 + (pair->escape ? 2 : 1) * pair->value_len;
+		bound += catalog[pair->label].len + 4 + (pair->escape ? 2 : 1) * pair->value_len;
 	}
 	struct fx_buf *labels = &stream->labels;
 	fx_buf_reset(labels);
@@ -327,7 +328,7 @@ static int render_series_labels(struct fx_expo_text_stream *stream, const struct
 	char *p = labels->data;
 	for (size_t i = 0; i < set.n; i++) {
 		const struct fx_label_pair *pair = &set.pairs[i];
-		const struct fx_label_name *name = &fx_series_label_catalog[pair->label];
+		const struct fx_label_name *name = &catalog[pair->label];
 		if (i)
 			*p++ = ',';
 		memcpy(p, name->name, name->len);

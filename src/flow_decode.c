@@ -72,6 +72,19 @@ fail:
 	return NULL;
 }
 
+int fx_decoder_set_keys(struct fx_decoder *decoder, const struct fx_decoder_key *keys, size_t n)
+{
+	if (n > FX_FLOW_EXTRA_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		for (size_t f = 0; f < FIELD_COUNT; f++)
+			if (!strcmp(keys[i].name, field_names[f]))
+				return -1;
+	decoder->keys = keys;
+	decoder->n_keys = n;
+	return 0;
+}
+
 void fx_decoder_destroy(struct fx_decoder *decoder)
 {
 	if (!decoder)
@@ -103,8 +116,8 @@ enum scan_result { SCAN_OK, SCAN_BAD_JSON, SCAN_FALLBACK };
 struct scan {
 	const char *end;
 	char *scratch_next; /* where the next unescaped string goes */
-	unsigned seen;	    /* bit per enum field */
-	struct raw_value fields[FIELD_COUNT];
+	unsigned seen;	    /* bit per enum field (never FIELD_UNKNOWN's) */
+	struct raw_value fields[FIELD_ALL]; /* fields[FIELD_UNKNOWN] takes the values of unknown keys */
 	size_t unknown_count;
 };
 
@@ -431,6 +444,13 @@ static enum scan_result remember_key(struct fx_decoder *decoder, struct scan *sc
 				     size_t len, enum field *field)
 {
 	*field = identify_key(key, len);
+	if (*field == FIELD_UNKNOWN && decoder->n_keys) {
+		for (size_t i = 0; i < decoder->n_keys; i++)
+			if (bytes_equal(decoder->keys[i].name, strlen(decoder->keys[i].name), key, len)) {
+				*field = (enum field)(FIELD_EXTRA + i);
+				break;
+			}
+	}
 	if (*field != FIELD_UNKNOWN) {
 		unsigned bit = 1u << *field;
 		if (scan->seen & bit)
@@ -514,12 +534,15 @@ static const char *scan_value(const char *p, const char *end, struct raw_value *
 		return scan_number(p, end, value);
 	case 't':
 		value->type = VALUE_LITERAL;
+		value->text = p;
 		return scan_literal(p, end, "true", 4);
 	case 'f':
 		value->type = VALUE_LITERAL;
+		value->text = p;
 		return scan_literal(p, end, "false", 5);
 	case 'n':
 		value->type = VALUE_LITERAL;
+		value->text = p;
 		return scan_literal(p, end, "null", 4);
 	case '{':
 	case '[':
@@ -544,7 +567,6 @@ static enum scan_result scan_object(struct fx_decoder *decoder, struct scan *sca
 		for (;;) {
 			enum scan_result result;
 			enum field field;
-			struct raw_value ignored;
 			if (p == end || *p != '"')
 				return SCAN_BAD_JSON;
 			p = scan_key(decoder, scan, p + 1, &field, &result);
@@ -553,8 +575,7 @@ static enum scan_result scan_object(struct fx_decoder *decoder, struct scan *sca
 			p = skip_space(p, end);
 			if (p == end)
 				return SCAN_BAD_JSON;
-			p = scan_value(p, end, field == FIELD_UNKNOWN ? &ignored : &scan->fields[field],
-				       &result);
+			p = scan_value(p, end, &scan->fields[field], &result);
 			if (!p)
 				return result;
 			p = skip_space(p, end);
@@ -638,8 +659,49 @@ static enum fx_record_kind read_event_type(struct scan *scan)
 	return classify_event_type(text, len);
 }
 
+/* Rule 7 on extra key i, present in the record. */
+static enum fx_record_kind read_extra(struct scan *scan, const struct fx_decoder_key *key,
+				      const struct raw_value *value, struct fx_flow_value *out)
+{
+	if (value->type == VALUE_LITERAL && value->text[0] == 'n') {
+		out->type = FX_VALUE_ABSENT;
+		return FX_REC_FLOW;
+	}
+	if (key->type == FX_KEY_SCALAR && value->type == VALUE_LITERAL) {
+		set_literal(out, value->text[0] == 't');
+		return FX_REC_FLOW;
+	}
+	if (value->type == VALUE_NUMBER && key->type != FX_KEY_STRING) {
+		out->type = FX_VALUE_NUMBER;
+		return read_number(value, key->max, &out->number);
+	}
+	if (value->type == VALUE_STRING && key->type != FX_KEY_NUMBER) {
+		struct text text;
+		enum fx_record_kind kind = read_string(scan, value, &text);
+		out->type = FX_VALUE_TEXT;
+		out->text = text.bytes;
+		out->len = text.len;
+		return kind;
+	}
+	return FX_REC_INVALID_TYPE;
+}
+
+static enum fx_record_kind read_extras(const struct fx_decoder *decoder, struct scan *scan, struct fx_flow *flow)
+{
+	for (size_t i = 0; i < decoder->n_keys; i++) {
+		flow->extra[i].type = FX_VALUE_ABSENT;
+		if (!(scan->seen & 1u << (FIELD_EXTRA + i)))
+			continue;
+		enum fx_record_kind kind =
+		    read_extra(scan, &decoder->keys[i], &scan->fields[FIELD_EXTRA + i], &flow->extra[i]);
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+	return FX_REC_FLOW;
+}
+
 /* Rules 4 to 6 (flow_rules.h) on a record that scanned as valid JSON. */
-static enum fx_record_kind read_flow(struct scan *scan, struct fx_flow *flow)
+static enum fx_record_kind read_flow(const struct fx_decoder *decoder, struct scan *scan, struct fx_flow *flow)
 {
 	uint64_t values[FIELD_COUNT] = {0};
 	struct text label = {NULL, 0, false}, peer = {NULL, 0, false};
@@ -668,6 +730,8 @@ static enum fx_record_kind read_flow(struct scan *scan, struct fx_flow *flow)
 		if (kind != FX_REC_FLOW)
 			return kind;
 	}
+	if (decoder->n_keys && (kind = read_extras(decoder, scan, flow)) != FX_REC_FLOW)
+		return kind;
 
 	set_hostname(flow, &label, &peer, scan->scratch_next);
 	set_peer(flow, &label, &peer, NULL);
@@ -689,7 +753,7 @@ enum fx_record_kind fx_decode_record(struct fx_decoder *decoder, const char *rec
 	scan.unknown_count = 0;
 	switch (scan_object(decoder, &scan, record)) {
 	case SCAN_OK:
-		return read_flow(&scan, flow);
+		return read_flow(decoder, &scan, flow);
 	case SCAN_FALLBACK:
 		return fx_decode_record_jansson(decoder, record, len, flow);
 	case SCAN_BAD_JSON:

@@ -214,6 +214,39 @@ static enum fx_record_kind json_read_string(const json_t *root, enum field field
 	return check_no_nul(out->bytes, out->len);
 }
 
+/* Rule 7 on the extra keys, in their order. Strings are copied to `next` in the scratch buffer (jansson's
+ * die with the tree); there is room: each is shorter than its quoted source in the record. */
+static enum fx_record_kind json_read_extras(const struct fx_decoder *decoder, const json_t *root,
+					    const char *record, size_t len, char *next, struct fx_flow *flow)
+{
+	for (size_t i = 0; i < decoder->n_keys; i++) {
+		const struct fx_decoder_key *key = &decoder->keys[i];
+		struct fx_flow_value *out = &flow->extra[i];
+		const json_t *value = json_object_get(root, key->name);
+		out->type = FX_VALUE_ABSENT;
+		if (!value || json_is_null(value))
+			continue;
+		enum fx_record_kind kind = FX_REC_INVALID_TYPE;
+		if (key->type == FX_KEY_SCALAR && json_is_boolean(value)) {
+			set_literal(out, json_is_true(value));
+			kind = FX_REC_FLOW;
+		} else if (json_is_number(value) && key->type != FX_KEY_STRING) {
+			out->type = FX_VALUE_NUMBER;
+			kind = json_read_number(value, record, len, key->max, &out->number);
+		} else if (json_is_string(value) && key->type != FX_KEY_NUMBER) {
+			size_t n = json_string_length(value);
+			kind = check_no_nul(json_string_value(value), n);
+			memcpy(next, json_string_value(value), n);
+			next[n] = '\0';
+			*out = (struct fx_flow_value){.type = FX_VALUE_TEXT, .text = next, .len = n};
+			next += n + 1;
+		}
+		if (kind != FX_REC_FLOW)
+			return kind;
+	}
+	return FX_REC_FLOW;
+}
+
 /* Rules 4 to 6 (flow_rules.h) on a parsed object. */
 static enum fx_record_kind json_read_flow(struct fx_decoder *decoder, const json_t *root, const char *record,
 					  size_t len, struct fx_flow *flow)
@@ -256,7 +289,12 @@ static enum fx_record_kind json_read_flow(struct fx_decoder *decoder, const json
 	set_peer(flow, &label, &peer, decoder->scratch + (flow->hostname ? flow->hostname_len + 1 : 0));
 	set_numbers(flow, values, json_object_get(root, field_names[FIELD_IFACE_IN]) != NULL,
 		    json_object_get(root, field_names[FIELD_IFACE_OUT]) != NULL);
-	return FX_REC_FLOW;
+	if (!decoder->n_keys)
+		return FX_REC_FLOW;
+	char *next = decoder->scratch + (flow->hostname ? flow->hostname_len + 1 : 0);
+	if (flow->peer_ip_src && flow->peer_ip_src == next)
+		next += flow->peer_ip_src_len + 1;
+	return json_read_extras(decoder, root, record, len, next, flow);
 }
 
 enum fx_record_kind fx_decode_record_jansson(struct fx_decoder *decoder, const char *record, size_t len,

@@ -12,6 +12,9 @@
  *  6. as_src, as_dst, iface_in, iface_out, bytes, packets, sampling_rate, in that order (number_rules):
  * present when required, an integer, not negative, no fraction, at most the field's maximum. Then the
  * hostname is label if non-empty, else peer_ip_src if non-empty, else none.
+ *  7. the extra keys of fx_decoder_set_keys, in their order: absent or null reads as absent; a number key
+ * obeys the number rules of 6; a string key is a string without U+0000; a scalar key is either, or true /
+ * false (read as that text); any other type is a type error.
  *
  * Everything here is static inline: the scanner is the hot path, and these are the same instructions as
  * when both decoders lived in one file. */
@@ -44,6 +47,8 @@ struct fx_decoder {
 	 * unescaped string is shorter than its quoted source. */
 	char *scratch;
 	struct key_span unknown_keys[FAST_MAX_UNKNOWN_KEYS]; /* scanner only */
+	const struct fx_decoder_key *keys; /* rule 7's extra keys (borrowed), n_keys of them */
+	size_t n_keys;
 };
 
 /* The keys the rules read, in the order their rules apply. */
@@ -59,7 +64,10 @@ enum field {
 	FIELD_PACKETS,
 	FIELD_SAMPLING_RATE,
 	FIELD_COUNT,
-	FIELD_UNKNOWN = FIELD_COUNT
+	FIELD_UNKNOWN = FIELD_COUNT,
+	/* Extra key i of rule 7 is field FIELD_EXTRA + i (the scanner's bit and slot for it). */
+	FIELD_EXTRA,
+	FIELD_ALL = FIELD_EXTRA + FX_FLOW_EXTRA_MAX
 };
 
 static const char *const field_names[FIELD_COUNT] = {
@@ -226,6 +234,15 @@ static inline void set_peer(struct fx_flow *flow, const struct text *label, cons
 	} else {
 		flow->peer_ip_src = peer->bytes;
 	}
+}
+
+/* Rule 7 on a literal of a scalar key: true and false read as their text; null is absent (handled by the
+ * callers); other types are not scalars. */
+static inline void set_literal(struct fx_flow_value *out, bool truth)
+{
+	out->type = FX_VALUE_TEXT;
+	out->text = truth ? "true" : "false";
+	out->len = truth ? 4 : 5;
 }
 
 /* The numeric fields of a flow that passed rule 6; values[] is indexed by enum field, 0 when absent. */

@@ -13,17 +13,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx/buf.h"
 #include "fx/log.h"
 
 #define HOSTNAME_CACHE_SLOTS 256 /* power of two */
+#define STRING_CACHE_SLOTS 4096	 /* power of two: the extra dimensions' strings -> intern ids */
 
 struct hostname_slot {
 	const char *interned; /* NUL-terminated, from the pool */
 	size_t len;
 };
 
+struct string_slot {
+	uint32_t id; /* 0: empty */
+	const char *interned;
+	size_t len;
+};
+
+/* Where extra dimension i of the layout is read from: decoder key `key` (and `mask` for a prefix), or the
+ * record's peer_ip_src (exporter). */
+struct dim_source {
+	int key, mask; /* -1: none */
+	bool peer_ip_src;
+};
+
 struct fx_ingest {
 	struct fx_ingest_config config;
+	const struct fx_key_layout *layout; /* NULL when none */
+	struct fx_decoder_key keys[FX_FLOW_EXTRA_MAX];
+	struct dim_source sources[FX_KEY_EXTRA];
+	struct string_slot *strings; /* STRING_CACHE_SLOTS, only with a layout with string dimensions */
 	struct fx_decoder *decoder;
 	struct fx_series_table *delta;
 	struct fx_ingest_stats stats;
@@ -36,6 +55,46 @@ struct fx_ingest {
 	uint64_t rate_sources[FX_RATE_SOURCE_COUNT]; /* flows counted, by where their rate came from */
 };
 
+static int add_key(struct fx_ingest *ingest, size_t *n, const char *name, enum fx_key_type type, uint64_t max)
+{
+	if (*n == FX_FLOW_EXTRA_MAX)
+		return -1;
+	ingest->keys[*n] = (struct fx_decoder_key){name, type, max};
+	return (int)(*n)++;
+}
+
+/* The decoder keys the layout's extra dimensions read, and the cache of their strings. Returns 0 or -1. */
+static int set_layout(struct fx_ingest *ingest, const struct fx_key_layout *layout)
+{
+	static const enum fx_key_type key_types[] = {
+	    [FX_DIM_NUMBER] = FX_KEY_NUMBER, [FX_DIM_TEXT] = FX_KEY_STRING,
+	    [FX_DIM_SCALAR] = FX_KEY_SCALAR, [FX_DIM_NET] = FX_KEY_STRING};
+	size_t n = 0;
+	ingest->layout = layout;
+	ingest->config.label_mask = layout->mask;
+	fx_series_table_set_fold(ingest->delta, layout);
+	for (size_t i = 0; i < layout->n_extra; i++) {
+		const struct fx_dimension *dim = &layout->extra[i];
+		struct dim_source *source = &ingest->sources[i];
+		*source = (struct dim_source){-1, -1, false};
+		if (!strcmp(dim->key, "peer_ip_src")) {
+			source->peer_ip_src = true;
+			continue;
+		}
+		source->key = add_key(ingest, &n, dim->key, key_types[dim->kind], dim->max);
+		if (dim->kind == FX_DIM_NET)
+			source->mask = add_key(ingest, &n, dim->mask_key, FX_KEY_NUMBER, dim->max);
+		if (source->key < 0 || (dim->kind == FX_DIM_NET && source->mask < 0))
+			return -1;
+	}
+	if (layout->n_extra) {
+		ingest->strings = calloc(STRING_CACHE_SLOTS, sizeof(*ingest->strings));
+		if (!ingest->strings)
+			return -1;
+	}
+	return fx_decoder_set_keys(ingest->decoder, ingest->keys, n);
+}
+
 struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config)
 {
 	struct fx_ingest *ingest = calloc(1, sizeof(*ingest));
@@ -45,6 +104,8 @@ struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config)
 	ingest->decoder = fx_decoder_create(config->max_record_bytes);
 	ingest->delta = fx_series_table_create(config->max_series);
 	if (!ingest->decoder || !ingest->delta)
+		goto fail;
+	if (config->layout && set_layout(ingest, config->layout))
 		goto fail;
 	if (config->sampling) {
 		ingest->rates_generation = fx_sampling_generation(config->sampling);
@@ -65,6 +126,7 @@ void fx_ingest_destroy(struct fx_ingest *ingest)
 	fx_decoder_destroy(ingest->decoder);
 	fx_series_table_destroy(ingest->delta);
 	fx_rate_map_unref(ingest->rates);
+	free(ingest->strings);
 	free(ingest);
 }
 
@@ -87,6 +149,61 @@ static const char *intern_hostname(struct fx_ingest *ingest, const char *name, s
 		slot->len = len;
 	}
 	return interned;
+}
+
+/* The intern id of an extra dimension's string, through the thread's cache; 0 when the pool is full. */
+static uint32_t intern_string(struct fx_ingest *ingest, const char *text, size_t len)
+{
+	struct string_slot *slot = &ingest->strings[hash_bytes(text, len) & (STRING_CACHE_SLOTS - 1)];
+	if (slot->id && slot->len == len && memcmp(slot->interned, text, len) == 0)
+		return slot->id;
+	uint32_t id = fx_intern_id(ingest->layout->strings, text, len);
+	if (id) {
+		*slot = (struct string_slot){id, fx_intern_string(ingest->layout->strings, id), len};
+	}
+	return id;
+}
+
+/* The value of extra dimension i: true with key->extra[i] set, false when the record has none. Sets
+ * *full when a string could not be interned (the record then goes to its overflow series). */
+static bool extra_value(struct fx_ingest *ingest, const struct fx_flow *flow, size_t i, uint32_t *out,
+			bool *full)
+{
+	const struct fx_dimension *dim = &ingest->layout->extra[i];
+	const struct dim_source *source = &ingest->sources[i];
+	char text[80];
+	const char *bytes;
+	size_t len;
+	if (source->peer_ip_src) {
+		bytes = flow->peer_ip_src;
+		len = flow->peer_ip_src_len;
+	} else {
+		const struct fx_flow_value *value = &flow->extra[source->key];
+		if (value->type == FX_VALUE_ABSENT)
+			return false;
+		if (dim->kind == FX_DIM_NUMBER) {
+			*out = (uint32_t)value->number;
+			return true;
+		}
+		bytes = value->text;
+		len = value->len;
+		if (value->type == FX_VALUE_NUMBER) {
+			len = fx_u64_to_dec(value->number, text);
+			bytes = text;
+		} else if (dim->kind == FX_DIM_NET && flow->extra[source->mask].type == FX_VALUE_NUMBER &&
+			   len + 5 <= sizeof(text)) {
+			memcpy(text, bytes, len);
+			text[len++] = '/';
+			len += fx_u64_to_dec(flow->extra[source->mask].number, text + len);
+			bytes = text;
+		}
+	}
+	if (!len)
+		return false; /* an empty value is no label */
+	*out = intern_string(ingest, bytes, len);
+	if (!*out)
+		*full = true;
+	return *out != 0;
 }
 
 static void log_invalid(struct fx_ingest *ingest, enum fx_record_kind kind, const char *record, size_t len)
@@ -133,6 +250,21 @@ static bool renormalize(uint32_t rate, uint64_t *bytes, uint64_t *packets)
 		return true;
 	return !__builtin_mul_overflow(*bytes, (uint64_t)rate, bytes) &&
 	       !__builtin_mul_overflow(*packets, (uint64_t)rate, packets);
+}
+
+/* The extra dimensions of the key. A string the pool cannot hold sends the record to its overflow series. */
+static void add_extras(struct fx_ingest *ingest, const struct fx_flow *flow, struct fx_series_key *key)
+{
+	bool full = false;
+	for (size_t i = 0; i < ingest->layout->n_extra; i++) {
+		if (extra_value(ingest, flow, i, &key->extra[i], &full))
+			key->present |= FX_LABEL_EXTRA(i);
+	}
+	if (full) {
+		struct fx_series_key folded;
+		fx_key_overflow(ingest->layout, key, &folded);
+		*key = folded;
+	}
 }
 
 static void count_record(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow, const char *record,
@@ -184,10 +316,14 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 		key.iface_out = flow->iface_out;
 		key.present |= FX_LABEL_IFACE_OUT;
 	}
-	if (fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms)) {
+	if (ingest->layout && ingest->layout->n_extra)
+		add_extras(ingest, flow, &key);
+	int rc = fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms);
+	if (rc < 0) {
 		ingest->stats.refused_series_limit++;
 	} else {
 		ingest->stats.counted++;
+		ingest->stats.overflowed += rc == FX_TABLE_FOLDED || key.other;
 		ingest->rate_sources[source]++;
 	}
 }

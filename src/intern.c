@@ -29,7 +29,12 @@ struct entry {
 	char *string; /* NULL = empty slot */
 	size_t len;
 	uint64_t hash;
+	uint32_t id; /* from 1, in order of insertion */
 };
+
+/* Ids -> strings: a directory of fixed chunks, allocated under the lock and never moved, so that
+ * fx_intern_string reads without it. */
+#define ID_CHUNK 4096
 
 struct fx_intern {
 	pthread_mutex_t lock;
@@ -37,6 +42,7 @@ struct fx_intern {
 	size_t mask;	     /* slot count - 1; guarded by lock */
 	size_t count;	     /* guarded by lock */
 	size_t max_strings;  /* immutable */
+	const char ***chunks; /* max_strings / ID_CHUNK + 1 pointers; chunk c holds ids c * ID_CHUNK + i */
 };
 
 /* FNV-1a, 64 bit: simple and good enough for short names; the table's size is a power of two, so the
@@ -67,6 +73,9 @@ struct fx_intern *fx_intern_create(size_t max_strings)
 		goto fail;
 	pool->mask = INTERN_MIN_SIZE - 1;
 	pool->max_strings = max_strings;
+	pool->chunks = calloc(max_strings / ID_CHUNK + 1, sizeof(*pool->chunks));
+	if (!pool->chunks)
+		goto fail;
 	return pool;
 fail:
 	fx_error("intern: out of resources creating a pool of %zu strings", max_strings);
@@ -85,6 +94,9 @@ void fx_intern_destroy(struct fx_intern *pool)
 		return;
 	for (size_t i = 0; i <= pool->mask; i++)
 		free(pool->slots[i].string);
+	for (size_t c = 0; c <= pool->max_strings / ID_CHUNK; c++)
+		free(pool->chunks[c]);
+	free(pool->chunks);
 	free(pool->slots);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
@@ -114,40 +126,73 @@ static int grow(struct fx_intern *pool)
 	return 0;
 }
 
-const char *fx_intern_get(struct fx_intern *pool, const char *s, size_t len)
+/* The entry of s[0..len), inserted when absent and there is room; NULL when full or out of memory.
+ * @locks pool->lock held. */
+static const struct entry *find_or_insert(struct fx_intern *pool, const char *s, size_t len)
 {
-	assert(s || len == 0);
-	assert(!len || !memchr(s, '\0', len));
 	uint64_t hash = string_hash(s, len);
-	const char *result = NULL;
-
-	pthread_mutex_lock(&pool->lock);
 	size_t i = hash & pool->mask;
 	for (; pool->slots[i].string; i = (i + 1) & pool->mask) {
 		const struct entry *e = &pool->slots[i];
-		if (e->hash == hash && e->len == len && memcmp(e->string, s, len) == 0) {
-			result = e->string;
-			goto out;
-		}
+		if (e->hash == hash && e->len == len && memcmp(e->string, s, len) == 0)
+			return e;
 	}
 	if (pool->count >= pool->max_strings || len == SIZE_MAX)
-		goto out;
+		return NULL;
+	uint32_t id = (uint32_t)pool->count + 1;
+	const char **chunk = pool->chunks[id / ID_CHUNK];
+	if (!chunk) {
+		chunk = calloc(ID_CHUNK, sizeof(*chunk));
+		if (!chunk)
+			return NULL;
+		pool->chunks[id / ID_CHUNK] = chunk;
+	}
 	if (2 * (pool->count + 1) > pool->mask + 1) {
 		if (grow(pool) != 0)
-			goto out;
+			return NULL;
 	}
-	struct entry e = {.string = malloc(len + 1), .len = len, .hash = hash};
+	struct entry e = {.string = malloc(len + 1), .len = len, .hash = hash, .id = id};
 	if (!e.string)
-		goto out;
+		return NULL;
 	if (len)
 		memcpy(e.string, s, len);
 	e.string[len] = '\0';
 	place(pool->slots, pool->mask, &e);
+	chunk[id % ID_CHUNK] = e.string;
 	pool->count++;
-	result = e.string;
-out:
+	for (i = hash & pool->mask; pool->slots[i].string != e.string; i = (i + 1) & pool->mask)
+		;
+	return &pool->slots[i];
+}
+
+const char *fx_intern_get(struct fx_intern *pool, const char *s, size_t len)
+{
+	assert(s || len == 0);
+	assert(!len || !memchr(s, '\0', len));
+	pthread_mutex_lock(&pool->lock);
+	const struct entry *e = find_or_insert(pool, s, len);
+	const char *result = e ? e->string : NULL;
 	pthread_mutex_unlock(&pool->lock);
 	return result;
+}
+
+uint32_t fx_intern_id(struct fx_intern *pool, const char *s, size_t len)
+{
+	assert(s || len == 0);
+	assert(!len || !memchr(s, '\0', len));
+	pthread_mutex_lock(&pool->lock);
+	const struct entry *e = find_or_insert(pool, s, len);
+	uint32_t id = e ? e->id : 0;
+	pthread_mutex_unlock(&pool->lock);
+	return id;
+}
+
+const char *fx_intern_string(const struct fx_intern *pool, uint32_t id)
+{
+	if (!pool || id == 0 || id > pool->max_strings)
+		return NULL;
+	const char **chunk = pool->chunks[id / ID_CHUNK];
+	return chunk ? chunk[id % ID_CHUNK] : NULL;
 }
 
 size_t fx_intern_count(struct fx_intern *pool)

@@ -35,6 +35,7 @@ struct exporter {
 	struct fx_demo *demo;
 	struct fx_asn_names *names;
 	struct fx_intern *hostnames;
+	struct fx_intern *strings; /* the extra dimensions' strings (config.layout.strings) */
 	struct fx_store *store;
 	struct fx_sampling *sampling;
 	struct fx_consumer *consumer;
@@ -164,6 +165,7 @@ static int start_consumer(struct exporter *exporter)
 		{
 		    .local = &config->local,
 		    .label_mask = config->label_mask,
+		    .layout = &config->layout,
 		    .max_series = config->max_series,
 		    .max_record_bytes = config->max_record_bytes,
 		    .hostnames = exporter->hostnames,
@@ -412,15 +414,23 @@ static int start_store(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	exporter->hostnames = fx_intern_create(MAX_HOSTNAMES);
+	/* Strings of the extra dimensions: a few per held series at most; past the bound a record goes to
+	 * its overflow series. */
+	exporter->strings = fx_intern_create(MAX_HOSTNAMES + 4 * (size_t)config->max_series);
+	exporter->config.layout.strings = exporter->strings;
 	struct fx_store_config store = {
 	    .n_workers = config->workers,
 	    .max_series = config->max_series,
 	    .label_mask = config->label_mask,
+	    .layout = &config->layout,
+	    .top_n = (size_t)config->top_n,
+	    .top_n_window_ms = config->top_n_window_ms,
+	    .top_n_group = config->top_n_group_mask,
 	    .series_ttl_ms = config->series_ttl_ms,
 	    .acquire_names = acquire_names,
 	    .names_opaque = exporter->names,
 	};
-	exporter->store = exporter->hostnames ? fx_store_create(&store) : NULL;
+	exporter->store = exporter->hostnames && exporter->strings ? fx_store_create(&store) : NULL;
 	return exporter->store ? 0 : -1;
 }
 
@@ -489,6 +499,7 @@ static void stop(struct exporter *exporter, bool final_push)
 	fx_consumer_destroy(exporter->consumer);
 	fx_store_destroy(exporter->store);
 	fx_intern_destroy(exporter->hostnames);
+	fx_intern_destroy(exporter->strings);
 	fx_asn_names_destroy(exporter->names);
 	fx_demo_destroy(exporter->demo);
 	for (size_t i = 0; i < FX_MAX_REPEAT; i++)

@@ -78,8 +78,12 @@ struct fx_rw2_encoder {
 	struct fx_label *external; /* owned strings */
 	size_t n_external;
 	size_t n_head;	 /* external[0 .. n_head) sort before __name__ */
-	unsigned *ext_k; /* the others: before flow label ext_k[e] (N_FLOW_LABELS: after all), or ... */
+	unsigned *ext_k; /* the others: before flow label ext_k[e] (n_catalog: after all), or ... */
 	bool *ext_clash; /* ... named like it (written only when the series does not carry it) */
+	/* The flow-label catalog ext_k, ext_clash and the CONST_LABEL constants were made for: the built-in
+	 * one at first, then that of the last snapshot encoded (series_labels.h). */
+	struct fx_label_name catalog[N_FLOW_LABELS];
+	size_t n_catalog;
 
 	struct str *consts; /* CONST_EXTERNAL + 2 * n_external */
 	size_t n_consts;
@@ -384,7 +388,7 @@ static int build_tail(struct fx_rw2_encoder *encoder, const struct fx_label_set 
 {
 	size_t n = 0, i = 0, e = encoder->n_head;
 	int rc = 0;
-	for (unsigned k = 0; k < N_FLOW_LABELS && !rc; k++) {
+	for (unsigned k = 0; k < encoder->n_catalog && !rc; k++) {
 		while (!rc && e < encoder->n_external && encoder->ext_k[e] == k && !encoder->ext_clash[e])
 			rc = push_external(encoder, e++, encoder->tail_refs, &n);
 		if (rc)
@@ -533,12 +537,45 @@ static int add_self_families(struct fx_rw2_encoder *encoder, const struct fx_fam
 	return 0;
 }
 
+/* Where each external label goes among the flow labels of encoder->catalog, and the catalog's names as
+ * constants. */
+static void place_in_catalog(struct fx_rw2_encoder *encoder)
+{
+	const struct fx_label_name *catalog = encoder->catalog;
+	size_t n_catalog = encoder->n_catalog;
+	for (size_t e = encoder->n_head; e < encoder->n_external; e++) {
+		const char *name = encoder->external[e].name;
+		unsigned k = 0;
+		while (k < n_catalog && strcmp(catalog[k].name, name) < 0)
+			k++;
+		encoder->ext_k[e] = k;
+		encoder->ext_clash[e] = k < n_catalog && !strcmp(catalog[k].name, name);
+	}
+	for (size_t k = 0; k < N_FLOW_LABELS; k++)
+		encoder->consts[CONST_LABEL + k] =
+		    k < n_catalog ? (struct str){catalog[k].name, catalog[k].len} : (struct str){"", 0};
+}
+
+/* Follows the catalog of the snapshot series_labels began on, when it is not the one placed for. */
+static void follow_catalog(struct fx_rw2_encoder *encoder)
+{
+	size_t n_catalog;
+	const struct fx_label_name *catalog = fx_series_labels_catalog(encoder->series_labels, &n_catalog);
+	assert(n_catalog <= N_FLOW_LABELS);
+	if (n_catalog == encoder->n_catalog && !memcmp(catalog, encoder->catalog, n_catalog * sizeof(*catalog)))
+		return;
+	memcpy(encoder->catalog, catalog, n_catalog * sizeof(*catalog));
+	encoder->n_catalog = n_catalog;
+	place_in_catalog(encoder);
+}
+
 int fx_rw2_encode(struct fx_rw2_encoder *encoder, const struct fx_snapshot *snapshot, int64_t timestamp_ms,
 		  int64_t stale_since_ms, struct fx_rw_requests *out)
 {
 	int rc;
 	encoder->timestamp_ms = timestamp_ms;
 	fx_series_labels_begin(encoder->series_labels, snapshot);
+	follow_catalog(encoder);
 	if ((rc = begin_request(encoder)))
 		return rc;
 	for (size_t i = 0; i < snapshot->n_series; i++)
@@ -612,20 +649,12 @@ static int place_externals(struct fx_rw2_encoder *encoder, const struct fx_rw_en
 			return -1;
 	}
 	qsort(encoder->external, encoder->n_external, sizeof(*encoder->external), compare_label_name);
-	for (size_t e = 0; e < encoder->n_external; e++) {
-		const char *name = encoder->external[e].name;
-		if (strcmp(name, "__name__") < 0) {
+	for (size_t e = 0; e < encoder->n_external; e++)
+		if (strcmp(encoder->external[e].name, "__name__") < 0)
 			encoder->n_head = e + 1;
-			continue;
-		}
-		unsigned k = 0;
-		while (k < N_FLOW_LABELS && strcmp(fx_series_label_catalog[k].name, name) < 0)
-			k++;
-		encoder->ext_k[e] = k;
-		encoder->ext_clash[e] = k < N_FLOW_LABELS && !strcmp(fx_series_label_catalog[k].name, name);
-	}
 	return 0;
 }
+
 
 static int make_consts(struct fx_rw2_encoder *encoder)
 {
@@ -642,9 +671,6 @@ static int make_consts(struct fx_rw2_encoder *encoder)
 		    (struct str){fx_flow_families[f].name, strlen(fx_flow_families[f].name)};
 		c[CONST_HELP + f] = (struct str){fx_flow_families[f].help, strlen(fx_flow_families[f].help)};
 	}
-	for (size_t k = 0; k < N_FLOW_LABELS; k++)
-		c[CONST_LABEL + k] =
-		    (struct str){fx_series_label_catalog[k].name, fx_series_label_catalog[k].len};
 	for (size_t e = 0; e < encoder->n_external; e++) {
 		const struct fx_label *label = &encoder->external[e];
 		c[CONST_EXTERNAL + 2 * e] = (struct str){label->name, strlen(label->name)};
@@ -656,7 +682,8 @@ static int make_consts(struct fx_rw2_encoder *encoder)
 /* Every buffer's maximum (see "Bounds" in DESIGN). */
 static int init_buffers(struct fx_rw2_encoder *encoder)
 {
-	size_t externals_len = 0;
+	/* The constants, with every catalog name as long as a name can be (the catalog follows snapshots). */
+	size_t externals_len = N_FLOW_LABELS * (1 + FX_PB_VARINT_MAX + FX_SERIES_LABEL_NAME_MAX);
 	for (size_t c = 0; c < encoder->n_consts; c++)
 		externals_len += 1 + FX_PB_VARINT_MAX + encoder->consts[c].len;
 	size_t n_refs = 2 * (OWN_LABELS_MAX + encoder->n_external);
@@ -685,7 +712,12 @@ struct fx_rw2_encoder *fx_rw2_encoder_create(const struct fx_rw_encoder_config *
 						    : FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST;
 	assert(max <= REQUEST_SERIES_MAX);
 	encoder->max_series = max;
-	if (place_externals(encoder, config) || make_consts(encoder) || init_buffers(encoder))
+	if (place_externals(encoder, config) || make_consts(encoder))
+		goto fail;
+	memcpy(encoder->catalog, fx_series_label_catalog, sizeof(fx_series_label_catalog));
+	encoder->n_catalog = FX_SERIES_LABELS_BUILTIN;
+	place_in_catalog(encoder);
+	if (init_buffers(encoder))
 		goto fail;
 	encoder->series_labels = fx_series_labels_create();
 	if (!encoder->series_labels)

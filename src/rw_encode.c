@@ -83,6 +83,10 @@ struct fx_rw_encoder {
 	struct fx_buf clash[N_FLOW_LABELS];	    /* an external label named like sorted flow label k: only
 						       written when the series does not carry that label */
 	struct fx_buf family_name[N_FLOW_FAMILIES]; /* encoded __name__ label of the flow families */
+	/* The flow-label catalog gap[] and clash[] were encoded for (series_labels.h): the built-in one at
+	 * creation, encoded again when a snapshot's layout brings another. */
+	struct fx_label_name catalog[N_FLOW_LABELS];
+	size_t n_catalog;
 
 	/* Per encode. */
 	struct fx_series_labels *series_labels;
@@ -245,9 +249,16 @@ void fx_rw_encoder_destroy(struct fx_rw_encoder *encoder)
 	free(encoder);
 }
 
-/* Encodes the external labels into head, gap[] and clash[] (see DESIGN). */
+/* Encodes the external labels into head, gap[] and clash[] (see DESIGN) for encoder->catalog. */
 static int encode_externals(struct fx_rw_encoder *encoder)
 {
+	fx_buf_reset(&encoder->head);
+	for (size_t k = 0; k <= N_FLOW_LABELS; k++)
+		fx_buf_reset(&encoder->gap[k]);
+	for (size_t k = 0; k < N_FLOW_LABELS; k++)
+		fx_buf_reset(&encoder->clash[k]);
+	const struct fx_label_name *catalog = encoder->catalog;
+	size_t n_catalog = encoder->n_catalog;
 	for (size_t i = 0; i < encoder->n_external; i++) {
 		const struct external_label *label = &encoder->external[i];
 		int c = strcmp(label->name, "__name__");
@@ -259,12 +270,11 @@ static int encode_externals(struct fx_rw_encoder *encoder)
 			continue;
 		}
 		size_t k = 0;
-		while (k < N_FLOW_LABELS && strcmp(fx_series_label_catalog[k].name, label->name) < 0)
+		while (k < n_catalog && strcmp(catalog[k].name, label->name) < 0)
 			k++;
-		struct fx_buf *into =
-		    k < N_FLOW_LABELS && strcmp(fx_series_label_catalog[k].name, label->name) == 0
-			? &encoder->clash[k]
-			: &encoder->gap[k];
+		struct fx_buf *into = k < n_catalog && strcmp(catalog[k].name, label->name) == 0
+					  ? &encoder->clash[k]
+					  : &encoder->gap[k];
 		if (append_label(into, label->name, label->value))
 			return -1;
 	}
@@ -335,6 +345,8 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 	/* A request of more series than memory can address is no request: the bound of `packed` saturates. */
 	assert(max <= REQUEST_SERIES_MAX);
 	encoder->max_series = max;
+	memcpy(encoder->catalog, fx_series_label_catalog, sizeof(fx_series_label_catalog));
+	encoder->n_catalog = FX_SERIES_LABELS_BUILTIN;
 	if (copy_externals(encoder, config, &encoder->externals_len) ||
 	    init_buffers(encoder, encoder->externals_len) || encode_externals(encoder))
 		goto fail;
@@ -437,11 +449,12 @@ static inline char *copy_part(char *p, const struct fx_buf *part)
 static int build_tail(struct fx_rw_encoder *encoder, const struct fx_series_key *key)
 {
 	struct fx_label_set set;
+	const struct fx_label_name *catalog = encoder->catalog;
+	size_t n_catalog = encoder->n_catalog;
 	fx_series_labels_get(encoder->series_labels, key, &set);
 	size_t bound = encoder->externals_len;
 	for (size_t i = 0; i < set.n; i++)
-		bound +=
-		    label_field_len(fx_series_label_catalog[set.pairs[i].label].len, set.pairs[i].value_len);
+		bound += label_field_len(catalog[set.pairs[i].label].len, set.pairs[i].value_len);
 	fx_buf_reset(&encoder->tail);
 	int rc = fx_buf_reserve(&encoder->tail, bound);
 	if (rc)
@@ -449,17 +462,16 @@ static int build_tail(struct fx_rw_encoder *encoder, const struct fx_series_key 
 	/* The pairs and the catalog positions k are both in name order: pair i is label k or a later one. */
 	char *p = encoder->tail.data;
 	size_t i = 0;
-	for (size_t k = 0; k < N_FLOW_LABELS; k++) {
+	for (size_t k = 0; k < n_catalog; k++) {
 		p = copy_part(p, &encoder->gap[k]);
 		if (i < set.n && set.pairs[i].label == k) {
 			const struct fx_label_pair *pair = &set.pairs[i++];
-			p = write_label(p, fx_series_label_catalog[k].name, fx_series_label_catalog[k].len,
-					pair->value, pair->value_len);
+			p = write_label(p, catalog[k].name, catalog[k].len, pair->value, pair->value_len);
 		} else {
 			p = copy_part(p, &encoder->clash[k]);
 		}
 	}
-	p = copy_part(p, &encoder->gap[N_FLOW_LABELS]);
+	p = copy_part(p, &encoder->gap[n_catalog]);
 	encoder->tail.len = (size_t)(p - encoder->tail.data);
 	return 0;
 }
@@ -584,6 +596,15 @@ int fx_rw_encode(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapsh
 	encoder->n_series = 0;
 	fx_buf_reset(&encoder->packed);
 	fx_series_labels_begin(encoder->series_labels, snapshot);
+	size_t n_catalog;
+	const struct fx_label_name *catalog = fx_series_labels_catalog(encoder->series_labels, &n_catalog);
+	if (n_catalog != encoder->n_catalog || memcmp(catalog, encoder->catalog, n_catalog * sizeof(*catalog))) {
+		/* Another layout (extra dimensions): the external labels fall between other names. */
+		memcpy(encoder->catalog, catalog, n_catalog * sizeof(*catalog));
+		encoder->n_catalog = n_catalog;
+		if (encode_externals(encoder))
+			return FX_RW_E_NOMEM;
+	}
 
 	for (size_t i = 0; i < snapshot->n_series; i++)
 		if ((rc = add_flow_series(encoder, &snapshot->series[i], false, out)))

@@ -21,11 +21,13 @@
 #include <string.h>
 
 #include "fx/buf.h"
+#include "fx/intern.h"
 
 #define LIT(s) s, (sizeof(s) - 1)
 #define ASN_SLOTS 8192 /* a power of two: the hash keeps the top 13 bits */
 #define ASN_SLOT_SHIFT 19
 #define HOST_SLOTS 256
+#define STRING_SLOTS 1024 /* extra dimensions' strings, by intern id */
 
 /* Positions in the catalog. */
 enum {
@@ -41,7 +43,7 @@ enum {
 /* Kept by the --labels bit of the same name; the AS labels are carried by the key's FX_LABEL_SOURCE_AS or
  * FX_LABEL_DESTINATION_AS bit (the names by the number's bit: a name is a function of the number), the others
  * by their own bit. */
-const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_MAX] = {
+const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_BUILTIN] = {
     {LIT("destination_as")}, {LIT("destination_as_name")}, {LIT("hostname")},	    {LIT("iface_in")},
     {LIT("iface_out")},	     {LIT("source_as")},	   {LIT("source_as_name")},
 };
@@ -71,11 +73,25 @@ struct host_slot {
 	bool escape;
 };
 
+struct string_slot {
+	uint32_t id; /* 0: empty slot */
+	const char *string;
+	size_t len;
+	bool escape;
+};
+
 struct fx_series_labels {
 	uint32_t mask;
 	const struct fx_asn_map *names; /* NULL when no names are loaded or none is kept */
+	/* The snapshot's layout when it has extra dimensions, else NULL (the built-in catalog). */
+	const struct fx_key_layout *layout;
+	size_t n_catalog;
+	struct fx_label_name catalog[FX_SERIES_LABELS_MAX];
+	unsigned builtin_at[FX_SERIES_LABELS_BUILTIN]; /* catalog position of built-in label k */
+	unsigned extra_at[FX_KEY_EXTRA];	       /* catalog position of extra dimension i */
 	struct host_slot hosts[HOST_SLOTS];
 	struct asn_slot asns[ASN_SLOTS];
+	struct string_slot strings[STRING_SLOTS];
 };
 
 struct fx_series_labels *fx_series_labels_create(void)
@@ -88,13 +104,57 @@ void fx_series_labels_destroy(struct fx_series_labels *labels)
 	free(labels);
 }
 
+/* The built-in names and the layout's extra names, in name order (insertion: at most 15). */
+static void build_catalog(struct fx_series_labels *labels, const struct fx_key_layout *layout)
+{
+	size_t n = 0;
+	unsigned owner[FX_SERIES_LABELS_MAX]; /* k < 7: built-in k; else extra k - 7 */
+	for (unsigned k = 0; k < FX_SERIES_LABELS_BUILTIN + layout->n_extra; k++) {
+		struct fx_label_name name = fx_series_label_catalog[k < FX_SERIES_LABELS_BUILTIN ? k : 0];
+		if (k >= FX_SERIES_LABELS_BUILTIN)
+			name = (struct fx_label_name){layout->extra[k - FX_SERIES_LABELS_BUILTIN].label,
+						      strlen(layout->extra[k - FX_SERIES_LABELS_BUILTIN].label)};
+		size_t at = n++;
+		while (at && strcmp(labels->catalog[at - 1].name, name.name) > 0) {
+			labels->catalog[at] = labels->catalog[at - 1];
+			owner[at] = owner[at - 1];
+			at--;
+		}
+		labels->catalog[at] = name;
+		owner[at] = k;
+	}
+	for (unsigned at = 0; at < n; at++) {
+		if (owner[at] < FX_SERIES_LABELS_BUILTIN)
+			labels->builtin_at[owner[at]] = at;
+		else
+			labels->extra_at[owner[at] - FX_SERIES_LABELS_BUILTIN] = at;
+	}
+	labels->n_catalog = n;
+}
+
 void fx_series_labels_begin(struct fx_series_labels *labels, const struct fx_snapshot *snapshot)
 {
 	labels->mask = snapshot->label_mask;
 	labels->names =
 	    labels->mask & (FX_LABEL_SOURCE_AS_NAME | FX_LABEL_DESTINATION_AS_NAME) ? snapshot->names : NULL;
+	labels->layout = snapshot->layout && snapshot->layout->n_extra ? snapshot->layout : NULL;
+	if (labels->layout) {
+		build_catalog(labels, labels->layout);
+	} else {
+		memcpy(labels->catalog, fx_series_label_catalog, sizeof(fx_series_label_catalog));
+		labels->n_catalog = FX_SERIES_LABELS_BUILTIN;
+		for (unsigned k = 0; k < FX_SERIES_LABELS_BUILTIN; k++)
+			labels->builtin_at[k] = k;
+	}
 	memset(labels->hosts, 0, sizeof(labels->hosts));
 	memset(labels->asns, 0, sizeof(labels->asns));
+	memset(labels->strings, 0, sizeof(labels->strings));
+}
+
+const struct fx_label_name *fx_series_labels_catalog(const struct fx_series_labels *labels, size_t *n)
+{
+	*n = labels->n_catalog;
+	return labels->catalog;
 }
 
 static bool needs_escape(const char *s, size_t len)
@@ -162,10 +222,128 @@ static inline void add_as(struct fx_series_labels *labels, struct fx_label_set *
 		add_pair(out, number + 1, slot->name, slot->name_len, slot->name_escape);
 }
 
+static const struct string_slot *lookup_string(struct fx_series_labels *labels, uint32_t id)
+{
+	struct string_slot *slot = &labels->strings[(uint32_t)(id * 2654435769u) >> 22];
+	if (slot->id != id) {
+		const char *string = fx_intern_string(labels->layout->strings, id);
+		slot->id = id;
+		slot->string = string ? string : "";
+		slot->len = strlen(slot->string);
+		slot->escape = needs_escape(slot->string, slot->len);
+	}
+	return slot;
+}
+
+/* A pair at its catalog position, out of order (sorted by the caller). */
+static void put_pair(struct fx_label_set *out, unsigned label, const char *value, size_t len, bool escape)
+{
+	out->pairs[out->n++] =
+	    (struct fx_label_pair){.label = label, .escape = escape, .value = value, .value_len = len};
+}
+
+static void put_as(struct fx_series_labels *labels, struct fx_label_set *out, const struct fx_series_key *key,
+		   uint32_t bit, uint32_t asn, unsigned number)
+{
+	uint32_t kept = labels->mask & key->present;
+	if (key->other & bit) {
+		if (kept & bit)
+			put_pair(out, labels->builtin_at[number], "other", 5, false);
+		return;
+	}
+	const struct asn_slot *slot = lookup_asn(labels, asn);
+	if (kept & bit) {
+		char *digits = out->digits[out->n];
+		memcpy(digits, slot->digits, sizeof(slot->digits));
+		put_pair(out, labels->builtin_at[number], digits, slot->digits_len, false);
+	}
+	if ((labels->mask & (bit << 1)) && slot->name)
+		put_pair(out, labels->builtin_at[number + 1], slot->name, slot->name_len, slot->name_escape);
+}
+
+static void put_number(struct fx_series_labels *labels, struct fx_label_set *out, const struct fx_series_key *key,
+		       uint32_t bit, unsigned at, uint64_t value)
+{
+	if (!(labels->mask & key->present & bit))
+		return;
+	if (key->other & bit) {
+		put_pair(out, at, "other", 5, false);
+		return;
+	}
+	char *digits = out->digits[out->n];
+	put_pair(out, at, digits, fx_u64_to_dec(value, digits), false);
+}
+
+static void put_extras(struct fx_series_labels *labels, struct fx_label_set *out, const struct fx_series_key *key)
+{
+	const struct fx_key_layout *layout = labels->layout;
+	for (size_t i = 0; layout && i < layout->n_extra; i++) {
+		uint32_t bit = FX_LABEL_EXTRA(i);
+		if (!(labels->mask & key->present & bit))
+			continue;
+		if ((key->other & bit) || layout->extra[i].kind == FX_DIM_NUMBER) {
+			put_number(labels, out, key, bit, labels->extra_at[i], key->extra[i]);
+			continue;
+		}
+		const struct string_slot *slot = lookup_string(labels, key->extra[i]);
+		if (slot->len)
+			put_pair(out, labels->extra_at[i], slot->string, slot->len, slot->escape);
+	}
+}
+
+/* Any key of a layout with extra dimensions, or with "other" labels: every pair, then sorted. */
+static void get_generic(struct fx_series_labels *labels, const struct fx_series_key *key, struct fx_label_set *out)
+{
+	uint32_t present = key->present;
+	out->n = 0;
+	if (present & FX_LABEL_DESTINATION_AS)
+		put_as(labels, out, key, FX_LABEL_DESTINATION_AS, key->as_dst, LABEL_DESTINATION_AS);
+	if (labels->mask & present & FX_LABEL_HOSTNAME) {
+		if (key->other & FX_LABEL_HOSTNAME) {
+			put_pair(out, labels->builtin_at[LABEL_HOSTNAME], "other", 5, false);
+		} else if (key->hostname) {
+			const struct host_slot *host = lookup_host(labels, key->hostname);
+			if (host->len)
+				put_pair(out, labels->builtin_at[LABEL_HOSTNAME], key->hostname, host->len,
+					 host->escape);
+		}
+	}
+	put_number(labels, out, key, FX_LABEL_IFACE_IN, labels->builtin_at[LABEL_IFACE_IN], key->iface_in);
+	put_number(labels, out, key, FX_LABEL_IFACE_OUT, labels->builtin_at[LABEL_IFACE_OUT], key->iface_out);
+	if (present & FX_LABEL_SOURCE_AS)
+		put_as(labels, out, key, FX_LABEL_SOURCE_AS, key->as_src, LABEL_SOURCE_AS);
+	put_extras(labels, out, key);
+	/* Insertion sort by catalog position; the digits move with their pair (they are pointed at). */
+	for (size_t i = 1; i < out->n; i++) {
+		struct fx_label_pair pair = out->pairs[i];
+		char digits[20];
+		bool own = pair.value == out->digits[i];
+		if (own)
+			memcpy(digits, out->digits[i], sizeof(digits));
+		size_t j = i;
+		for (; j && out->pairs[j - 1].label > pair.label; j--) {
+			out->pairs[j] = out->pairs[j - 1];
+			if (out->pairs[j].value == out->digits[j - 1]) {
+				memcpy(out->digits[j], out->digits[j - 1], sizeof(digits));
+				out->pairs[j].value = out->digits[j];
+			}
+		}
+		out->pairs[j] = pair;
+		if (own) {
+			memcpy(out->digits[j], digits, sizeof(digits));
+			out->pairs[j].value = out->digits[j];
+		}
+	}
+}
+
 void fx_series_labels_get(struct fx_series_labels *labels, const struct fx_series_key *key,
 			  struct fx_label_set *out)
 {
 	uint32_t mask = labels->mask, present = key->present;
+	if (labels->layout || key->other) {
+		get_generic(labels, key, out);
+		return;
+	}
 	out->n = 0;
 	/* In catalog (name) order; the catalog rows say which bits keep and carry each label. */
 	if (present & FX_LABEL_DESTINATION_AS)

@@ -45,7 +45,10 @@ struct fx_series_table {
 	struct fx_series *series; /* dense, [0..count) in use, capacity allocated */
 	size_t count;
 	size_t capacity;
-	size_t max_series;
+	size_t max_series; /* of held series: those whose key has no "other" label */
+	size_t limit;	   /* max_series + FX_TABLE_FOLDED_MAX: what capacity may reach */
+	size_t n_folded;   /* series whose key has "other" labels (overflow series) */
+	const struct fx_key_layout *fold; /* when set, a new held series past max_series is folded */
 	struct slot *index;
 	size_t index_mask; /* index size - 1 */
 };
@@ -64,22 +67,26 @@ static inline uint64_t mix_mul(uint64_t a, uint64_t b)
 #endif
 }
 
+_Static_assert(sizeof(struct fx_series_key) == 64, "a key is eight words with no padding");
+
+/* The key as its eight 64-bit words, hashed as bytes: every byte is a field (no padding, absent fields
+ * zero), so equal keys are equal bytes. */
 static inline uint32_t key_hash(const struct fx_series_key *key)
 {
-	uint64_t host = (uint64_t)(uintptr_t)key->hostname;
-	uint64_t as_pair = (uint64_t)key->as_src << 32 | key->as_dst;
-	uint64_t iface_pair = (uint64_t)key->iface_in << 32 | key->iface_out;
-	uint64_t h =
-	    mix_mul(host ^ 0xa0761d6478bd642full, as_pair ^ 0xe7037ed1a0b428dbull) ^
-	    mix_mul(iface_pair ^ 0x8ebc6af09c88c6e3ull, (uint64_t)key->present ^ 0x589965cc75374cc3ull);
+	uint64_t w[8];
+	memcpy(w, key, sizeof(w));
+	uint64_t h = mix_mul(w[0] ^ 0xa0761d6478bd642full, w[1] ^ 0xe7037ed1a0b428dbull) ^
+		     mix_mul(w[2] ^ 0x8ebc6af09c88c6e3ull, w[3] ^ 0x589965cc75374cc3ull);
+	if (w[4] | w[5] | w[6] | w[7])
+		h ^= mix_mul(w[4] ^ 0x1d8e4e27c47d124full, w[5] ^ 0xa0761d6478bd642full) ^
+		     mix_mul(w[6] ^ 0xe7037ed1a0b428dbull, w[7] ^ 0x8ebc6af09c88c6e3ull);
 	h = mix_mul(h ^ 0x1d8e4e27c47d124full, 0xa0761d6478bd642full);
 	return (uint32_t)(h >> 32);
 }
 
 static inline bool key_equal(const struct fx_series_key *a, const struct fx_series_key *b)
 {
-	return a->hostname == b->hostname && a->as_src == b->as_src && a->as_dst == b->as_dst &&
-	       a->iface_in == b->iface_in && a->iface_out == b->iface_out && a->present == b->present;
+	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
 static size_t index_size_for(size_t capacity)
@@ -119,12 +126,12 @@ static void index_place(struct slot *index, size_t mask, uint32_t position, uint
  * On failure the table is unchanged. */
 static int grow(struct fx_series_table *table, size_t wanted)
 {
-	assert(table->capacity < table->max_series && wanted > table->capacity);
+	assert(table->capacity < table->limit && wanted > table->capacity);
 	size_t capacity = table->capacity ? table->capacity * 2 : TABLE_INITIAL_CAPACITY;
-	while (capacity < wanted && capacity < table->max_series)
+	while (capacity < wanted && capacity < table->limit)
 		capacity *= 2;
-	if (capacity > table->max_series)
-		capacity = table->max_series;
+	if (capacity > table->limit)
+		capacity = table->limit;
 	size_t index_size = index_size_for(capacity);
 	struct slot *index = NULL;
 
@@ -168,12 +175,13 @@ struct fx_series_table *fx_series_table_create(size_t max_series)
 	if (!table)
 		goto fail;
 	table->max_series = max_series;
+	table->limit = max_series + FX_TABLE_FOLDED_MAX;
 	table->capacity = 0;
 	table->index_mask = INDEX_MIN_SIZE - 1;
 	table->index = calloc(INDEX_MIN_SIZE, sizeof(*table->index));
 	if (!table->index)
 		goto fail;
-	if (max_series && grow(table, 1) != 0)
+	if (grow(table, 1) != 0)
 		goto fail;
 	return table;
 fail:
@@ -201,7 +209,8 @@ static inline struct fx_series *find_or_insert(struct fx_series_table *table, co
 	if (table->index[i].position)
 		return &table->series[table->index[i].position - 1];
 
-	if (table->count == table->max_series) {
+	if (key->other ? table->n_folded == FX_TABLE_FOLDED_MAX
+		       : table->count - table->n_folded == table->max_series) {
 		*error = FX_TABLE_E_FULL;
 		return NULL;
 	}
@@ -219,6 +228,7 @@ static inline struct fx_series *find_or_insert(struct fx_series_table *table, co
 	series->updated_ms = INT64_MIN;
 	series->created_ms = INT64_MAX; /* and its min() */
 	table->count++;
+	table->n_folded += key->other != 0;
 	table->index[i].position = (uint32_t)table->count;
 	table->index[i].hash = hash;
 	return series;
@@ -230,6 +240,13 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
 	assert(direction == FX_DIR_RECEIVE || direction == FX_DIR_TRANSMIT);
 	int error = 0;
 	struct fx_series *series = find_or_insert(table, key, key_hash(key), 1, &error);
+	if (!series && error == FX_TABLE_E_FULL && table->fold && !key->other) {
+		struct fx_series_key folded;
+		fx_key_overflow(table->fold, key, &folded);
+		series = find_or_insert(table, &folded, key_hash(&folded), 1, &error);
+		if (series)
+			error = FX_TABLE_FOLDED;
+	}
 	if (!series)
 		return error;
 	if (now_ms > series->updated_ms)
@@ -240,7 +257,7 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
 	series->packets[direction] += packets;
 	series->records++;
 	series->seen |= 1u << direction;
-	return 0;
+	return error;
 }
 
 /* How far ahead fx_series_table_merge hashes the source keys and prefetches their index slots: enough to
@@ -251,6 +268,7 @@ uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_seri
 {
 	assert(dst != src);
 	uint64_t refused = 0;
+	struct fx_series_key folded;
 	uint32_t hashes[MERGE_PREFETCH];
 	for (size_t n = 0; n < src->count && n < MERGE_PREFETCH; n++) {
 		hashes[n] = key_hash(&src->series[n].key);
@@ -267,6 +285,12 @@ uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_seri
 		}
 		int error = 0;
 		struct fx_series *to = find_or_insert(dst, &from->key, hash, src->count - n, &error);
+		if (!to && error == FX_TABLE_E_FULL && dst->fold && !from->key.other) {
+			/* Overflow: the records of a new series past max_series go to its hostname's
+			 * overflow series. */
+			fx_key_overflow(dst->fold, &from->key, &folded);
+			to = find_or_insert(dst, &folded, key_hash(&folded), 1, &error);
+		}
 		if (!to) {
 			/* Out of memory is counted with the full table: either way these records are not
 			 * kept. */
@@ -326,7 +350,9 @@ size_t fx_series_table_expire(struct fx_series_table *table, int64_t cutoff_ms,
 	size_t removed = 0;
 	size_t n = 0;
 	while (n < table->count) {
-		if (table->series[n].updated_ms >= cutoff_ms) {
+		/* Overflow series stay: they are few (one per hostname), and their records are what
+		 * flow_exporter_records_overflow_total counts, which must not go back. */
+		if (table->series[n].updated_ms >= cutoff_ms || table->series[n].key.other) {
 			n++;
 			continue;
 		}
@@ -351,6 +377,32 @@ void fx_series_table_clear(struct fx_series_table *table)
 {
 	memset(table->index, 0, (table->index_mask + 1) * sizeof(*table->index));
 	table->count = 0;
+	table->n_folded = 0;
+}
+
+struct fx_series *fx_series_table_upsert(struct fx_series_table *table, const struct fx_series_key *key,
+					bool *created)
+{
+	int error = 0;
+	size_t before = table->count;
+	struct fx_series *series = find_or_insert(table, key, key_hash(key), 1, &error);
+	*created = table->count != before;
+	return series;
+}
+
+void fx_series_table_set_fold(struct fx_series_table *table, const struct fx_key_layout *layout)
+{
+	table->fold = layout;
+}
+
+const struct fx_key_layout *fx_series_table_fold(const struct fx_series_table *table)
+{
+	return table->fold;
+}
+
+size_t fx_series_table_count_held(const struct fx_series_table *table)
+{
+	return table->count - table->n_folded;
 }
 
 size_t fx_series_table_count(const struct fx_series_table *table)

@@ -33,6 +33,7 @@
 
 #include "fx/clock.h"
 #include "fx/log.h"
+#include "fx/topn.h"
 
 #define MAX_COLLECTORS 16
 /* Expired series are kept this long for stale markers: longer than any push backlog worth keeping. */
@@ -73,6 +74,12 @@ struct fx_store {
 	struct fx_snapshot_shared *cached; /* the sorted arrays of cached_generation, or NULL */
 	uint64_t cached_generation;
 
+	/* --top-n: the exposed view. topn_lock serializes snapshot takers (the ranking's state must see the
+	 * totals in order); taken before total_lock. */
+	pthread_mutex_t topn_lock;
+	struct fx_topn *topn;
+	uint64_t exposed; /* series of the last snapshot; guarded by total_lock */
+
 	struct collector collectors[MAX_COLLECTORS];
 	size_t n_collectors;
 	bool locks_ready; /* the three mutexes are initialised (fx_store_destroy after a failed create) */
@@ -87,8 +94,12 @@ static int init_locks(struct fx_store *store)
 		goto destroy_slots;
 	if (pthread_mutex_init(&store->sort_lock, NULL) != 0)
 		goto destroy_total;
+	if (pthread_mutex_init(&store->topn_lock, NULL) != 0)
+		goto destroy_sort;
 	store->locks_ready = true;
 	return 0;
+destroy_sort:
+	pthread_mutex_destroy(&store->sort_lock);
 destroy_total:
 	pthread_mutex_destroy(&store->total_lock);
 destroy_slots:
@@ -108,6 +119,17 @@ struct fx_store *fx_store_create(const struct fx_store_config *config)
 	store->total = fx_series_table_create(config->max_series);
 	if (!store->slots || !store->total)
 		goto fail;
+	if (config->layout) {
+		store->config.label_mask = config->layout->mask;
+		fx_series_table_set_fold(store->total, config->layout);
+	}
+	if (config->layout && config->top_n) {
+		struct fx_topn_config topn = {config->top_n, config->top_n_window_ms, config->top_n_group,
+					      config->layout, config->max_series, config->series_ttl_ms > 0};
+		store->topn = fx_topn_create(&topn);
+		if (!store->topn)
+			goto fail;
+	}
 	return store;
 fail:
 	fx_error("store: out of resources (memory or a mutex)");
@@ -134,7 +156,9 @@ void fx_store_destroy(struct fx_store *store)
 		pthread_mutex_destroy(&store->slots_lock);
 		pthread_mutex_destroy(&store->total_lock);
 		pthread_mutex_destroy(&store->sort_lock);
+		pthread_mutex_destroy(&store->topn_lock);
 	}
+	fx_topn_destroy(store->topn);
 	free(store);
 }
 
@@ -162,6 +186,7 @@ struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, 
 		next = fx_series_table_create(fx_series_table_max(delta));
 		if (!next)
 			return delta;
+		fx_series_table_set_fold(next, fx_series_table_fold(delta));
 		pthread_mutex_lock(&store->slots_lock);
 	}
 	slot->spare = NULL;
@@ -470,13 +495,26 @@ static int add_self_metrics(struct fx_store *store, struct fx_snapshot *snapshot
 	return 0;
 }
 
+static struct fx_snapshot *take_snapshot(struct fx_store *store);
+
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
+{
+	if (!store->topn)
+		return take_snapshot(store);
+	pthread_mutex_lock(&store->topn_lock);
+	struct fx_snapshot *snapshot = take_snapshot(store);
+	pthread_mutex_unlock(&store->topn_lock);
+	return snapshot;
+}
+
+static struct fx_snapshot *take_snapshot(struct fx_store *store)
 {
 	struct taking taking = {0};
 	struct fx_snapshot *snapshot = calloc(1, sizeof(*snapshot));
 	if (!snapshot)
 		goto fail;
 	snapshot->label_mask = store->config.label_mask;
+	snapshot->layout = store->config.layout;
 	snapshot->self = fx_family_list_create();
 	if (!snapshot->self)
 		goto fail;
@@ -492,6 +530,11 @@ struct fx_snapshot *fx_store_snapshot(struct fx_store *store)
 	fx_snapshot_use_shared(snapshot, taking.shared);
 	fx_snapshot_shared_unref(taking.shared);
 	taking.shared = NULL;
+	if (store->topn && fx_topn_apply(store->topn, snapshot, snapshot->taken_ms))
+		goto fail;
+	pthread_mutex_lock(&store->total_lock);
+	store->exposed = snapshot->n_series;
+	pthread_mutex_unlock(&store->total_lock);
 
 	if (add_self_metrics(store, snapshot))
 		goto fail;
@@ -505,16 +548,70 @@ fail:
 	return NULL;
 }
 
+/* flow_exporter_records_overflow_total{hostname}: the records of the overflow series, which never expire.
+ * They are found by a scan of the table (a few ms at a million series, once per snapshot); the hostnames are
+ * copied under the lock into `hosts` (interned: they live as long as the process). */
+static int collect_overflow(struct fx_store *store, struct fx_family_list *out)
+{
+	size_t cap = 64, n = 0;
+	struct overflow_row {
+		const char *hostname;
+		uint64_t records;
+	} *rows = malloc(cap * sizeof(*rows));
+	if (!rows)
+		return -1;
+	pthread_mutex_lock(&store->total_lock);
+	size_t count = fx_series_table_count(store->total);
+	if (fx_series_table_count_held(store->total) != count) {
+		const struct fx_series *series = fx_series_table_array(store->total);
+		for (size_t i = 0; i < count; i++) {
+			if (!series[i].key.other)
+				continue;
+			if (n == cap) {
+				struct overflow_row *grown = realloc(rows, 2 * cap * sizeof(*rows));
+				if (!grown)
+					break;
+				rows = grown;
+				cap *= 2;
+			}
+			rows[n++] = (struct overflow_row){series[i].key.hostname, series[i].records};
+		}
+	}
+	pthread_mutex_unlock(&store->total_lock);
+	if (!n) {
+		free(rows);
+		return 0; /* no overflow yet: no family (a counter with no sample says nothing) */
+	}
+	int rc = fx_family_begin(out, "flow_exporter_records_overflow_total",
+				 "Flow records added to an overflow series (hostname kept, every other label "
+				 "\"other\"): the table held --max-series series.",
+				 FX_METRIC_COUNTER);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct fx_label label = {"hostname", rows[i].hostname ? rows[i].hostname : ""};
+		rc = fx_family_add_u64(out, rows[i].records, rows[i].hostname ? 1 : 0, &label);
+	}
+	free(rows);
+	return rc;
+}
+
 int fx_store_collect(void *opaque, struct fx_family_list *out)
 {
 	struct fx_store *store = opaque;
+	if (collect_overflow(store, out))
+		return -1;
 	pthread_mutex_lock(&store->total_lock);
-	uint64_t series = fx_series_table_count(store->total);
+	uint64_t series = fx_series_table_count_held(store->total);
+	uint64_t exposed = store->exposed;
 	uint64_t expired = store->expired_total;
 	uint64_t unmarked = store->expired_unmarked;
 	pthread_mutex_unlock(&store->total_lock);
 	if (fx_family_begin(out, "flow_exporter_series", "Flow series held in memory.", FX_METRIC_GAUGE) ||
 	    fx_family_add_u64(out, series, 0, NULL) ||
+	    fx_family_begin(out, "flow_exporter_series_exposed",
+			    "Flow series in the last snapshot: what /metrics and the pushes expose (--top-n), "
+			    "overflow and other series included.",
+			    FX_METRIC_GAUGE) ||
+	    fx_family_add_u64(out, exposed, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_series_limit", "The most flow series held (--max-series).",
 			    FX_METRIC_GAUGE) ||
 	    fx_family_add_u64(out, store->config.max_series, 0, NULL) ||

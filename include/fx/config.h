@@ -11,6 +11,7 @@
 
 #include "fx/classify.h"
 #include "fx/consumer.h"
+#include "fx/series.h"
 
 #define FX_DEFAULT_ASN_NAMES_URL "http://www.cidr-report.org/as2.0/asn.txt"
 #define FX_MAX_REPEAT 16
@@ -36,8 +37,17 @@ struct fx_config {
 	/* counting */
 	struct fx_local_asns local;
 	bool asn_given;
-	uint32_t label_mask;
+	uint32_t label_mask; /* the built-in labels of --labels */
 	uint64_t max_series;
+	/* issue 10: the key's dimensions and top-N */
+	const char *labels; /* --labels as given */
+	const char *label_from[FX_MAX_REPEAT];
+	size_t n_label_from;
+	struct fx_key_layout layout; /* --labels and --label-from; layout.strings is set by main */
+	uint64_t top_n;		     /* 0: every series exposed */
+	int64_t top_n_window_ms;
+	const char *top_n_group;
+	uint32_t top_n_group_mask; /* FX_LABEL_* of the layout */
 	/* sampling (sampling.h) */
 	uint64_t sampling_rate; /* 0: none */
 	char *sampling_rates;	/* file; "" for none */
@@ -82,6 +92,7 @@ struct fx_config {
 	bool pushgateway_delete;
 	/* process */
 	uint64_t demo_rate;
+	uint64_t demo_ases; /* 0: the demo's ten well-known ASes */
 	int64_t shutdown_timeout_ms;
 	char *log_level;
 	bool help;

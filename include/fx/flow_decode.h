@@ -43,6 +43,25 @@ struct fx_decoder;
 struct fx_decoder *fx_decoder_create(size_t max_record_bytes);
 void fx_decoder_destroy(struct fx_decoder *decoder);
 
+/* The type an extra key must have (rule 7 of flow_rules.h). */
+enum fx_key_type {
+	FX_KEY_NUMBER, /* a non-negative integer up to `max` */
+	FX_KEY_STRING, /* a string without U+0000 */
+	FX_KEY_SCALAR, /* a string, a non-negative integer up to `max`, true or false */
+};
+
+struct fx_decoder_key {
+	const char *name; /* borrowed for the decoder's life */
+	enum fx_key_type type;
+	uint64_t max;
+};
+
+/* Makes the decoder read these keys too (at most FX_FLOW_EXTRA_MAX, none of the ten keys the rules already
+ * read), filling flow->extra[i] for keys[i]. An absent or null key is FX_VALUE_ABSENT; a value of the wrong
+ * type or range makes the record invalid like a built-in field. Returns 0, or -1 when there are too many or
+ * a name is one of the built-in keys. The keys are borrowed. */
+int fx_decoder_set_keys(struct fx_decoder *decoder, const struct fx_decoder_key *keys, size_t n);
+
 /* Decodes one record: exactly one JSON object, optionally surrounded by JSON whitespace. On FX_REC_FLOW
  * fills *flow, whose hostname is borrowed until the next call on this decoder. */
 enum fx_record_kind fx_decode_record(struct fx_decoder *decoder, const char *record, size_t len,

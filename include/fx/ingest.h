@@ -18,7 +18,10 @@
 
 struct fx_ingest_config {
 	const struct fx_local_asns *local; /* borrowed, immutable */
-	uint32_t label_mask;		   /* FX_LABEL_* kept */
+	uint32_t label_mask;		   /* FX_LABEL_* kept (when layout is NULL) */
+	/* The dimensions of the key (--labels, --label-from); borrowed, immutable. NULL: label_mask's built-in
+	 * labels only, and no overflow series (a full table refuses). */
+	const struct fx_key_layout *layout;
 	size_t max_series;		   /* bound of the delta table */
 	size_t max_record_bytes;
 	struct fx_intern *hostnames; /* borrowed, shared by all workers */
@@ -37,6 +40,7 @@ struct fx_ingest_stats {
 	uint64_t not_local;		     /* flows with neither AS local */
 	uint64_t refused_series_limit;	     /* flows refused: the delta table was full */
 	uint64_t refused_hostname_limit;     /* flows refused: too many distinct hostnames */
+	uint64_t overflowed;		     /* flows added to an overflow series (table or string pool full) */
 };
 
 struct fx_ingest;

@@ -7,6 +7,7 @@
 #define FX_INTERN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct fx_intern;
 
@@ -18,5 +19,13 @@ void fx_intern_destroy(struct fx_intern *pool);
  * of memory. s must not contain NUL. */
 const char *fx_intern_get(struct fx_intern *pool, const char *s, size_t len);
 size_t fx_intern_count(struct fx_intern *pool);
+
+/* The same string by a number: its id (from 1, dense), or 0 when the pool is full or out of memory. A key
+ * keeps the 32-bit id of an extra dimension's string where a pointer would not fit. */
+uint32_t fx_intern_id(struct fx_intern *pool, const char *s, size_t len);
+/* The NUL-terminated string of an id this pool returned, NULL for 0 or an unknown id. Takes no lock: the id
+ * must have reached the caller through a lock or another synchronization after fx_intern_id returned it (as
+ * a key does, through the store). */
+const char *fx_intern_string(const struct fx_intern *pool, uint32_t id);
 
 #endif

@@ -22,8 +22,9 @@
 #include "fx/series.h"
 #include "fx/snapshot.h"
 
-/* Labels a series key can carry. */
-#define FX_SERIES_LABELS_MAX 7
+/* Labels a series key can carry: the seven built-in ones and the extra dimensions of its layout. */
+#define FX_SERIES_LABELS_BUILTIN 7
+#define FX_SERIES_LABELS_MAX (FX_SERIES_LABELS_BUILTIN + FX_KEY_EXTRA)
 
 /* The longest label value an encoder has to hold. Values are hostnames (at most a record:
  * --max-record-bytes, 64 KiB by default), AS names (one line of the AS-name list, a few hundred bytes in
@@ -37,13 +38,15 @@ struct fx_label_name {
 	size_t len;
 };
 
-/* destination_as, destination_as_name, hostname, iface_in, iface_out, source_as, source_as_name. */
-extern const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_MAX];
-/* The longest name in the catalog. */
-#define FX_SERIES_LABEL_NAME_MAX (sizeof("destination_as_name") - 1)
+/* The built-in labels: destination_as, destination_as_name, hostname, iface_in, iface_out, source_as,
+ * source_as_name. A snapshot whose layout has extra dimensions has a longer catalog (these and the extra
+ * names, in name order): fx_series_labels_catalog. */
+extern const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_BUILTIN];
+/* The longest name in a catalog (a --label-from name is shorter than FX_LAYOUT_NAME_MAX). */
+#define FX_SERIES_LABEL_NAME_MAX (FX_LAYOUT_NAME_MAX - 1)
 
 struct fx_label_pair {
-	unsigned label;	   /* position in fx_series_label_catalog */
+	unsigned label;	   /* position in the catalog of the snapshot (fx_series_labels_catalog) */
 	bool escape;	   /* the value holds a backslash, double quote or newline */
 	const char *value; /* not NUL-terminated; valid until the next fx_series_labels_begin */
 	size_t value_len;  /* never 0: empty values are left out */
@@ -87,8 +90,14 @@ void fx_series_labels_destroy(struct fx_series_labels *labels);
  * which hold pointers into the previous snapshot. */
 void fx_series_labels_begin(struct fx_series_labels *labels, const struct fx_snapshot *snapshot);
 
+/* The catalog of the snapshot given to the last fx_series_labels_begin: its label names in name order,
+ * *n of them (fx_series_label_catalog itself when the layout has no extra dimension). Valid until the next
+ * begin. */
+const struct fx_label_name *fx_series_labels_catalog(const struct fx_series_labels *labels, size_t *n);
+
 /* The labels of key: those the snapshot's mask keeps and the key carries, with non-empty values, in name
- * order; the AS names looked up in the snapshot's map. */
+ * order; the AS names looked up in the snapshot's map. A label of the key's `other` bits has the value
+ * "other" (and an AS of them no name). */
 void fx_series_labels_get(struct fx_series_labels *labels, const struct fx_series_key *key,
 			  struct fx_label_set *out);
 

@@ -6,6 +6,7 @@
 #ifndef FX_SERIES_TABLE_H
 #define FX_SERIES_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,22 +16,42 @@ struct fx_series_table;
 
 #define FX_TABLE_E_FULL (-1)
 #define FX_TABLE_E_NOMEM (-2)
+/* Not an error: the record went to its hostname's overflow series. */
+#define FX_TABLE_FOLDED 1
 
-/* max_series bounds the number of series; memory grows on demand up to it. NULL on allocation failure. */
+/* Overflow series (keys with "other" labels) a table holds besides max_series: one per hostname, and the
+ * hostnames are bounded by their intern pool (65,536) plus the series with none. */
+#define FX_TABLE_FOLDED_MAX ((size_t)65537)
+
+/* max_series bounds the number of held series (keys without "other" labels); memory grows on demand up to
+ * it, plus FX_TABLE_FOLDED_MAX overflow series. NULL on allocation failure. */
 struct fx_series_table *fx_series_table_create(size_t max_series);
+
+/* From now on, a new held series past max_series is added to its overflow series (fx_key_overflow of
+ * layout, borrowed) instead of being refused: by fx_series_table_add and fx_series_table_merge. */
+void fx_series_table_set_fold(struct fx_series_table *table, const struct fx_key_layout *layout);
+const struct fx_key_layout *fx_series_table_fold(const struct fx_series_table *table);
+/* Series without "other" labels: what max_series bounds. */
+size_t fx_series_table_count_held(const struct fx_series_table *table);
 void fx_series_table_destroy(struct fx_series_table *table);
 
-/* Adds one record to the series of `key` (creating it). Returns 0, FX_TABLE_E_FULL when a new series
- * would pass max_series, or FX_TABLE_E_NOMEM. */
+/* Adds one record to the series of `key` (creating it). Returns 0, FX_TABLE_FOLDED when it went to the
+ * overflow series (set_fold), FX_TABLE_E_FULL when a new series would pass max_series (or the overflow
+ * series their bound), or FX_TABLE_E_NOMEM. */
 __attribute__((warn_unused_result)) int fx_series_table_add(struct fx_series_table *table,
 							    const struct fx_series_key *key,
 							    enum fx_direction direction, uint64_t bytes,
 							    uint64_t packets, int64_t now_ms);
 
+/* The series of key, created with zero counters (updated_ms INT64_MIN) when absent (*created set), for a
+ * table used as a map (topn.c); NULL when full or out of memory. Valid until the table is next modified. */
+struct fx_series *fx_series_table_upsert(struct fx_series_table *table, const struct fx_series_key *key,
+					bool *created);
+
 /* Adds every series of src into dst. Returns the number of records of src refused because dst was full. */
 uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_series_table *src);
 
-/* Removes every series whose updated_ms < cutoff_ms; on_removed (may be NULL) sees each one first.
+/* Removes every series whose updated_ms < cutoff_ms, except the overflow series; on_removed (may be NULL) sees each one first.
  * Returns how many were removed. */
 size_t fx_series_table_expire(struct fx_series_table *table, int64_t cutoff_ms,
 			      void (*on_removed)(void *opaque, const struct fx_series *series), void *opaque);

@@ -17,6 +17,8 @@
 struct fx_snapshot {
 	int64_t taken_ms;    /* wall clock */
 	uint32_t label_mask; /* the labels kept (--labels): FX_LABEL_* bits */
+	/* The extra dimensions (borrowed; lives as long as the process). NULL: only the built-in labels. */
+	const struct fx_key_layout *layout;
 	size_t n_series;
 	struct fx_series *series; /* sorted by fx_series_key_compare; owned */
 	struct fx_asn_map *names; /* owned reference for the AS-name labels; NULL when no names are loaded */

@@ -20,8 +20,15 @@
 struct fx_store_config {
 	size_t n_workers;     /* consumer threads that hand deltas over, numbered 0..n_workers-1 */
 	size_t max_series;    /* bound of the cumulative table (--max-series) */
-	uint32_t label_mask;  /* FX_LABEL_* kept, copied into every snapshot */
+	uint32_t label_mask;  /* FX_LABEL_* kept, copied into every snapshot (layout->mask when layout is set) */
+	/* The key's dimensions (borrowed, immutable, outlives the store), given to every snapshot. When set,
+	 * records of new series past max_series go to their hostname's overflow series; NULL: refused. */
+	const struct fx_key_layout *layout;
 	int64_t series_ttl_ms; /* a series not updated for this long is removed; 0 = never */
+	/* --top-n (0: every series exposed), --top-n-window, --top-n-group (FX_LABEL_* bits; needs layout). */
+	size_t top_n;
+	int64_t top_n_window_ms;
+	uint32_t top_n_group;
 	/* Returns the current AS names with a reference (see fx_asn_names_acquire), or NULL. May be NULL. */
 	struct fx_asn_map *(*acquire_names)(void *opaque);
 	void *names_opaque;
@@ -48,7 +55,10 @@ void fx_store_tick(struct fx_store *store);
  * failure. */
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store);
 
-/* Self-metrics of the store: flow_exporter_series, flow_exporter_series_limit,
+/* Self-metrics of the store: flow_exporter_series (held: overflow series not counted),
+ * flow_exporter_series_exposed (in the last snapshot: exposed series, other and overflow ones included),
+ * flow_exporter_records_overflow_total{hostname} (records that went to an overflow series),
+ * flow_exporter_series_limit,
  * flow_exporter_series_expired_total, flow_exporter_series_expired_unmarked_total (expired series that got
  * no tombstone, hence no stale marker: the tombstones are bounded by max_series). A collect callback
  * (fx_collect_fn), hence the opaque pointer. */

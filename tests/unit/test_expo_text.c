@@ -526,7 +526,7 @@ static void test_no_labels(void)
  * maximum) fails the render with FX_BUF_E_TOO_BIG and leaves the buffer as it was. */
 static void test_line_bound(void)
 {
-	size_t len = 8 * FX_SERIES_LABEL_VALUE_MAX;
+	size_t len = (FX_SERIES_LABELS_MAX + 1) * FX_SERIES_LABEL_VALUE_MAX;
 	char *huge = malloc(len + 1);
 	CHECK(huge != NULL);
 	memset(huge, '"', len);

@@ -49,15 +49,15 @@ static struct fx_snapshot *build_snapshot(struct test_context *context)
 		return NULL;
 	}
 	struct fx_series *series = snapshot->series;
-	series[0].key = (struct fx_series_key){router, 15169, 64500, 1, 2, FX_LABEL_ALL};
+	series[0].key = (struct fx_series_key){router, 15169, 64500, 1, 2, FX_LABEL_ALL, 0, {0}};
 	series[0].bytes[FX_DIR_RECEIVE] = 1500;
 	series[0].packets[FX_DIR_RECEIVE] = 1;
 	series[0].seen = 1u << FX_DIR_RECEIVE;
-	series[1].key = (struct fx_series_key){router, 64500, 15169, 2, 1, FX_LABEL_ALL};
+	series[1].key = (struct fx_series_key){router, 64500, 15169, 2, 1, FX_LABEL_ALL, 0, {0}};
 	series[1].bytes[FX_DIR_TRANSMIT] = 18446744073709551615u;
 	series[1].packets[FX_DIR_TRANSMIT] = 12345678901234567;
 	series[1].seen = 1u << FX_DIR_TRANSMIT;
-	series[2].key = (struct fx_series_key){router, 64500, 64501, 3, 3, FX_LABEL_ALL};
+	series[2].key = (struct fx_series_key){router, 64500, 64501, 3, 3, FX_LABEL_ALL, 0, {0}};
 	series[2].bytes[FX_DIR_TRANSMIT] = 9;
 	series[2].packets[FX_DIR_TRANSMIT] = 1;
 	series[2].seen = 1u << FX_DIR_TRANSMIT;

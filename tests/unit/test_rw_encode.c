@@ -560,7 +560,7 @@ static void test_random_snapshots_match_protobuf_c(void)
  * encode with FX_RW_E_TOO_BIG; the encoder then encodes the next snapshot as before. */
 static void test_bound(void)
 {
-	size_t len = 17 * FX_SERIES_LABEL_VALUE_MAX;
+	size_t len = (2 * FX_SERIES_LABELS_MAX + 3) * FX_SERIES_LABEL_VALUE_MAX;
 	char *huge = malloc(len + 1);
 	CHECK(huge != NULL);
 	memset(huge, 'h', len);

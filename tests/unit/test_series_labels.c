@@ -34,14 +34,14 @@ static struct fx_asn_map *names_of(const char *text)
 
 static void test_catalog(void)
 {
-	for (size_t i = 0; i < FX_SERIES_LABELS_MAX; i++) {
+	for (size_t i = 0; i < FX_SERIES_LABELS_BUILTIN; i++) {
 		CHECK_EQ_U64(fx_series_label_catalog[i].len, strlen(fx_series_label_catalog[i].name));
 		CHECK(fx_series_label_catalog[i].len <= FX_SERIES_LABEL_NAME_MAX);
 		if (i)
 			CHECK(strcmp(fx_series_label_catalog[i - 1].name, fx_series_label_catalog[i].name) <
 			      0);
 		size_t found = 0;
-		for (size_t bit = 0; bit < FX_SERIES_LABELS_MAX; bit++)
+		for (size_t bit = 0; bit < FX_SERIES_LABELS_BUILTIN; bit++)
 			found += strcmp(fx_label_names[bit], fx_series_label_catalog[i].name) == 0;
 		CHECK_EQ_U64(found, 1);
 	}
@@ -57,7 +57,7 @@ static void test_pairs(void)
 	struct fx_label_set set;
 	char text[512];
 
-	struct fx_series_key all = {router_quoted, 64500, 64501, 10, 4294967295u, FX_LABEL_ALL};
+	struct fx_series_key all = {router_quoted, 64500, 64501, 10, 4294967295u, FX_LABEL_ALL, 0, {0}};
 	fx_series_labels_get(labels, &all, &set);
 	join(&set, text, sizeof(text));
 	CHECK_STR(text, "destination_as=64501,destination_as_name=PLAIN,hostname=core \"east\",iface_in=10,"
@@ -66,7 +66,7 @@ static void test_pairs(void)
 	CHECK(!set.pairs[0].escape && !set.pairs[1].escape && set.pairs[2].escape && set.pairs[6].escape);
 
 	/* Not carried (present bits clear), an unknown AS (no name), an empty hostname: left out. */
-	struct fx_series_key some = {"", 0, 7, 0, 0, FX_LABEL_HOSTNAME | FX_LABEL_DESTINATION_AS};
+	struct fx_series_key some = {"", 0, 7, 0, 0, FX_LABEL_HOSTNAME | FX_LABEL_DESTINATION_AS, 0, {0}};
 	fx_series_labels_get(labels, &some, &set);
 	join(&set, text, sizeof(text));
 	CHECK_STR(text, "destination_as=7");
@@ -87,7 +87,7 @@ static void test_pairs(void)
 	snapshot.names = names_of("64500\tRENAMED, ZZ\n");
 	snapshot.label_mask = FX_LABEL_ALL;
 	fx_series_labels_begin(labels, &snapshot);
-	struct fx_series_key plain = {router, 64500, 64501, 1, 2, FX_LABEL_ALL};
+	struct fx_series_key plain = {router, 64500, 64501, 1, 2, FX_LABEL_ALL, 0, {0}};
 	fx_series_labels_get(labels, &plain, &set);
 	join(&set, text, sizeof(text));
 	CHECK_STR(text,
@@ -110,8 +110,8 @@ static void test_asn_slot_collision(void)
 	char text[512];
 	uint32_t present = FX_LABEL_SOURCE_AS | FX_LABEL_DESTINATION_AS;
 	for (int round = 0; round < 2; round++) {
-		struct fx_series_key a = {NULL, 4223, 15169, 0, 0, present},
-				     b = {NULL, 15169, 4223, 0, 0, present};
+		struct fx_series_key a = {NULL, 4223, 15169, 0, 0, present, 0, {0}},
+				     b = {NULL, 15169, 4223, 0, 0, present, 0, {0}};
 		fx_series_labels_get(labels, &a, &set);
 		join(&set, text, sizeof(text));
 		CHECK_STR(text, "destination_as=15169,destination_as_name=GOOGLE,source_as=4223,"
