@@ -27,6 +27,7 @@ struct fx_push_stats {
 	uint64_t retries;
 	uint64_t dropped_4xx;
 	uint64_t dropped_backlog;
+	uint64_t dropped_encode;
 	uint64_t backlog_requests;
 	int64_t last_success_ms; /* wall clock; 0 = never */
 	int64_t last_duration_ms;
@@ -81,6 +82,13 @@ void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t r
 	stats->retries += retries;
 	stats->dropped_4xx += dropped_4xx;
 	stats->dropped_backlog += dropped_backlog;
+	pthread_mutex_unlock(&stats->lock);
+}
+
+void fx_push_stats_encode_failed(struct fx_push_stats *stats)
+{
+	pthread_mutex_lock(&stats->lock);
+	stats->dropped_encode++;
 	pthread_mutex_unlock(&stats->lock);
 }
 
@@ -204,15 +212,18 @@ int fx_push_collect(void *opaque, struct fx_family_list *out)
 			    "Requests sent again after a 5xx, a 429 or a network error.", FX_METRIC_COUNTER);
 	for (size_t i = 0; i < n; i++)
 		rc |= fx_family_add_u64(out, copies[i].retries, 1, &(struct fx_label){"url", copies[i].url});
-	rc |= fx_family_begin(
-	    out, "flow_exporter_push_dropped_batches_total",
-	    "Requests dropped: refused with a 4xx other than 429, or oldest past the backlog bound.",
-	    FX_METRIC_COUNTER);
+	rc |= fx_family_begin(out, "flow_exporter_push_dropped_batches_total",
+			      "Requests dropped: refused with a 4xx other than 429, oldest past the backlog "
+			      "bound, or not encoded "
+			      "(a body past its bound, or no memory).",
+			      FX_METRIC_COUNTER);
 	for (size_t i = 0; i < n; i++) {
 		struct fx_label refused[] = {{"reason", "4xx"}, {"url", copies[i].url}};
 		struct fx_label full[] = {{"reason", "backlog_full"}, {"url", copies[i].url}};
 		rc |= fx_family_add_u64(out, copies[i].dropped_4xx, 2, refused);
 		rc |= fx_family_add_u64(out, copies[i].dropped_backlog, 2, full);
+		struct fx_label unencoded[] = {{"reason", "encode"}, {"url", copies[i].url}};
+		rc |= fx_family_add_u64(out, copies[i].dropped_encode, 2, unencoded);
 	}
 	rc |= fx_family_begin(out, "flow_exporter_push_backlog_requests", "Requests waiting to be sent.",
 			      FX_METRIC_GAUGE);

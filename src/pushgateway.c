@@ -168,6 +168,7 @@ struct body_reader {
 	struct fx_expo_text_stream *text;
 	uint64_t sent;
 	const char *url;
+	bool failed; /* the body could not be rendered: the transfer was aborted */
 };
 
 static size_t read_body(void *opaque, char *buffer, size_t max)
@@ -179,6 +180,7 @@ static size_t read_body(void *opaque, char *buffer, size_t max)
 		return written;
 	fx_error("pushgateway %s: rendering failed (%s)", reader->url,
 		 rc ? "out of memory" : "larger than the body limit");
+	reader->failed = true;
 	return FX_HTTP_READ_ABORT;
 }
 
@@ -193,7 +195,7 @@ static void send_request(struct fx_pushgateway *pushgateway, struct fx_http_clie
 	    .tick = ticking ? fx_push_loop_tick : NULL,
 	    .tick_opaque = pushgateway->loop,
 	};
-	struct body_reader reader = {NULL, 0, fx_http_client_display_url(http)};
+	struct body_reader reader = {NULL, 0, fx_http_client_display_url(http), false};
 	if (snapshot) {
 		reader.text = fx_expo_text_stream_create(snapshot);
 		if (!reader.text) {
@@ -206,6 +208,8 @@ static void send_request(struct fx_pushgateway *pushgateway, struct fx_http_clie
 	}
 	fx_http_client_send(http, &request, result);
 	fx_push_stats_record(pushgateway->stats, result);
+	if (reader.failed)
+		fx_push_stats_encode_failed(pushgateway->stats);
 	fx_expo_text_stream_destroy(reader.text);
 }
 

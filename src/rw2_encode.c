@@ -708,8 +708,8 @@ struct fx_rw2_encoder *fx_rw2_encoder_create(const struct fx_rw_encoder_config *
 	struct fx_rw2_encoder *encoder = calloc(1, sizeof(*encoder));
 	if (!encoder)
 		return NULL;
-	size_t max = config->max_series_per_request ? config->max_series_per_request
-						    : FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST;
+	size_t max = config->max_series_per_request; /* --remote-write-max-series, validated by config.c */
+	assert(max > 0);
 	assert(max <= REQUEST_SERIES_MAX);
 	encoder->max_series = max;
 	if (place_externals(encoder, config) || make_consts(encoder))

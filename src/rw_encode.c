@@ -340,8 +340,8 @@ struct fx_rw_encoder *fx_rw_encoder_create(const struct fx_rw_encoder_config *co
 	struct fx_rw_encoder *encoder = calloc(1, sizeof(*encoder));
 	if (!encoder)
 		return NULL;
-	size_t max = config->max_series_per_request ? config->max_series_per_request
-						    : FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST;
+	size_t max = config->max_series_per_request; /* --remote-write-max-series, validated by config.c */
+	assert(max > 0);
 	/* A request of more series than memory can address is no request: the bound of `packed` saturates. */
 	assert(max <= REQUEST_SERIES_MAX);
 	encoder->max_series = max;

@@ -211,6 +211,7 @@ static void push_interval(struct fx_rw_sender *sender)
 	if (rc != 0 || queue_reserve(sender, requests.n) != 0) {
 		fx_error("remote write %s: encoding failed: %s", fx_http_client_display_url(sender->http),
 			 rc ? fx_rw_strerror(rc) : "out of memory");
+		fx_push_stats_encode_failed(sender->stats);
 		fx_rw_requests_free(&requests);
 		fx_rw_requests_free(&fallbacks);
 		return;

@@ -19,7 +19,7 @@ struct fx_push_stats;
  * endpoint (url="<URL without userinfo or query>"):
  *   flow_exporter_push_requests_total{url,status_class="2xx|4xx|5xx|network"}
  *   flow_exporter_push_samples_total{url}, flow_exporter_push_retries_total{url}
- *   flow_exporter_push_dropped_batches_total{url,reason="4xx|backlog_full"} (a batch is one request)
+ *   flow_exporter_push_dropped_batches_total{url,reason="4xx|backlog_full|encode"} (a batch is one request)
  *   flow_exporter_push_backlog_requests{url} (gauge)
  *   flow_exporter_push_last_success_timestamp_seconds{url}, flow_exporter_push_duration_seconds{url} (last)
  * The arrays are borrowed for the collector's lifetime. */
@@ -43,6 +43,8 @@ void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_resu
 void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
 		       uint64_t dropped_backlog);
 void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests);
+/* A push that could not be encoded (a body past its bound, or no memory): dropped, reason="encode". */
+void fx_push_stats_encode_failed(struct fx_push_stats *stats);
 /* Remote write: the major version now sent (1 or 2), which makes the collector report, for this endpoint,
  *   flow_exporter_remote_write_protocol{url,protocol="1.0|2.0"} (gauge: 1 for the one in use, 0 the other)
  *   flow_exporter_remote_write_fallbacks_total{url}, flow_exporter_remote_write_partial_writes_total{url},

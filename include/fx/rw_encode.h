@@ -25,7 +25,6 @@
 #include "fx/family_list.h"
 #include "fx/snapshot.h"
 
-#define FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST 2000
 /* Prometheus' staleness marker (value.StaleNaN). */
 #define FX_RW_STALE_NAN_BITS UINT64_C(0x7ff0000000000002)
 /* What any other NaN becomes, so that it can never be mistaken for a stale marker. */
@@ -43,7 +42,7 @@ struct fx_rw_encoder_config {
 	/* Added to every TimeSeries. Copied. Validated by the config (config.c). */
 	const struct fx_label *external_labels;
 	size_t n_external_labels;
-	size_t max_series_per_request; /* 0 = FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST */
+	size_t max_series_per_request; /* > 0 */
 };
 
 /* One HTTP body: a snappy-compressed WriteRequest. */

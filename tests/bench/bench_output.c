@@ -113,9 +113,10 @@ static struct fx_asn_map *acquire_names(void *opaque)
 	return fx_asn_map_ref(((struct world *)opaque)->names);
 }
 
-static const char *const words[] = {"TELIA", "COGENT", "LEVEL3", "HURRICANE", "AKAMAI", "AMAZON", "GOOGLE",
-				    "FASTLY", "OVH", "HETZNER", "NTT", "ZAYO", "COMCAST", "VODAFONE", "ORANGE",
-				    "TATA", "GTT", "LUMEN", "CLOUDFLARENET", "DTAG"};
+static const char *const words[] = {"TELIA",  "COGENT", "LEVEL3",  "HURRICANE",	    "AKAMAI",
+				    "AMAZON", "GOOGLE", "FASTLY",  "OVH",	    "HETZNER",
+				    "NTT",    "ZAYO",	"COMCAST", "VODAFONE",	    "ORANGE",
+				    "TATA",   "GTT",	"LUMEN",   "CLOUDFLARENET", "DTAG"};
 
 /* Series i, a deterministic function of i so that a later pass updates the same series. As pmacct's
  * records are classified, one side of every series is a local AS (the exporter's own network, one per
@@ -150,7 +151,8 @@ static void world_add(struct world *world, size_t i, uint64_t bytes, int64_t now
 	world_keys(world, i, &key, &direction, &both);
 	if (fx_series_table_add(world->delta, &key, direction, bytes, bytes / 700 + 1, now_ms) != 0)
 		abort();
-	if (both && fx_series_table_add(world->delta, &key, !direction, bytes / 3, bytes / 2100 + 1, now_ms) != 0)
+	if (both &&
+	    fx_series_table_add(world->delta, &key, !direction, bytes / 3, bytes / 2100 + 1, now_ms) != 0)
 		abort();
 }
 
@@ -190,16 +192,17 @@ static void world_create(struct world *world, size_t n_series)
 				  (r >> 15) % 2 ? "Inc." : "GmbH", (r >> 16) % 2 ? "US" : "DE") != 0)
 			abort();
 	}
-	if (fx_buf_printf(&list, "64496\tEXAMPLE-ISP - Example Internet Service, DE\n4200000001\tEXAMPLE-AS, DE\n"))
+	if (fx_buf_printf(&list,
+			  "64496\tEXAMPLE-ISP - Example Internet Service, DE\n4200000001\tEXAMPLE-AS, DE\n"))
 		abort();
 	world->names = fx_asn_map_parse(list.data, list.len, NULL);
 	fx_buf_free(&list);
 	struct fx_store_config config = {
-		.n_workers = 1,
-		.max_series = n_series + 16,
-		.label_mask = FX_LABEL_ALL,
-		.acquire_names = acquire_names,
-		.names_opaque = world,
+	    .n_workers = 1,
+	    .max_series = n_series + 16,
+	    .label_mask = FX_LABEL_ALL,
+	    .acquire_names = acquire_names,
+	    .names_opaque = world,
 	};
 	world->store = fx_store_create(&config);
 	world->delta = fx_series_table_create(n_series + 16);
@@ -285,10 +288,10 @@ static void bench_store(struct world *world)
 	size_t store_bytes = heap_bytes() - before;
 	struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
 	size_t snapshot_bytes = heap_bytes() - before - store_bytes;
-	printf("  %-44s %10.1f B/series (%zu MB)\n", "store: held by the store", (double)store_bytes /
-	       (double)world->n_series, store_bytes >> 20);
-	printf("  %-44s %10.1f B/series\n", "store: one more snapshot", (double)snapshot_bytes /
-	       (double)world->n_series);
+	printf("  %-44s %10.1f B/series (%zu MB)\n", "store: held by the store",
+	       (double)store_bytes / (double)world->n_series, store_bytes >> 20);
+	printf("  %-44s %10.1f B/series\n", "store: one more snapshot",
+	       (double)snapshot_bytes / (double)world->n_series);
 	fx_snapshot_destroy(snapshot);
 }
 
@@ -380,7 +383,10 @@ static void bench_render(struct world *world, int runs)
 	fx_snapshot_destroy(snapshot);
 }
 
-static struct fx_snapshot *take_snapshot(void *opaque) { return fx_store_snapshot(opaque); }
+static struct fx_snapshot *take_snapshot(void *opaque)
+{
+	return fx_store_snapshot(opaque);
+}
 
 static size_t discard(char *data, size_t size, size_t n, void *opaque)
 {
@@ -420,14 +426,15 @@ static void bench_http(struct world *world, int runs)
 			long status = 0;
 			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 			if (code != CURLE_OK || status != 200) {
-				fprintf(stderr, "GET /metrics: %s, HTTP %ld\n", curl_easy_strerror(code), status);
+				fprintf(stderr, "GET /metrics: %s, HTTP %ld\n", curl_easy_strerror(code),
+					status);
 				abort();
 			}
 		}
 		static const char *const what[][2] = {
-			{"http: GET /metrics, plain, end to end", "http: extra peak RSS while scraping"},
-			{"http: GET /metrics, gzip, end to end", "http: extra peak RSS while scraping (gzip)"},
-			{"http: GET /metrics, plain, 1% changed", "http: extra peak RSS (1% changed)"},
+		    {"http: GET /metrics, plain, end to end", "http: extra peak RSS while scraping"},
+		    {"http: GET /metrics, gzip, end to end", "http: extra peak RSS while scraping (gzip)"},
+		    {"http: GET /metrics, plain, 1% changed", "http: extra peak RSS (1% changed)"},
 		};
 		print_stat(what[gz][0], times, (size_t)runs, "ms");
 		print_stat(what[gz][1], peaks, (size_t)runs, "MB");
@@ -441,7 +448,8 @@ static void bench_http(struct world *world, int runs)
 static void bench_rw(struct world *world, int runs)
 {
 	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
-	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 2};
+	struct fx_rw_encoder_config config = {
+	    .external_labels = external, .n_external_labels = 2, .max_series_per_request = 2000};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	double first[MAX_RUNS], again[MAX_RUNS];
 	size_t bytes = 0, samples = 0, n_requests = 0;
@@ -483,7 +491,8 @@ static void bench_rw(struct world *world, int runs)
 static void bench_rw2(struct world *world, int runs)
 {
 	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
-	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 2};
+	struct fx_rw_encoder_config config = {
+	    .external_labels = external, .n_external_labels = 2, .max_series_per_request = 2000};
 	/* FX_BENCH_RW_MAX_SERIES: another --remote-write-max-series (2.0 amortises its symbols over more). */
 	const char *max = getenv("FX_BENCH_RW_MAX_SERIES");
 	if (max)
@@ -529,7 +538,9 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--dump") == 0)
 			dump_path = argv[i + 1];
 		else {
-			fprintf(stderr, "usage: %s [--series N,N...] [--runs R] [--only store,snapshot,render,http,rw] [--dump FILE]\n",
+			fprintf(stderr,
+				"usage: %s [--series N,N...] [--runs R] [--only "
+				"store,snapshot,render,http,rw] [--dump FILE]\n",
 				argv[0]);
 			return 2;
 		}

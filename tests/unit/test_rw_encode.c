@@ -310,7 +310,8 @@ static void test_round_trip(void)
 {
 	struct fx_snapshot *snapshot = round_trip_snapshot();
 	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "host:9590"}, {"Zone", "eu"}};
-	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 3};
+	struct fx_rw_encoder_config config = {
+	    .external_labels = external, .n_external_labels = 3, .max_series_per_request = 2000};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	CHECK(encoder != NULL);
 	struct fx_rw_requests requests = {0};
@@ -351,7 +352,7 @@ static void test_asn_cache_collision(void)
 		series->bytes[FX_DIR_RECEIVE] = 100 + i;
 		series->packets[FX_DIR_RECEIVE] = 1;
 	}
-	struct fx_rw_encoder_config config = {0};
+	struct fx_rw_encoder_config config = {.max_series_per_request = 2000};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	struct fx_rw_requests requests = {0};
 	CHECK(fx_rw_encode(encoder, snapshot, 1000, 0, &requests) == 0);
@@ -435,7 +436,8 @@ static void test_timing(void)
 	fill_series(snapshot, hostnames, 64);
 	snapshot->names = fx_asn_map_parse(asn_text, strlen(asn_text), NULL);
 	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
-	struct fx_rw_encoder_config config = {.external_labels = external, .n_external_labels = 2};
+	struct fx_rw_encoder_config config = {
+	    .external_labels = external, .n_external_labels = 2, .max_series_per_request = 2000};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	struct fx_rw_requests requests = {0};
 	double best = 1e9;
@@ -460,7 +462,7 @@ static void test_timing(void)
 	struct decoded_set set = decode_all(&requests);
 	CHECK_EQ_U64(set.n, 200000);
 	CHECK_EQ_U64(set.violations, 0);
-	CHECK_EQ_U64(set.max_series_in_request, FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST);
+	CHECK_EQ_U64(set.max_series_in_request, 2000);
 	free(set.items);
 	fprintf(
 	    stderr,
@@ -568,7 +570,7 @@ static void test_bound(void)
 	struct fx_snapshot *snapshot = make_snapshot(1, 0);
 	snapshot->series[0].key = (struct fx_series_key){.hostname = huge, .present = FX_LABEL_HOSTNAME};
 	snapshot->series[0].seen = 1u << FX_DIR_RECEIVE;
-	struct fx_rw_encoder_config config = {0};
+	struct fx_rw_encoder_config config = {.max_series_per_request = 2000};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	struct fx_rw_requests requests = {0};
 	CHECK(fx_rw_encode(encoder, snapshot, 1, 0, &requests) == FX_RW_E_TOO_BIG);
@@ -594,7 +596,7 @@ static void test_metadata(void)
 	CHECK(fx_family_begin(snapshot->self, "flow_exporter_series", "Series held.", FX_METRIC_GAUGE) == 0);
 	CHECK(fx_family_add_u64(snapshot->self, 1, 0, NULL) == 0);
 	CHECK(fx_family_begin(snapshot->self, "flow_exporter_nothing", "No sample.", FX_METRIC_GAUGE) == 0);
-	struct fx_rw_encoder_config config = {0};
+	struct fx_rw_encoder_config config = {.max_series_per_request = 2000};
 	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
 	struct fx_rw_requests requests = {0};
 	CHECK(fx_rw_encode_metadata(encoder, snapshot, &requests) == 0);

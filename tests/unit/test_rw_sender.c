@@ -207,7 +207,7 @@ static struct fx_rw_sender_config base_config(struct fake_store *store, char *ur
 	    .backoff = {.min_ms = 100, .max_ms = 400},
 	    .interval_ms = 200,
 	    .backlog_ms = 60000,
-	    .max_series_per_request = FX_RW_DEFAULT_MAX_SERIES_PER_REQUEST,
+	    .max_series_per_request = 2000,
 	    .external_labels = external,
 	    .n_external_labels = 2,
 	    .hooks = {.take_snapshot = take_snapshot, .opaque = store},
