@@ -19,6 +19,7 @@
 #include "fx/http_server.h"
 #include "fx/log.h"
 #include "fx/series.h"
+#include "fx/strlist.h"
 
 #define ERR_SIZE 256
 
@@ -165,24 +166,15 @@ static int for_each_item(const char *value, int (*item)(void *ctx, const char *t
 			 char *why)
 {
 	char text[256];
-	for (const char *p = value; *p;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		while (len && *p == ' ') {
-			p++;
-			len--;
-		}
-		while (len && p[len - 1] == ' ')
-			len--;
+	const char *cursor = *value ? value : NULL, *p;
+	size_t len;
+	while (fx_strlist_next(&cursor, &p, &len)) {
 		if (len >= sizeof(text))
 			return fail(why, "element \"%.20s...\" is too long", p);
 		memcpy(text, p, len);
 		text[len] = '\0';
 		if (len && item(ctx, text, why))
 			return -1;
-		if (!comma)
-			break;
-		p = comma + 1;
 	}
 	return 0;
 }
@@ -318,8 +310,8 @@ static int group_item(void *ctx, const char *text, char *why)
 static int finish_layout(struct fx_config *config, FILE *err)
 {
 	char why[ERR_SIZE];
-	if (fx_key_layout_parse(&config->layout, config->labels, config->label_from, config->n_label_from, NULL,
-				why, ERR_SIZE)) {
+	if (fx_key_layout_parse(&config->layout, config->labels, config->label_from, config->n_label_from,
+				NULL, why, ERR_SIZE)) {
 		fprintf(err, "flow-exporter: invalid --labels / --label-from: %s\n", why);
 		return 2;
 	}
@@ -335,8 +327,9 @@ static int finish_layout(struct fx_config *config, FILE *err)
 		for (size_t i = 0; i < config->layout.n_extra; i++)
 			if (strlen(config->layout.extra[i].label) == len &&
 			    !strncmp(config->layout.extra[i].label, config->external_labels[e], len)) {
-				fprintf(err, "flow-exporter: invalid value for --external-label: \"%.*s\" clashes "
-					     "with the flow label of the same name\n",
+				fprintf(err,
+					"flow-exporter: invalid value for --external-label: \"%.*s\" clashes "
+					"with the flow label of the same name\n",
 					(int)len, config->external_labels[e]);
 				return 2;
 			}
@@ -671,12 +664,13 @@ COUNT_FIELD(parse_remote_write_max_series, remote_write_max_series, 1000000)
 COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
 
 /* A whole number from 0 (off) to max. */
-#define COUNT0_FIELD(fn, field, max)                                                                       \
-	static int fn(struct fx_config *config, const char *value, char *why)                              \
-	{                                                                                                  \
-		if (parse_u64(value, max, &config->field))                                                 \
-			return fail(why, "expected a whole number from 0 to %llu", (unsigned long long)(max)); \
-		return 0;                                                                                  \
+#define COUNT0_FIELD(fn, field, max)                                                                         \
+	static int fn(struct fx_config *config, const char *value, char *why)                                \
+	{                                                                                                    \
+		if (parse_u64(value, max, &config->field))                                                   \
+			return fail(why, "expected a whole number from 0 to %llu",                           \
+				    (unsigned long long)(max));                                              \
+		return 0;                                                                                    \
 	}
 COUNT0_FIELD(parse_demo_ases, demo_ases, 10000000)
 COUNT0_FIELD(parse_top_n, top_n, 10000000)
@@ -957,8 +951,9 @@ static int check_combinations(const struct fx_config *config, FILE *err)
 	}
 	if (config->n_remote_write_protocols > 1 &&
 	    config->n_remote_write_protocols != config->n_remote_write_urls) {
-		fprintf(err, "flow-exporter: --remote-write-protocol given %zu times for %zu --remote-write-url: "
-			     "give one for all, or one for each\n",
+		fprintf(err,
+			"flow-exporter: --remote-write-protocol given %zu times for %zu --remote-write-url: "
+			"give one for all, or one for each\n",
 			config->n_remote_write_protocols, config->n_remote_write_urls);
 		return 2;
 	}

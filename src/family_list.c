@@ -131,3 +131,25 @@ const struct fx_family *fx_family_list_get(const struct fx_family_list *list, si
 {
 	return index < list->n ? &list->families[index] : NULL;
 }
+
+size_t fx_sample_own_labels(const struct fx_family *family, const struct fx_sample *sample,
+			    struct fx_label *name_label, const struct fx_label **own)
+{
+	*name_label = (struct fx_label){"__name__", family->name};
+	size_t n_own = 0;
+	own[n_own++] = name_label;
+	for (size_t l = 0; l < sample->n_labels && l < FX_SAMPLE_MAX_LABELS; l++) {
+		const struct fx_label *label = &sample->labels[l];
+		if (!label->value || !label->value[0])
+			continue;
+		size_t k = n_own;
+		while (k > 0 && strcmp(own[k - 1]->name, label->name) > 0)
+			k--;
+		if (k > 0 && strcmp(own[k - 1]->name, label->name) == 0)
+			continue; /* a duplicate name: keep the first */
+		memmove(&own[k + 1], &own[k], (n_own - k) * sizeof(own[0]));
+		own[k] = label;
+		n_own++;
+	}
+	return n_own;
+}

@@ -458,11 +458,6 @@ static int add_flow_series(struct fx_rw2_encoder *encoder, const struct fx_serie
 	return 0;
 }
 
-static int compare_series_key(const void *key, const void *series)
-{
-	return fx_series_key_compare(key, &((const struct fx_series *)series)->key);
-}
-
 /* ---- Self-metric samples ---- */
 
 /* One self-metric sample: __name__ and its non-empty labels (sorted, the first of a duplicate name kept)
@@ -470,23 +465,9 @@ static int compare_series_key(const void *key, const void *series)
 static int add_self_sample(struct fx_rw2_encoder *encoder, const struct fx_family *family,
 			   const struct fx_sample *sample, struct fx_rw_requests *out)
 {
-	const struct fx_label *own[OWN_LABELS_MAX];
-	const struct fx_label name_label = {"__name__", family->name};
-	size_t n_own = 0;
-	own[n_own++] = &name_label;
-	for (size_t l = 0; l < sample->n_labels && l < FX_SAMPLE_MAX_LABELS; l++) {
-		const struct fx_label *label = &sample->labels[l];
-		if (!label->value || !label->value[0])
-			continue;
-		size_t k = n_own;
-		while (k > 0 && strcmp(own[k - 1]->name, label->name) > 0)
-			k--;
-		if (k > 0 && strcmp(own[k - 1]->name, label->name) == 0)
-			continue;
-		memmove(&own[k + 1], &own[k], (n_own - k) * sizeof(own[0]));
-		own[k] = label;
-		n_own++;
-	}
+	const struct fx_label *own[FX_SAMPLE_OWN_LABELS];
+	struct fx_label name_label;
+	size_t n_own = fx_sample_own_labels(family, sample, &name_label, own);
 	int rc;
 	if (encoder->n_series == encoder->max_series && (rc = flush(encoder, out)))
 		return rc;
@@ -562,7 +543,8 @@ static void follow_catalog(struct fx_rw2_encoder *encoder)
 	size_t n_catalog;
 	const struct fx_label_name *catalog = fx_series_labels_catalog(encoder->series_labels, &n_catalog);
 	assert(n_catalog <= N_FLOW_LABELS);
-	if (n_catalog == encoder->n_catalog && !memcmp(catalog, encoder->catalog, n_catalog * sizeof(*catalog)))
+	if (n_catalog == encoder->n_catalog &&
+	    !memcmp(catalog, encoder->catalog, n_catalog * sizeof(*catalog)))
 		return;
 	memcpy(encoder->catalog, catalog, n_catalog * sizeof(*catalog));
 	encoder->n_catalog = n_catalog;
@@ -578,20 +560,12 @@ int fx_rw2_encode(struct fx_rw2_encoder *encoder, const struct fx_snapshot *snap
 	follow_catalog(encoder);
 	if ((rc = begin_request(encoder)))
 		return rc;
-	for (size_t i = 0; i < snapshot->n_series; i++)
-		if ((rc = add_flow_series(encoder, &snapshot->series[i], false, out)))
+	size_t cursor = 0;
+	bool stale;
+	for (const struct fx_series *series;
+	     (series = fx_snapshot_next_pushed(snapshot, stale_since_ms, &cursor, &stale));)
+		if ((rc = add_flow_series(encoder, series, stale, out)))
 			return rc;
-	for (size_t i = 0; i < snapshot->n_expired; i++) {
-		const struct fx_series *expired = &snapshot->expired[i];
-		if (expired->updated_ms <= stale_since_ms)
-			continue;
-		/* A series that came back since it expired is live again: no marker. */
-		if (snapshot->n_series && bsearch(&expired->key, snapshot->series, snapshot->n_series,
-						  sizeof(*snapshot->series), compare_series_key))
-			continue;
-		if ((rc = add_flow_series(encoder, expired, true, out)))
-			return rc;
-	}
 	if (snapshot->self && (rc = add_self_families(encoder, snapshot->self, out)))
 		return rc;
 	return flush(encoder, out);
@@ -654,7 +628,6 @@ static int place_externals(struct fx_rw2_encoder *encoder, const struct fx_rw_en
 			encoder->n_head = e + 1;
 	return 0;
 }
-
 
 static int make_consts(struct fx_rw2_encoder *encoder)
 {

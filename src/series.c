@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fx/strlist.h"
+
 const char *const fx_label_names[7] = {
     "hostname", "source_as", "source_as_name", "destination_as", "destination_as_name",
     "iface_in", "iface_out",
@@ -160,21 +162,11 @@ int fx_key_layout_parse(struct fx_key_layout *layout, const char *labels, const 
 	memset(layout, 0, sizeof(*layout));
 	layout->strings = strings;
 	if (strcmp(labels, "none") != 0) {
-		for (const char *p = labels; *p;) {
-			const char *comma = strchr(p, ',');
-			size_t len = comma ? (size_t)(comma - p) : strlen(p);
-			while (len && *p == ' ') {
-				p++;
-				len--;
-			}
-			while (len && p[len - 1] == ' ')
-				len--;
+		const char *cursor = *labels ? labels : NULL, *p;
+		size_t len;
+		while (fx_strlist_next(&cursor, &p, &len))
 			if (len && parse_label(layout, p, len, why, why_size))
 				return -1;
-			if (!comma)
-				break;
-			p = comma + 1;
-		}
 	}
 	/* A name is looked up from its number when encoding, so it cannot outlive a dropped number. */
 	if ((layout->mask & FX_LABEL_SOURCE_AS_NAME) && !(layout->mask & FX_LABEL_SOURCE_AS))

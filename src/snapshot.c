@@ -71,3 +71,27 @@ void fx_snapshot_destroy(struct fx_snapshot *snapshot)
 	fx_family_list_destroy(snapshot->self);
 	free(snapshot);
 }
+
+static int compare_series_key(const void *key, const void *series)
+{
+	return fx_series_key_compare(key, &((const struct fx_series *)series)->key);
+}
+
+const struct fx_series *fx_snapshot_next_pushed(const struct fx_snapshot *snapshot, int64_t stale_since_ms,
+						size_t *cursor, bool *stale)
+{
+	*stale = *cursor >= snapshot->n_series;
+	if (!*stale)
+		return &snapshot->series[(*cursor)++];
+	while (*cursor < snapshot->n_series + snapshot->n_expired) {
+		const struct fx_series *expired = &snapshot->expired[(*cursor)++ - snapshot->n_series];
+		if (expired->updated_ms <= stale_since_ms)
+			continue;
+		/* A series that came back since it expired is live again: no marker. */
+		if (snapshot->n_series && bsearch(&expired->key, snapshot->series, snapshot->n_series,
+						  sizeof(*snapshot->series), compare_series_key))
+			continue;
+		return expired;
+	}
+	return NULL;
+}

@@ -22,7 +22,7 @@ struct fx_label {
 struct fx_sample {
 	struct fx_label labels[FX_SAMPLE_MAX_LABELS]; /* sorted by name when added */
 	size_t n_labels;
-	bool is_integer;      /* exact uint64 value in `integer`, else `real` */
+	bool is_integer; /* exact uint64 value in `integer`, else `real` */
 	uint64_t integer;
 	double real;
 };
@@ -44,13 +44,20 @@ void fx_family_list_destroy(struct fx_family_list *list);
 /* Starts a family (name and help are copied). Samples added next belong to it. Returns 0 or -1 (memory).
  * A family with no samples is not encoded. */
 __attribute__((warn_unused_result)) int fx_family_begin(struct fx_family_list *list, const char *name,
-							 const char *help, enum fx_metric_type type);
+							const char *help, enum fx_metric_type type);
 /* Adds a sample to the current family. Labels: n_labels pairs of (name, value); empty values are left
  * out. Returns 0 or -1 (memory, or more than FX_SAMPLE_MAX_LABELS labels). */
 __attribute__((warn_unused_result)) int fx_family_add_u64(struct fx_family_list *list, uint64_t value,
-							   size_t n_labels, const struct fx_label *labels);
+							  size_t n_labels, const struct fx_label *labels);
 __attribute__((warn_unused_result)) int fx_family_add_double(struct fx_family_list *list, double value,
-							      size_t n_labels, const struct fx_label *labels);
+							     size_t n_labels, const struct fx_label *labels);
+
+/* The labels a sample is written with: __name__ (the family's name, in *name_label) and the sample's
+ * non-empty labels, sorted by name, the first of a duplicate name kept. Fills own (room for
+ * FX_SAMPLE_OWN_LABELS) with borrowed pointers and returns how many. */
+#define FX_SAMPLE_OWN_LABELS (1 + FX_SAMPLE_MAX_LABELS)
+size_t fx_sample_own_labels(const struct fx_family *family, const struct fx_sample *sample,
+			    struct fx_label *name_label, const struct fx_label **own);
 
 size_t fx_family_list_count(const struct fx_family_list *list);
 const struct fx_family *fx_family_list_get(const struct fx_family_list *list, size_t index);

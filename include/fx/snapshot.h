@@ -7,6 +7,7 @@
 #ifndef FX_SNAPSHOT_H
 #define FX_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,12 @@ struct fx_snapshot_shared *fx_snapshot_shared_ref(struct fx_snapshot_shared *sha
 void fx_snapshot_shared_unref(struct fx_snapshot_shared *shared);
 /* Points snapshot's arrays at the shared ones, taking a new reference. */
 void fx_snapshot_use_shared(struct fx_snapshot *snapshot, struct fx_snapshot_shared *shared);
+
+/* The flow series a push writes, in order: every live series, then a stale marker (*stale = true) for
+ * every series of `expired` removed after stale_since_ms that is not live again. Start with *cursor = 0;
+ * returns the next one, or NULL at the end. */
+const struct fx_series *fx_snapshot_next_pushed(const struct fx_snapshot *snapshot, int64_t stale_since_ms,
+						size_t *cursor, bool *stale);
 
 /* Frees the snapshot and what it owns. Accepts NULL. */
 void fx_snapshot_destroy(struct fx_snapshot *snapshot);
