@@ -453,6 +453,7 @@ COUNT_FIELD(parse_max_record_bytes, max_record_bytes, 64u << 20)
 COUNT_FIELD(parse_remote_write_max_series, remote_write_max_series, 1000000)
 COUNT_FIELD(parse_demo_rate, demo_rate, 10000000)
 STRING_FIELD(parse_sampling_rates, sampling_rates)
+STRING_FIELD(parse_interface_names, interface_names)
 
 static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
 {
@@ -503,6 +504,10 @@ static const struct flag flags[] = {
 	{"sampling-rates", "", "CSV file \"exporter,rate\" (exporter = hostname label or peer_ip_src): that rate "
 			       "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
 	 parse_sampling_rates, false, false},
+	{"interface-names", "", "CSV file \"exporter,ifindex,name,description,speed\": flow_interface_info and "
+				"flow_interface_speed_bps for the interfaces the flows use; re-read on SIGHUP and "
+				"POST /-/reload",
+	 parse_interface_names, false, false},
 	{"asn-names", FX_DEFAULT_ASN_NAMES_URL, "AS names: a file or an http(s) URL in cidr-report's asn.txt "
 						"format", parse_asn_names, false, false},
 	{"asn-names-cache", "/var/lib/flow-exporter/asn-names.txt", "Where the last downloaded AS-name list is "

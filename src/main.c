@@ -18,6 +18,7 @@
 #include "fx/consumer.h"
 #include "fx/demo.h"
 #include "fx/http_server.h"
+#include "fx/iface_info.h"
 #include "fx/intern.h"
 #include "fx/log.h"
 #include "fx/pushgateway.h"
@@ -37,6 +38,7 @@ struct exporter {
 	struct fx_intern *hostnames;
 	struct fx_store *store;
 	struct fx_sampling *sampling;
+	struct fx_iface_info *interfaces;
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -114,6 +116,8 @@ static int start_maps(struct exporter *exporter)
 					      config->workers};
 	if (!(exporter->sampling = fx_sampling_create(&sampling, &error)))
 		return map_file_error("sampling-rates", config->sampling_rates, &error);
+	if (!(exporter->interfaces = fx_iface_info_create(config->interface_names, &error)))
+		return map_file_error("interface-names", config->interface_names, &error);
 	return 0;
 }
 
@@ -381,7 +385,8 @@ int main(int argc, char **argv)
 	    fx_store_add_collector(exporter.store, fx_consumer_collect, exporter.consumer) ||
 	    fx_store_add_collector(exporter.store, fx_store_collect, exporter.store) ||
 	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names) ||
-	    fx_store_add_collector(exporter.store, fx_sampling_collect, exporter.sampling))
+	    fx_store_add_collector(exporter.store, fx_sampling_collect, exporter.sampling) ||
+	    fx_store_add_snapshot_collector(exporter.store, fx_iface_info_collect, exporter.interfaces))
 		goto out;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
 	exporter.http = fx_http_server_create(config->addr, &hooks);
@@ -417,6 +422,7 @@ out:
 	fx_consumer_destroy(exporter.consumer);
 	fx_store_destroy(exporter.store);
 	fx_sampling_destroy(exporter.sampling);
+	fx_iface_info_destroy(exporter.interfaces);
 	fx_intern_destroy(exporter.hostnames);
 	fx_asn_names_destroy(exporter.names);
 	fx_demo_destroy(exporter.demo);

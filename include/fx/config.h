@@ -38,6 +38,8 @@ struct fx_config {
 	/* sampling (sampling.h) */
 	uint64_t sampling_rate; /* 0: none */
 	char *sampling_rates;	/* file; "" for none */
+	/* interface names (iface_info.h) */
+	char *interface_names; /* file; "" for none */
 	/* AS names */
 	char *asn_names;
 	char *asn_names_cache;
