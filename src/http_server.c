@@ -74,6 +74,8 @@ struct fx_http_server {
 	struct MHD_Daemon *daemon;
 	struct fx_http_hooks hooks;
 	char addr[128]; /* as configured, for log lines */
+	int (*reload)(void *opaque, char *message, size_t size); /* POST /-/reload; NULL: 404 */
+	void *reload_opaque;
 
 	pthread_mutex_t stats_lock; /* guards the fields below */
 	uint64_t scrapes[N_ENCODINGS];
@@ -585,6 +587,36 @@ static enum MHD_Result serve_metrics(struct fx_http_server *server, struct MHD_C
 
 /* ---- Routing ------------------------------------------------------------------------------------------ */
 
+/* POST /-/reload (reload.h): 200, or 500 with the files that were refused. Any other method is 405. */
+static enum MHD_Result serve_reload(struct fx_http_server *server, struct MHD_Connection *connection,
+				    const char *method)
+{
+	char message[2048];
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+		struct MHD_Response *response = MHD_create_response_from_buffer(
+		    sizeof("Method Not Allowed: POST only\n") - 1, (void *)"Method Not Allowed: POST only\n",
+		    MHD_RESPMEM_PERSISTENT);
+		if (!response)
+			return MHD_NO;
+		enum MHD_Result result = MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "POST");
+		if (result == MHD_YES)
+			result = MHD_queue_response(connection, MHD_HTTP_METHOD_NOT_ALLOWED, response);
+		MHD_destroy_response(response);
+		return result;
+	}
+	if (server->reload(server->reload_opaque, message, sizeof(message)) == 0)
+		return SEND_TEXT(connection, MHD_HTTP_OK, "Reloaded\n");
+	struct MHD_Response *response =
+	    MHD_create_response_from_buffer(strlen(message), message, MHD_RESPMEM_MUST_COPY);
+	if (!response)
+		return MHD_NO;
+	enum MHD_Result result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, TEXT_PLAIN);
+	if (result == MHD_YES)
+		result = MHD_queue_response(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, response);
+	MHD_destroy_response(response);
+	return result;
+}
+
 static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connection, const char *url,
 				      const char *method, const char *version, const char *upload_data,
 				      size_t *upload_data_size, void **request_state)
@@ -596,6 +628,8 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
 	(void)upload_data_size;
 	(void)request_state;
 
+	if (strcmp(url, "/-/reload") == 0 && server->reload)
+		return serve_reload(server, connection, method);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return SEND_TEXT(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
 	if (strcmp(url, "/metrics") == 0)
@@ -614,6 +648,13 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *connecti
 }
 
 /* ---- Lifetime ----------------------------------------------------------------------------------------- */
+
+void fx_http_server_set_reload(struct fx_http_server *server,
+			       int (*fn)(void *opaque, char *message, size_t size), void *opaque)
+{
+	server->reload = fn;
+	server->reload_opaque = opaque;
+}
 
 __attribute__((format(printf, 2, 0))) static void log_mhd(void *cls, const char *fmt, va_list ap)
 {

@@ -22,6 +22,7 @@
 #include "fx/intern.h"
 #include "fx/log.h"
 #include "fx/pushgateway.h"
+#include "fx/reload.h"
 #include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
 #include "fx/sampling.h"
@@ -39,6 +40,7 @@ struct exporter {
 	struct fx_store *store;
 	struct fx_sampling *sampling;
 	struct fx_iface_info *interfaces;
+	struct fx_reload *reload;
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -118,7 +120,25 @@ static int start_maps(struct exporter *exporter)
 		return map_file_error("sampling-rates", config->sampling_rates, &error);
 	if (!(exporter->interfaces = fx_iface_info_create(config->interface_names, &error)))
 		return map_file_error("interface-names", config->interface_names, &error);
+	/* SIGHUP and POST /-/reload re-read the files given. */
+	char what[4096];
+	if (!(exporter->reload = fx_reload_create()))
+		return 1;
+	snprintf(what, sizeof(what), "--sampling-rates %s", config->sampling_rates);
+	if (config->sampling_rates[0] &&
+	    fx_reload_add(exporter->reload, what, fx_sampling_reload, exporter->sampling))
+		return 1;
+	snprintf(what, sizeof(what), "--interface-names %s", config->interface_names);
+	if (config->interface_names[0] &&
+	    fx_reload_add(exporter->reload, what, fx_iface_info_reload, exporter->interfaces))
+		return 1;
 	return 0;
+}
+
+static int reload_files(void *opaque, char *message, size_t size)
+{
+	const struct exporter *exporter = opaque;
+	return fx_reload_all(exporter->reload, "POST /-/reload", message, size);
 }
 
 static int start_demo(struct exporter *exporter)
@@ -306,6 +326,11 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 	struct timespec tick = {0, TICK_MS * 1000000L};
 	for (;;) {
 		int sig = sigtimedwait(signals, NULL, &tick);
+		if (sig == SIGHUP) {
+			char message[2048];
+			fx_reload_all(exporter->reload, "SIGHUP", message, sizeof(message));
+			continue;
+		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			fx_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			return;
@@ -352,6 +377,7 @@ int main(int argc, char **argv)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
 	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -386,12 +412,14 @@ int main(int argc, char **argv)
 	    fx_store_add_collector(exporter.store, fx_store_collect, exporter.store) ||
 	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names) ||
 	    fx_store_add_collector(exporter.store, fx_sampling_collect, exporter.sampling) ||
-	    fx_store_add_snapshot_collector(exporter.store, fx_iface_info_collect, exporter.interfaces))
+	    fx_store_add_snapshot_collector(exporter.store, fx_iface_info_collect, exporter.interfaces) ||
+	    fx_store_add_collector(exporter.store, fx_reload_collect, exporter.reload))
 		goto out;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
 	exporter.http = fx_http_server_create(config->addr, &hooks);
 	if (!exporter.http)
 		goto out;
+	fx_http_server_set_reload(exporter.http, reload_files, &exporter);
 	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http))
 		goto out;
 	if ((rc = start_pushers(&exporter))) {
@@ -423,6 +451,7 @@ out:
 	fx_store_destroy(exporter.store);
 	fx_sampling_destroy(exporter.sampling);
 	fx_iface_info_destroy(exporter.interfaces);
+	fx_reload_destroy(exporter.reload);
 	fx_intern_destroy(exporter.hostnames);
 	fx_asn_names_destroy(exporter.names);
 	fx_demo_destroy(exporter.demo);
