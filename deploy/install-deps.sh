@@ -6,10 +6,11 @@ export DEBIAN_FRONTEND=noninteractive
 
 BUILD="build-essential cmake pkg-config
   librdkafka-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
-  libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev zlib1g-dev"
+  libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev zlib1g-dev libsnmp-dev"
 TEST="curl kcat pmacct prometheus prometheus-pushgateway victoria-metrics
   libclang-rt-14-dev clang procps iproute2 util-linux
-  buildah podman runc debootstrap fuse-overlayfs uidmap docker-compose systemd python3-yaml"
+  buildah podman runc debootstrap fuse-overlayfs uidmap docker-compose systemd python3-yaml
+  snmpd snmp"
 
 apt-get update -qq
 # shellcheck disable=SC2086

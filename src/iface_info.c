@@ -18,6 +18,8 @@ struct fx_iface_info {
 	pthread_mutex_t lock;
 	struct fx_iface_map *file;
 	struct fx_iface_map *snmp;
+	void (*want)(void *opaque, const char *const *hostnames, size_t n);
+	void *want_opaque;
 };
 
 struct used {
@@ -94,6 +96,28 @@ void fx_iface_info_set_snmp(struct fx_iface_info *info, struct fx_iface_map *map
 	info->snmp = map;
 	pthread_mutex_unlock(&info->lock);
 	fx_iface_map_unref(old);
+}
+
+void fx_iface_info_set_listener(struct fx_iface_info *info,
+				void (*want)(void *opaque, const char *const *hostnames, size_t n),
+				void *opaque)
+{
+	info->want = want;
+	info->want_opaque = opaque;
+}
+
+/* Hands the distinct hostnames of the sorted pairs to the listener. */
+static void tell_listener(const struct fx_iface_info *info, const struct used *used, size_t n)
+{
+	const char **hostnames = calloc(n ? n : 1, sizeof(*hostnames));
+	size_t distinct = 0;
+	if (!hostnames)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!distinct || hostnames[distinct - 1] != used[i].hostname)
+			hostnames[distinct++] = used[i].hostname;
+	info->want(info->want_opaque, hostnames, distinct);
+	free(hostnames);
 }
 
 void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **file, struct fx_iface_map **snmp)
@@ -220,6 +244,8 @@ int fx_iface_info_collect(void *opaque, const struct fx_snapshot *snapshot, stru
 	const struct fx_iface_entry **named = calloc(n ? n : 1, sizeof(*named));
 	if (failed || !named)
 		goto out;
+	if (info->want)
+		tell_listener(info, used, n);
 	for (size_t i = 0; i < n; i++) {
 		named[i] = fx_iface_map_lookup(file, used[i].hostname, used[i].ifindex);
 		if (!named[i])

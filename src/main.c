@@ -26,6 +26,7 @@
 #include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
 #include "fx/sampling.h"
+#include "fx/snmp_poller.h"
 #include "fx/store.h"
 
 #define DEMO_LOCAL_ASN 64500
@@ -41,6 +42,7 @@ struct exporter {
 	struct fx_sampling *sampling;
 	struct fx_iface_info *interfaces;
 	struct fx_reload *reload;
+	struct fx_snmp_poller *snmp;
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -109,6 +111,55 @@ static int map_file_error(const char *flag, const char *path, const struct fx_pa
 	return 2;
 }
 
+static void want_snmp(void *opaque, const char *const *hostnames, size_t n)
+{
+	fx_snmp_poller_want(opaque, hostnames, n);
+}
+
+/* SNMP interface names (--snmp): the secrets and the address map are read now; a bad one is exit code 2. */
+static int start_snmp(struct exporter *exporter)
+{
+	const struct fx_config *config = &exporter->config;
+	struct fx_parse_error error = {0};
+	if (!config->snmp)
+		return 0;
+	if (config->snmp_refresh_ms <= 0) {
+		fprintf(stderr, "flow-exporter: invalid value for --snmp-refresh: above 0\n");
+		return 2;
+	}
+	struct fx_snmp_poller_config snmp = {
+	    .auth = {.version = config->snmp_version,
+		     .user = config->snmp_user,
+		     .auth_protocol = config->snmp_auth_protocol,
+		     .priv_protocol = config->snmp_priv_protocol,
+		     .timeout_ms = config->snmp_timeout_ms,
+		     .retries = (int)config->snmp_retries},
+	    .community_file = config->snmp_community_file,
+	    .auth_passphrase_file = config->snmp_auth_passphrase_file,
+	    .priv_passphrase_file = config->snmp_priv_passphrase_file,
+	    .addresses_file = config->snmp_addresses,
+	    .cache_file = config->snmp_cache,
+	    .refresh_ms = config->snmp_refresh_ms,
+	    .retry_ms = config->snmp_refresh_ms < 30000 ? config->snmp_refresh_ms : 30000,
+	    .info = exporter->interfaces,
+	};
+	if (!(exporter->snmp = fx_snmp_poller_create(&snmp, &error))) {
+		if (error.line)
+			fprintf(stderr, "flow-exporter: invalid SNMP settings: line %zu: %s\n", error.line,
+				error.message);
+		else
+			fprintf(stderr, "flow-exporter: invalid SNMP settings: %s\n", error.message);
+		return 2;
+	}
+	fx_iface_info_set_listener(exporter->interfaces, want_snmp, exporter->snmp);
+	char what[4096];
+	snprintf(what, sizeof(what), "--snmp-addresses %s", config->snmp_addresses);
+	if (config->snmp_addresses[0] &&
+	    fx_reload_add(exporter->reload, what, fx_snmp_poller_reload, exporter->snmp))
+		return 1;
+	return 0;
+}
+
 /* The operator's map files, read before anything starts: a bad one stops startup (exit code 2). */
 static int start_maps(struct exporter *exporter)
 {
@@ -132,7 +183,7 @@ static int start_maps(struct exporter *exporter)
 	if (config->interface_names[0] &&
 	    fx_reload_add(exporter->reload, what, fx_iface_info_reload, exporter->interfaces))
 		return 1;
-	return 0;
+	return start_snmp(exporter);
 }
 
 static int reload_files(void *opaque, char *message, size_t size)
@@ -413,7 +464,8 @@ int main(int argc, char **argv)
 	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names) ||
 	    fx_store_add_collector(exporter.store, fx_sampling_collect, exporter.sampling) ||
 	    fx_store_add_snapshot_collector(exporter.store, fx_iface_info_collect, exporter.interfaces) ||
-	    fx_store_add_collector(exporter.store, fx_reload_collect, exporter.reload))
+	    fx_store_add_collector(exporter.store, fx_reload_collect, exporter.reload) ||
+	    (exporter.snmp && fx_store_add_collector(exporter.store, fx_snmp_poller_collect, exporter.snmp)))
 		goto out;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
 	exporter.http = fx_http_server_create(config->addr, &hooks);
@@ -450,6 +502,7 @@ out:
 	fx_consumer_destroy(exporter.consumer);
 	fx_store_destroy(exporter.store);
 	fx_sampling_destroy(exporter.sampling);
+	fx_snmp_poller_destroy(exporter.snmp);
 	fx_iface_info_destroy(exporter.interfaces);
 	fx_reload_destroy(exporter.reload);
 	fx_intern_destroy(exporter.hostnames);

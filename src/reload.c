@@ -79,10 +79,11 @@ int fx_reload_all(struct fx_reload *reload, const char *trigger, char *message, 
 		char line[32] = "";
 		if (error.line)
 			snprintf(line, sizeof(line), "line %zu: ", error.line);
-		fx_error("reload (%s): %s refused, the previous version stays in force: %s%s", trigger, source->what,
-			 line, error.message);
+		fx_error("reload (%s): %s refused, the previous version stays in force: %s%s", trigger,
+			 source->what, line, error.message);
 		if (used < size) {
-			int n = snprintf(message + used, size - used, "%s: %s%s\n", source->what, line, error.message);
+			int n = snprintf(message + used, size - used, "%s: %s%s\n", source->what, line,
+					 error.message);
 			used += n > 0 ? (size_t)n : 0;
 		}
 	}
@@ -106,15 +107,17 @@ int fx_reload_collect(void *opaque, struct fx_family_list *out)
 	uint64_t successes = reload->successes, failures = reload->failures;
 	pthread_mutex_unlock(&reload->lock);
 	const struct fx_label success = {"result", "success"}, failure = {"result", "failure"};
-	if (fx_family_begin(out, "flow_exporter_reload_last_successful",
-			    "Whether the last reload (SIGHUP, POST /-/reload) read every file (1) or kept an old "
-			    "version of one (0).",
-			    FX_METRIC_GAUGE) ||
+	if (fx_family_begin(
+		out, "flow_exporter_reload_last_successful",
+		"Whether the last reload (SIGHUP, POST /-/reload) read every file (1) or kept an old "
+		"version of one (0).",
+		FX_METRIC_GAUGE) ||
 	    fx_family_add_u64(out, ok ? 1 : 0, 0, NULL) ||
-	    fx_family_begin(out, "flow_exporter_reload_last_success_timestamp_seconds",
-			    "When the files were last all read successfully (Unix time; the start time before any "
-			    "reload).",
-			    FX_METRIC_GAUGE) ||
+	    fx_family_begin(
+		out, "flow_exporter_reload_last_success_timestamp_seconds",
+		"When the files were last all read successfully (Unix time; the start time before any "
+		"reload).",
+		FX_METRIC_GAUGE) ||
 	    fx_family_add_double(out, last, 0, NULL) ||
 	    fx_family_begin(out, "flow_exporter_reloads_total", "Reloads, by result.", FX_METRIC_COUNTER) ||
 	    fx_family_add_u64(out, successes, 1, &success) || fx_family_add_u64(out, failures, 1, &failure))

@@ -29,6 +29,12 @@ int fx_iface_info_reload(void *info, struct fx_parse_error *error);
 /* Replaces the SNMP map; takes ownership of the caller's reference (NULL: none). */
 void fx_iface_info_set_snmp(struct fx_iface_info *info, struct fx_iface_map *map);
 
+/* Told, at each collect, the distinct hostnames whose interfaces the series use (the SNMP poller's
+ * fx_snmp_poller_want). Call before threads start. */
+void fx_iface_info_set_listener(struct fx_iface_info *info,
+				void (*want)(void *opaque, const char *const *hostnames, size_t n),
+				void *opaque);
+
 /* The current maps with a reference each (fx_iface_map_unref them); either may be NULL. */
 void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **file,
 			   struct fx_iface_map **snmp);
