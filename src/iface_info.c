@@ -20,6 +20,7 @@ struct fx_iface_info {
 	struct fx_iface_map *snmp;
 	void (*want)(void *opaque, const char *const *hostnames, size_t n);
 	void *want_opaque;
+	struct fx_exporter_peers *peers; /* NULL: the file names exporters by hostname only */
 };
 
 struct used {
@@ -118,6 +119,11 @@ static void tell_listener(const struct fx_iface_info *info, const struct used *u
 			hostnames[distinct++] = used[i].hostname;
 	info->want(info->want_opaque, hostnames, distinct);
 	free(hostnames);
+}
+
+void fx_iface_info_set_peers(struct fx_iface_info *info, struct fx_exporter_peers *peers)
+{
+	info->peers = peers;
 }
 
 void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **file, struct fx_iface_map **snmp)
@@ -246,8 +252,15 @@ int fx_iface_info_collect(void *opaque, const struct fx_snapshot *snapshot, stru
 		goto out;
 	if (info->want)
 		tell_listener(info, used, n);
+	char peer[64] = "";
 	for (size_t i = 0; i < n; i++) {
+		/* The file by hostname, then by the exporter's address behind it, then SNMP. */
+		if (i == 0 || used[i].hostname != used[i - 1].hostname)
+			if (!fx_exporter_peers_get(info->peers, used[i].hostname, peer, sizeof(peer)))
+				peer[0] = '\0';
 		named[i] = fx_iface_map_lookup(file, used[i].hostname, used[i].ifindex);
+		if (!named[i] && peer[0])
+			named[i] = fx_iface_map_lookup(file, peer, used[i].ifindex);
 		if (!named[i])
 			named[i] = fx_iface_map_lookup(snmp, used[i].hostname, used[i].ifindex);
 		unnamed += !named[i];

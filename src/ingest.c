@@ -22,6 +22,12 @@ struct hostname_slot {
 	size_t len;
 };
 
+/* The last (hostname, peer_ip_src) pair noted for a hostname: a record of a known pair costs a hash. */
+struct peer_slot {
+	const char *hostname; /* interned */
+	uint32_t peer_hash;
+};
+
 struct fx_ingest {
 	struct fx_ingest_config config;
 	struct fx_decoder *decoder;
@@ -30,6 +36,7 @@ struct fx_ingest {
 	struct fx_ratelimit invalid_log;
 	int64_t now_ms; /* of the message being counted */
 	struct hostname_slot hostnames[HOSTNAME_CACHE_SLOTS];
+	struct peer_slot peers[HOSTNAME_CACHE_SLOTS];
 	struct fx_rate_map *rates; /* a reference to the --sampling-rates map, NULL when none */
 	uint64_t rates_generation;
 	uint32_t default_rate;
@@ -97,6 +104,18 @@ static void log_invalid(struct fx_ingest *ingest, enum fx_record_kind kind, cons
 	int shown = len > 200 ? 200 : (int)len;
 	fx_warn("invalid record (%s), skipped: %.*s%s%s", fx_record_kind_name(kind), shown, record,
 		len > 200 ? "..." : "", suppressed ? " (more invalid records were not logged)" : "");
+}
+
+/* Notes the exporter address behind a hostname label when this thread has not seen the pair yet. */
+static void note_peer(struct fx_ingest *ingest, const char *hostname, const struct fx_flow *flow)
+{
+	uint32_t hash = hash_bytes(flow->peer_ip_src, flow->peer_ip_src_len);
+	uintptr_t bits = (uintptr_t)hostname;
+	struct peer_slot *slot = &ingest->peers[(bits >> 4 ^ bits >> 12) & (HOSTNAME_CACHE_SLOTS - 1)];
+	if (slot->hostname == hostname && slot->peer_hash == hash)
+		return;
+	fx_exporter_peers_note(ingest->config.peers, hostname, flow->peer_ip_src, flow->peer_ip_src_len);
+	*slot = (struct peer_slot){hostname, hash};
 }
 
 /* The rate this flow is multiplied by, and where it came from (the order of sampling.h). */
@@ -167,6 +186,8 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 			return;
 		}
 		key.present |= FX_LABEL_HOSTNAME;
+		if (ingest->config.peers && flow->peer_ip_src && flow->peer_ip_src != flow->hostname)
+			note_peer(ingest, key.hostname, flow);
 	}
 	if (mask & FX_LABEL_SOURCE_AS) {
 		key.as_src = flow->as_src;

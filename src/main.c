@@ -17,6 +17,7 @@
 #include "fx/config.h"
 #include "fx/consumer.h"
 #include "fx/demo.h"
+#include "fx/exporter_peers.h"
 #include "fx/http_server.h"
 #include "fx/iface_info.h"
 #include "fx/intern.h"
@@ -43,6 +44,7 @@ struct exporter {
 	struct fx_iface_info *interfaces;
 	struct fx_reload *reload;
 	struct fx_snmp_poller *snmp;
+	struct fx_exporter_peers *peers; /* hostname -> peer_ip_src, with --interface-names or --snmp */
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -142,6 +144,7 @@ static int start_snmp(struct exporter *exporter)
 	    .refresh_ms = config->snmp_refresh_ms,
 	    .retry_ms = config->snmp_refresh_ms < 30000 ? config->snmp_refresh_ms : 30000,
 	    .info = exporter->interfaces,
+	    .peers = exporter->peers,
 	};
 	if (!(exporter->snmp = fx_snmp_poller_create(&snmp, &error))) {
 		if (error.line)
@@ -171,6 +174,10 @@ static int start_maps(struct exporter *exporter)
 		return map_file_error("sampling-rates", config->sampling_rates, &error);
 	if (!(exporter->interfaces = fx_iface_info_create(config->interface_names, &error)))
 		return map_file_error("interface-names", config->interface_names, &error);
+	if ((config->interface_names[0] || config->snmp) &&
+	    !(exporter->peers = fx_exporter_peers_create(MAX_HOSTNAMES)))
+		return 1;
+	fx_iface_info_set_peers(exporter->interfaces, exporter->peers);
 	/* SIGHUP and POST /-/reload re-read the files given. */
 	char what[4096];
 	if (!(exporter->reload = fx_reload_create()))
@@ -237,6 +244,7 @@ static int start_consumer(struct exporter *exporter)
 				.hostnames = exporter->hostnames,
 				.store = exporter->store,
 				.sampling = exporter->sampling,
+				.peers = exporter->peers,
 			},
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
@@ -504,6 +512,7 @@ out:
 	fx_sampling_destroy(exporter.sampling);
 	fx_snmp_poller_destroy(exporter.snmp);
 	fx_iface_info_destroy(exporter.interfaces);
+	fx_exporter_peers_destroy(exporter.peers);
 	fx_reload_destroy(exporter.reload);
 	fx_intern_destroy(exporter.hostnames);
 	fx_asn_names_destroy(exporter.names);

@@ -30,6 +30,7 @@
 
 struct exporter_state {
 	char *hostname;
+	char peer[64]; /* the address its records carry (peer_ip_src), "" when unknown */
 	struct fx_snmp_interfaces interfaces;
 	bool wanted;
 	bool unaddressed;
@@ -48,6 +49,7 @@ struct fx_snmp_poller {
 	char *addresses_file, *cache_file;
 	int64_t refresh_ms, retry_ms;
 	struct fx_iface_info *info;
+	struct fx_exporter_peers *peers;
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -129,24 +131,32 @@ out:
 	return rc;
 }
 
-/* The agent to poll for hostname into buf, or false. Under lock. */
-static bool agent_of(const struct fx_snmp_poller *poller, const char *hostname, char *buf, size_t size)
+/* A net-snmp peer name for an IP address at port 161, or false when text is no address. */
+static bool agent_at(const char *text, char *buf, size_t size)
 {
 	unsigned char addr[16];
-	for (size_t i = 0; i < poller->n_addresses; i++)
-		if (!strcmp(poller->addresses[i].exporter, hostname)) {
-			snprintf(buf, size, "%s", poller->addresses[i].agent);
-			return true;
-		}
-	if (inet_pton(AF_INET, hostname, addr) == 1) {
-		snprintf(buf, size, "udp:%s:161", hostname);
+	if (inet_pton(AF_INET, text, addr) == 1) {
+		snprintf(buf, size, "udp:%s:161", text);
 		return true;
 	}
-	if (inet_pton(AF_INET6, hostname, addr) == 1) {
-		snprintf(buf, size, "udp6:[%s]:161", hostname);
+	if (inet_pton(AF_INET6, text, addr) == 1) {
+		snprintf(buf, size, "udp6:[%s]:161", text);
 		return true;
 	}
 	return false;
+}
+
+/* The agent to poll for an exporter into buf, or false: --snmp-addresses, else its hostname when that is
+ * an address, else the address its records carry. Under lock. */
+static bool agent_of(const struct fx_snmp_poller *poller, const struct exporter_state *state, char *buf,
+		     size_t size)
+{
+	for (size_t i = 0; i < poller->n_addresses; i++)
+		if (!strcmp(poller->addresses[i].exporter, state->hostname)) {
+			snprintf(buf, size, "%s", poller->addresses[i].agent);
+			return true;
+		}
+	return agent_at(state->hostname, buf, size) || agent_at(state->peer, buf, size);
 }
 
 static struct exporter_state *state_of(struct fx_snmp_poller *poller, const char *hostname, bool create)
@@ -272,8 +282,7 @@ static struct exporter_state *next_due(struct fx_snmp_poller *poller, char *agen
 	for (size_t i = 0; i < poller->n_states; i++) {
 		struct exporter_state *state = &poller->states[i];
 		char candidate[512];
-		state->unaddressed =
-		    state->wanted && !agent_of(poller, state->hostname, candidate, sizeof(candidate));
+		state->unaddressed = state->wanted && !agent_of(poller, state, candidate, sizeof(candidate));
 		if (!state->wanted || state->unaddressed)
 			continue;
 		if (state->next_poll_ms > now) {
@@ -403,6 +412,7 @@ static int copy_config(struct fx_snmp_poller *poller, const struct fx_snmp_polle
 	poller->refresh_ms = config->refresh_ms;
 	poller->retry_ms = config->retry_ms;
 	poller->info = config->info;
+	poller->peers = config->peers;
 	poller->states = calloc(MAX_EXPORTERS, sizeof(*poller->states));
 	return poller->states ? 0 : fx_parse_fail(error, 0, "out of memory");
 }
@@ -477,8 +487,12 @@ void fx_snmp_poller_want(struct fx_snmp_poller *poller, const char *const *hostn
 	for (size_t i = 0; i < n; i++) {
 		size_t before = poller->n_states;
 		struct exporter_state *state = state_of(poller, hostnames[i], true);
-		if (state)
-			state->wanted = true;
+		if (!state)
+			continue;
+		state->wanted = true;
+		/* hostnames[] are the interned pointers the consumer threads noted the addresses under. */
+		if (!fx_exporter_peers_get(poller->peers, hostnames[i], state->peer, sizeof(state->peer)))
+			state->peer[0] = '\0';
 		added = added || poller->n_states != before;
 	}
 	if (added)

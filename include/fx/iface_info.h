@@ -11,6 +11,7 @@
 #define FX_IFACE_INFO_H
 
 #include "fx/csv.h"
+#include "fx/exporter_peers.h"
 #include "fx/family_list.h"
 #include "fx/iface_map.h"
 #include "fx/snapshot.h"
@@ -34,6 +35,10 @@ void fx_iface_info_set_snmp(struct fx_iface_info *info, struct fx_iface_map *map
 void fx_iface_info_set_listener(struct fx_iface_info *info,
 				void (*want)(void *opaque, const char *const *hostnames, size_t n),
 				void *opaque);
+
+/* Where the file may also name an exporter by its address (peer_ip_src) when its hostname is a label.
+ * Borrowed; call before threads start. */
+void fx_iface_info_set_peers(struct fx_iface_info *info, struct fx_exporter_peers *peers);
 
 /* The current maps with a reference each (fx_iface_map_unref them); either may be NULL. */
 void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **file,

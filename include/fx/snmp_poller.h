@@ -1,7 +1,8 @@
 /* Interface names from SNMP (--snmp): a background thread polls each exporter the flow series use for
  * ifName, ifAlias and ifHighSpeed (snmp_client.h), every refresh interval, and hands the names to
  * iface_info as one immutable map. The exporter's agent is its address from --snmp-addresses (CSV
- * `exporter,address`), else its hostname when that is an IP address (pmacct's peer_ip_src). The last names
+ * `exporter,address`), else its hostname when that is an IP address, else the peer_ip_src its records
+ * carry (exporter_peers.h), port 161. The last names
  * are kept in a cache file (the --interface-names format) that is loaded at start, so a restart with the
  * agents unreachable still has names. A dead agent only delays the poller thread; counting never waits.
  *
@@ -26,8 +27,9 @@ struct fx_snmp_poller_config {
 	const char *addresses_file;	  /* --snmp-addresses; NULL or "" for none */
 	const char *cache_file;		  /* NULL or "" for none */
 	int64_t refresh_ms;
-	int64_t retry_ms;	    /* after a failure */
-	struct fx_iface_info *info; /* borrowed; receives the names */
+	int64_t retry_ms;		 /* after a failure */
+	struct fx_iface_info *info;	 /* borrowed; receives the names */
+	struct fx_exporter_peers *peers; /* borrowed; the address behind a hostname label; may be NULL */
 };
 
 struct fx_snmp_poller;

@@ -12,8 +12,9 @@ CHUNKS=6
 "$PYTHON" "$FLOWS_PY" gen --out "$SET" --seed 11 --partitions 2 --chunks $CHUNKS --messages 60 --local "$LOCAL_ASNS"
 NAMES="$TEST_TMP/interfaces.csv"
 HEADER='exporter,ifindex,name,description,speed'
-printf '%s\n%s\n%s\n' "$HEADER" 'router1.example.net,1,et-0/0/1,"TRANSIT-ARELION, 100G",100000000000' \
-	'198.51.100.7,2,ge-0/0/2,,' >"$NAMES"
+# router2.example.net named by its address (the peer_ip_src of its records), 198.51.100.7 by its hostname.
+printf '%s\n%s\n%s\n%s\n' "$HEADER" 'router1.example.net,1,et-0/0/1,"TRANSIT-ARELION, 100G",100000000000' \
+	'198.51.100.7,2,ge-0/0/2,,' '192.0.2.2,1,by-address,,' >"$NAMES"
 
 # A broken file at startup: exit code 2, the flag and the line named.
 printf '%s\nrouter1.example.net,one,x,,\n' "$HEADER" >"$TEST_TMP/broken.csv"
@@ -64,6 +65,7 @@ produce_chunk 0
 wait_until 20 "the first names" expect_info router1.example.net 1 name et-0/0/1
 [[ $(info router1.example.net 1 description) == "TRANSIT-ARELION, 100G" ]] || fail "description: $(info router1.example.net 1 description)"
 [[ $(info 198.51.100.7 2 name) == ge-0/0/2 ]] || fail "the peer-named interface: $(info 198.51.100.7 2 name)"
+[[ $(info router2.example.net 1 name) == by-address ]] || fail "the interface named by address: $(info router2.example.net 1 name)"
 [[ $(gauge flow_interface_speed_bps hostname=router1.example.net ifindex=1) == 100000000000 ]] ||
 	fail "speed of router1.example.net/1"
 [[ $(info router2.example.net 10 name) == - ]] || fail "an interface the file does not name has an info sample"

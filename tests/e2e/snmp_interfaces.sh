@@ -126,10 +126,10 @@ total_is "$PORT_V2C" router-v2c 0 || fail "the totals changed while SNMP failed"
 log "restart the v2c exporter with snmpd still down: names from the cache"
 stop_pid "$exporter_v2c_PID" TERM 10 || fail "exporter_v2c exited $STOP_RC"
 mv "$TEST_TMP/exporter_v2c.log" "$TEST_TMP/exporter_v2c-first.log"
-start_exporter exporter_v2c "$PORT_V2C" "${common[@]}" "${V2C[@]}"
-first=$CHUNKS
+# A new consumer group (from the earliest offset): the test does not depend on the last commit.
+start_exporter exporter_v2c "$PORT_V2C" "${common[@]}" "${V2C[@]}" --group=snmp-v2c-restarted
 produce_chunk
-wait_until 30 "the restarted exporter counts" total_is "$PORT_V2C" router-v2c "$first"
+wait_until 30 "the restarted exporter counts" total_is "$PORT_V2C" router-v2c 0
 wait_until 10 "names from the cache" names_match "$PORT_V2C" router-v2c
 scrape "$PORT_V2C" "$TEST_TMP/restart.prom" || fail "scrape"
 [[ $("$PYTHON" "$METRICS_PY" sum "$TEST_TMP/restart.prom" flow_exporter_snmp_polls_total result=success) == 0 ]] ||

@@ -164,13 +164,32 @@ static void test_collect(void)
 	CHECK_STR(label_of(find_sample(out, "flow_interface_info", "r1", "12"), "name"), "snmp-12");
 	CHECK_STR(label_of(find_sample(out, "flow_interface_info", "r2", "10"), "name"), "snmp-r2");
 	CHECK(find_sample(out, "flow_interface_info", "r9", "1") == NULL); /* no flow uses it */
+	CHECK_STR(label_of(find_sample(out, "flow_interface_info", "r1", "11"), "name"), "et-0/0/2");
 	const struct fx_sample *speed = find_sample(out, "flow_interface_speed_bps", "r1", "10");
 	CHECK(speed && speed->integer == UINT64_C(100000000000));
 	CHECK_EQ_U64(family_size(out, "flow_interface_speed_bps"), 2); /* r1/10 (file), r1/12 (SNMP) */
 	fx_family_list_destroy(out);
 
-	/* Reload: a new file applies at the next collect; a broken one is refused and the old names stay. */
+	/* The file names r2's interface 10 by its address: the one its records carry, noted by ingest. */
+	struct fx_exporter_peers *peers = fx_exporter_peers_create(4);
+	fx_iface_info_set_peers(info, peers);
+	fx_exporter_peers_note(peers, r2, "192.0.2.2", 9);
+	char peer[64];
+	CHECK(fx_exporter_peers_get(peers, r2, peer, sizeof(peer)) && !strcmp(peer, "192.0.2.2"));
+	CHECK(!fx_exporter_peers_get(peers, r1, peer, sizeof(peer)));
 	FILE *f = fopen(path, "w");
+	fputs(HEADER "192.0.2.2,10,by-address,,\nr1,10,et-0/0/1,TRANSIT,\n", f);
+	fclose(f);
+	CHECK(fx_iface_info_reload(info, &error) == 0);
+	out = fx_family_list_create();
+	CHECK(fx_iface_info_collect(info, &snapshot, out) == 0);
+	CHECK_STR(label_of(find_sample(out, "flow_interface_info", "r2", "10"), "name"), "by-address");
+	fx_family_list_destroy(out);
+	fx_iface_info_set_peers(info, NULL);
+	fx_exporter_peers_destroy(peers);
+
+	/* Reload: a new file applies at the next collect; a broken one is refused and the old names stay. */
+	f = fopen(path, "w");
 	fputs(HEADER "r1,10,renamed,,\n", f);
 	fclose(f);
 	CHECK(fx_iface_info_reload(info, &error) == 0);
