@@ -17,17 +17,13 @@
 #include "fx/config.h"
 #include "fx/consumer.h"
 #include "fx/demo.h"
-#include "fx/exporter_peers.h"
 #include "fx/http_server.h"
-#include "fx/iface_info.h"
 #include "fx/intern.h"
 #include "fx/log.h"
+#include "fx/map_files.h"
 #include "fx/pushgateway.h"
-#include "fx/reload.h"
 #include "fx/rw_encode.h"
 #include "fx/rw_sender.h"
-#include "fx/sampling.h"
-#include "fx/snmp_poller.h"
 #include "fx/store.h"
 
 #define DEMO_LOCAL_ASN 64500
@@ -40,11 +36,7 @@ struct exporter {
 	struct fx_asn_names *names;
 	struct fx_intern *hostnames;
 	struct fx_store *store;
-	struct fx_sampling *sampling;
-	struct fx_iface_info *interfaces;
-	struct fx_reload *reload;
-	struct fx_snmp_poller *snmp;
-	struct fx_exporter_peers *peers; /* hostname -> peer_ip_src, with --interface-names or --snmp */
+	struct fx_map_files *maps; /* sampling rates, interface names, their reload */
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -102,103 +94,6 @@ static int start_asn_names(struct exporter *exporter)
 	return exporter->names ? 0 : -1;
 }
 
-/* Prints why a map file given on the command line was refused. Returns 2, the exit code. */
-static int map_file_error(const char *flag, const char *path, const struct fx_parse_error *error)
-{
-	if (error->line)
-		fprintf(stderr, "flow-exporter: invalid --%s %s: line %zu: %s\n", flag, path, error->line,
-			error->message);
-	else
-		fprintf(stderr, "flow-exporter: invalid --%s: %s\n", flag, error->message);
-	return 2;
-}
-
-static void want_snmp(void *opaque, const char *const *hostnames, size_t n)
-{
-	fx_snmp_poller_want(opaque, hostnames, n);
-}
-
-/* SNMP interface names (--snmp): the secrets and the address map are read now; a bad one is exit code 2. */
-static int start_snmp(struct exporter *exporter)
-{
-	const struct fx_config *config = &exporter->config;
-	struct fx_parse_error error = {0};
-	if (!config->snmp)
-		return 0;
-	if (config->snmp_refresh_ms <= 0) {
-		fprintf(stderr, "flow-exporter: invalid value for --snmp-refresh: above 0\n");
-		return 2;
-	}
-	struct fx_snmp_poller_config snmp = {
-	    .auth = {.version = config->snmp_version,
-		     .user = config->snmp_user,
-		     .auth_protocol = config->snmp_auth_protocol,
-		     .priv_protocol = config->snmp_priv_protocol,
-		     .timeout_ms = config->snmp_timeout_ms,
-		     .retries = (int)config->snmp_retries},
-	    .community_file = config->snmp_community_file,
-	    .auth_passphrase_file = config->snmp_auth_passphrase_file,
-	    .priv_passphrase_file = config->snmp_priv_passphrase_file,
-	    .addresses_file = config->snmp_addresses,
-	    .cache_file = config->snmp_cache,
-	    .refresh_ms = config->snmp_refresh_ms,
-	    .retry_ms = config->snmp_refresh_ms < 30000 ? config->snmp_refresh_ms : 30000,
-	    .info = exporter->interfaces,
-	    .peers = exporter->peers,
-	};
-	if (!(exporter->snmp = fx_snmp_poller_create(&snmp, &error))) {
-		if (error.line)
-			fprintf(stderr, "flow-exporter: invalid SNMP settings: line %zu: %s\n", error.line,
-				error.message);
-		else
-			fprintf(stderr, "flow-exporter: invalid SNMP settings: %s\n", error.message);
-		return 2;
-	}
-	fx_iface_info_set_listener(exporter->interfaces, want_snmp, exporter->snmp);
-	char what[4096];
-	snprintf(what, sizeof(what), "--snmp-addresses %s", config->snmp_addresses);
-	if (config->snmp_addresses[0] &&
-	    fx_reload_add(exporter->reload, what, fx_snmp_poller_reload, exporter->snmp))
-		return 1;
-	return 0;
-}
-
-/* The operator's map files, read before anything starts: a bad one stops startup (exit code 2). */
-static int start_maps(struct exporter *exporter)
-{
-	const struct fx_config *config = &exporter->config;
-	struct fx_parse_error error = {0};
-	struct fx_sampling_config sampling = {(uint32_t)config->sampling_rate, config->sampling_rates,
-					      config->workers};
-	if (!(exporter->sampling = fx_sampling_create(&sampling, &error)))
-		return map_file_error("sampling-rates", config->sampling_rates, &error);
-	if (!(exporter->interfaces = fx_iface_info_create(config->interface_names, &error)))
-		return map_file_error("interface-names", config->interface_names, &error);
-	if ((config->interface_names[0] || config->snmp) &&
-	    !(exporter->peers = fx_exporter_peers_create(MAX_HOSTNAMES)))
-		return 1;
-	fx_iface_info_set_peers(exporter->interfaces, exporter->peers);
-	/* SIGHUP and POST /-/reload re-read the files given. */
-	char what[4096];
-	if (!(exporter->reload = fx_reload_create()))
-		return 1;
-	snprintf(what, sizeof(what), "--sampling-rates %s", config->sampling_rates);
-	if (config->sampling_rates[0] &&
-	    fx_reload_add(exporter->reload, what, fx_sampling_reload, exporter->sampling))
-		return 1;
-	snprintf(what, sizeof(what), "--interface-names %s", config->interface_names);
-	if (config->interface_names[0] &&
-	    fx_reload_add(exporter->reload, what, fx_iface_info_reload, exporter->interfaces))
-		return 1;
-	return start_snmp(exporter);
-}
-
-static int reload_files(void *opaque, char *message, size_t size)
-{
-	const struct exporter *exporter = opaque;
-	return fx_reload_all(exporter->reload, "POST /-/reload", message, size);
-}
-
 static int start_demo(struct exporter *exporter)
 {
 	struct fx_config *config = &exporter->config;
@@ -243,8 +138,8 @@ static int start_consumer(struct exporter *exporter)
 				.max_record_bytes = config->max_record_bytes,
 				.hostnames = exporter->hostnames,
 				.store = exporter->store,
-				.sampling = exporter->sampling,
-				.peers = exporter->peers,
+				.sampling = fx_map_files_sampling(exporter->maps),
+				.peers = fx_map_files_peers(exporter->maps),
 			},
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
@@ -387,7 +282,7 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 		int sig = sigtimedwait(signals, NULL, &tick);
 		if (sig == SIGHUP) {
 			char message[2048];
-			fx_reload_all(exporter->reload, "SIGHUP", message, sizeof(message));
+			fx_map_files_reload(exporter->maps, "SIGHUP", message, sizeof(message));
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
@@ -440,7 +335,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((rc = start_maps(&exporter))) {
+	if (!(exporter.maps = fx_map_files_create(config, &rc))) {
 		status = rc;
 		goto out;
 	}
@@ -470,16 +365,13 @@ int main(int argc, char **argv)
 	    fx_store_add_collector(exporter.store, fx_consumer_collect, exporter.consumer) ||
 	    fx_store_add_collector(exporter.store, fx_store_collect, exporter.store) ||
 	    fx_store_add_collector(exporter.store, fx_asn_names_collect, exporter.names) ||
-	    fx_store_add_collector(exporter.store, fx_sampling_collect, exporter.sampling) ||
-	    fx_store_add_snapshot_collector(exporter.store, fx_iface_info_collect, exporter.interfaces) ||
-	    fx_store_add_collector(exporter.store, fx_reload_collect, exporter.reload) ||
-	    (exporter.snmp && fx_store_add_collector(exporter.store, fx_snmp_poller_collect, exporter.snmp)))
+	    fx_map_files_register(exporter.maps, exporter.store))
 		goto out;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, &exporter};
 	exporter.http = fx_http_server_create(config->addr, &hooks);
 	if (!exporter.http)
 		goto out;
-	fx_http_server_set_reload(exporter.http, reload_files, &exporter);
+	fx_http_server_set_reload(exporter.http, fx_map_files_reload_http, exporter.maps);
 	if (fx_store_add_collector(exporter.store, fx_http_server_collect, exporter.http))
 		goto out;
 	if ((rc = start_pushers(&exporter))) {
@@ -509,11 +401,7 @@ out:
 	/* Last of the snapshot takers gone: the collectors' owners can go. */
 	fx_consumer_destroy(exporter.consumer);
 	fx_store_destroy(exporter.store);
-	fx_sampling_destroy(exporter.sampling);
-	fx_snmp_poller_destroy(exporter.snmp);
-	fx_iface_info_destroy(exporter.interfaces);
-	fx_exporter_peers_destroy(exporter.peers);
-	fx_reload_destroy(exporter.reload);
+	fx_map_files_destroy(exporter.maps);
 	fx_intern_destroy(exporter.hostnames);
 	fx_asn_names_destroy(exporter.names);
 	fx_demo_destroy(exporter.demo);
