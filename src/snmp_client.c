@@ -124,11 +124,20 @@ static void *open_session(const struct fx_snmp_auth *auth, const char *agent, ch
 	return handle;
 }
 
+/* The row of ifindex. Rows are created by the ifName walk, which returns them in OID order, that is by
+ * increasing ifindex: bisection. */
 static struct fx_snmp_interface *row_of(struct fx_snmp_interfaces *out, uint32_t ifindex)
 {
-	for (size_t i = 0; i < out->n; i++)
-		if (out->rows[i].ifindex == ifindex)
-			return &out->rows[i];
+	size_t low = 0, high = out->n;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (out->rows[mid].ifindex == ifindex)
+			return &out->rows[mid];
+		if (out->rows[mid].ifindex < ifindex)
+			low = mid + 1;
+		else
+			high = mid;
+	}
 	return NULL;
 }
 
@@ -153,8 +162,11 @@ static int store_value(struct fx_snmp_interfaces *out, enum column column, uint3
 {
 	struct fx_snmp_interface *row = row_of(out, ifindex);
 	if (!row) {
-		if (column != COLUMN_NAME || out->n == max_rows)
-			return 0; /* a row without a name, or past the bound: left out */
+		/* A row without a name, past the bound, or out of order (an agent breaking OID order): left
+		 * out. */
+		if (column != COLUMN_NAME || out->n == max_rows ||
+		    (out->n && out->rows[out->n - 1].ifindex > ifindex))
+			return 0;
 		row = &out->rows[out->n++];
 		*row = (struct fx_snmp_interface){.ifindex = ifindex};
 	}
