@@ -333,7 +333,14 @@ static void *run(void *opaque)
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD, 1);
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_PERSIST_STATE, 1);
+	/* Numeric OIDs only: no MIB is read, so none can be missing (Debian ships net-snmp without the IETF
+	 * MIBs, and loading them otherwise prints hundreds of lines at startup). */
+	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_ERRORS, 0);
+	netsnmp_ds_set_int(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_WARNINGS, 0);
+	netsnmp_set_mib_directory("");
+	/* A handler that drops everything: with none at all, net-snmp falls back to stderr. */
 	snmp_disable_log();
+	netsnmp_register_loghandler(NETSNMP_LOGHANDLER_NONE, LOG_EMERG);
 	init_snmp("flow-exporter");
 	pthread_mutex_lock(&poller->lock);
 	while (!poller->stop) {
