@@ -24,6 +24,22 @@ rc=0
 ((rc == 2)) || fail "a broken --interface-names file at startup: exit $rc, want 2"
 grep -q -- '--interface-names .*broken.csv: line 2: ifindex "one"' "$TEST_TMP/startup.log" ||
 	fail "the startup error does not name the flag and the line: $(cat "$TEST_TMP/startup.log")"
+# The other map files and values of this issue, the same way: exit code 2 and the flag (and line) named.
+printf 'exporter,rate\nrouter1.example.net,1000\nrouter2.example.net,0\n' >"$TEST_TMP/rates.csv"
+startup_refused() { # PATTERN FLAGS...
+	local pattern=$1 rc=0
+	shift
+	"$FX_BIN" --brokers=127.0.0.1:9 --asn-names="$SET/asn.txt" "$@" >"$TEST_TMP/startup.log" 2>&1 || rc=$?
+	((rc == 2)) || fail "$*: exit $rc, want 2"
+	grep -q -- "$pattern" "$TEST_TMP/startup.log" || fail "$*: the error does not say '$pattern': $(cat "$TEST_TMP/startup.log")"
+}
+startup_refused '--sampling-rates .*rates.csv: line 3: rate "0"' --sampling-rates="$TEST_TMP/rates.csv"
+startup_refused '--sampling-rate: expected a whole number' --sampling-rate=1.5
+startup_refused 'needs --snmp-community-file' --snmp
+startup_refused '--snmp-community-file: cannot open' --snmp --snmp-community-file="$TEST_TMP/missing"
+startup_refused '--snmp-addresses .*: the first line must be the header' --snmp \
+	--snmp-community-file="$TEST_TMP/broken.csv" --snmp-addresses="$TEST_TMP/rates.csv"
+startup_refused '--snmp-auth-protocol: unknown authentication protocol' --snmp-auth-protocol=SHA1
 
 start_mock --topic flows:2
 PORT=$(free_port)
