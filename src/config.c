@@ -19,6 +19,7 @@
 #include "fx/http_server.h"
 #include "fx/log.h"
 #include "fx/series.h"
+#include "fx/snmp_client.h"
 #include "fx/strlist.h"
 
 #define ERR_SIZE 256
@@ -676,6 +677,51 @@ COUNT0_FIELD(parse_demo_ases, demo_ases, 10000000)
 COUNT0_FIELD(parse_top_n, top_n, 10000000)
 DURATION_FIELD(parse_top_n_window, top_n_window_ms, 1000, ANY_MS, "at least 1s")
 STRING_FIELD(parse_sampling_rates, sampling_rates)
+STRING_FIELD(parse_interface_names, interface_names)
+BOOL_FIELD(parse_snmp, snmp)
+STRING_FIELD(parse_snmp_community_file, snmp_community_file)
+STRING_FIELD(parse_snmp_user, snmp_user)
+STRING_FIELD(parse_snmp_auth_passphrase_file, snmp_auth_passphrase_file)
+STRING_FIELD(parse_snmp_priv_passphrase_file, snmp_priv_passphrase_file)
+STRING_FIELD(parse_snmp_addresses, snmp_addresses)
+STRING_FIELD(parse_snmp_cache, snmp_cache)
+DURATION_FIELD(parse_snmp_timeout, snmp_timeout_ms, 1, ANY_MS, MORE_THAN_0)
+DURATION_FIELD(parse_snmp_refresh, snmp_refresh_ms, 1, ANY_MS, MORE_THAN_0)
+
+static int parse_snmp_version(struct fx_config *config, const char *value, char *why)
+{
+	if (!strcmp(value, "2c") || !strcmp(value, "3")) {
+		config->snmp_version = value[0] - '0';
+		return 0;
+	}
+	return fail(why, "expected 2c or 3");
+}
+
+static int parse_snmp_retries(struct fx_config *config, const char *value, char *why)
+{
+	if (parse_u64(value, 10, &config->snmp_retries))
+		return fail(why, "expected a whole number from 0 to 10");
+	return 0;
+}
+
+static int parse_snmp_protocol(char **field, struct fx_config *config, const char *value, bool priv,
+			       char *why)
+{
+	char reason[ERR_SIZE];
+	if (fx_snmp_check_protocols(priv ? "SHA" : value, priv ? value : "AES", reason, sizeof(reason)))
+		return fail(why, "%s", reason);
+	return set_string(config, field, value, why);
+}
+
+static int parse_snmp_auth_protocol(struct fx_config *config, const char *value, char *why)
+{
+	return parse_snmp_protocol(&config->snmp_auth_protocol, config, value, false, why);
+}
+
+static int parse_snmp_priv_protocol(struct fx_config *config, const char *value, char *why)
+{
+	return parse_snmp_protocol(&config->snmp_priv_protocol, config, value, true, why);
+}
 
 static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
 {
@@ -779,6 +825,36 @@ static const struct flag flags[] = {
      "CSV file \"exporter,rate\" (exporter = hostname label or peer_ip_src): that rate "
      "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
      parse_sampling_rates, false, false},
+	{"interface-names", "", "CSV file \"exporter,ifindex,name,description,speed\": flow_interface_info and "
+				"flow_interface_speed_bps for the interfaces the flows use; re-read on SIGHUP and "
+				"POST /-/reload",
+	 parse_interface_names, false, false},
+	{"snmp", "false", "Name the interfaces the flows use by SNMP (ifName, ifAlias, ifHighSpeed), polled in the "
+			  "background; --interface-names wins for the interfaces it names",
+	 parse_snmp, true, false},
+	{"snmp-version", "2c", "SNMP version: 2c or 3", parse_snmp_version, false, false},
+	{"snmp-community-file", "", "File holding the SNMP v2c community", parse_snmp_community_file, false,
+	 false},
+	{"snmp-user", "", "SNMP v3 user (USM security name)", parse_snmp_user, false, false},
+	{"snmp-auth-protocol", "SHA", "SNMP v3 authentication: MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512",
+	 parse_snmp_auth_protocol, false, false},
+	{"snmp-auth-passphrase-file", "", "File holding the SNMP v3 authentication passphrase (none: "
+					  "noAuthNoPriv)",
+	 parse_snmp_auth_passphrase_file, false, false},
+	{"snmp-priv-protocol", "AES", "SNMP v3 privacy: DES, AES, AES-192 or AES-256", parse_snmp_priv_protocol,
+	 false, false},
+	{"snmp-priv-passphrase-file", "", "File holding the SNMP v3 privacy passphrase (none: authNoPriv)",
+	 parse_snmp_priv_passphrase_file, false, false},
+	{"snmp-addresses", "", "CSV file \"exporter,address\": the SNMP agent of an exporter (hostname label), "
+			       "e.g. udp:192.0.2.1:161; default: the hostname when it is an IP address, port 161",
+	 parse_snmp_addresses, false, false},
+	{"snmp-timeout", "2s", "Bound on one SNMP request", parse_snmp_timeout, false, false},
+	{"snmp-retries", "1", "SNMP retries after a timeout", parse_snmp_retries, false, false},
+	{"snmp-refresh", "1h", "How often each exporter's interfaces are polled again", parse_snmp_refresh, false,
+	 false},
+	{"snmp-cache", "/var/lib/flow-exporter/snmp-interfaces.csv", "Where the last SNMP names are kept (the "
+								      "--interface-names format) for restarts",
+	 parse_snmp_cache, false, false},
     /* AS names */
     {"asn-names", FX_DEFAULT_ASN_NAMES_URL,
      "AS names: a file or an http(s) URL in cidr-report's asn.txt "

@@ -146,6 +146,9 @@ struct fx_http_server {
 	pthread_cond_t stop_cond;
 	bool stopping;
 
+	int (*reload)(void *opaque, char *message, size_t size); /* POST /-/reload; NULL: 404 */
+	void *reload_opaque;
+
 	pthread_mutex_t stats_lock; /* guards the fields below */
 	uint64_t scrapes[N_ENCODINGS];
 	uint64_t scrape_errors;
@@ -725,6 +728,41 @@ static bool authorized(struct MHD_Connection *connection, struct fx_web_config *
 	return ok;
 }
 
+/* POST /-/reload (reload.h): 200, or 500 with the files that were refused. Any other method is 405. */
+static enum MHD_Result serve_reload(struct fx_http_server *server, struct MHD_Connection *connection,
+				    const char *method, const struct fx_web_config *web)
+{
+	char message[2048];
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+		count_refusal(server, REFUSED_METHOD, 1);
+		struct MHD_Response *response = MHD_create_response_from_buffer(
+		    sizeof("Method Not Allowed: POST only\n") - 1, (void *)"Method Not Allowed: POST only\n",
+		    MHD_RESPMEM_PERSISTENT);
+		if (!response)
+			return MHD_NO;
+		enum MHD_Result result = MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "POST");
+		if (result == MHD_YES)
+			result = add_web_headers(response, web);
+		if (result == MHD_YES)
+			result = MHD_queue_response(connection, MHD_HTTP_METHOD_NOT_ALLOWED, response);
+		MHD_destroy_response(response);
+		return result;
+	}
+	if (server->reload(server->reload_opaque, message, sizeof(message)) == 0)
+		return SEND_TEXT(connection, web, MHD_HTTP_OK, "Reloaded\n");
+	struct MHD_Response *response =
+	    MHD_create_response_from_buffer(strlen(message), message, MHD_RESPMEM_MUST_COPY);
+	if (!response)
+		return MHD_NO;
+	enum MHD_Result result = MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, TEXT_PLAIN);
+	if (result == MHD_YES)
+		result = add_web_headers(response, web);
+	if (result == MHD_YES)
+		result = MHD_queue_response(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, response);
+	MHD_destroy_response(response);
+	return result;
+}
+
 static enum MHD_Result route(struct fx_http_server *server, struct MHD_Connection *connection,
 			     const char *url, const char *method, struct fx_web_config *web)
 {
@@ -739,6 +777,8 @@ static enum MHD_Result route(struct fx_http_server *server, struct MHD_Connectio
 		count_refusal(server, REFUSED_UNAUTHORIZED, 1);
 		return SEND_TEXT(connection, web, MHD_HTTP_UNAUTHORIZED, "Unauthorized\n");
 	}
+	if (strcmp(url, "/-/reload") == 0 && server->reload)
+		return serve_reload(server, connection, method, web);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
 		count_refusal(server, REFUSED_METHOD, 1);
 		return SEND_TEXT(connection, web, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
@@ -1327,6 +1367,13 @@ void fx_http_server_destroy(struct fx_http_server *server)
 	pthread_mutex_destroy(&server->stop_lock);
 	pthread_cond_destroy(&server->stop_cond);
 	free(server);
+}
+
+void fx_http_server_set_reload(struct fx_http_server *server,
+			       int (*fn)(void *opaque, char *message, size_t size), void *opaque)
+{
+	server->reload = fn;
+	server->reload_opaque = opaque;
 }
 
 unsigned fx_http_server_port(const struct fx_http_server *server)

@@ -37,6 +37,12 @@ struct dim_source {
 	bool peer_ip_src;
 };
 
+/* The last (hostname, peer_ip_src) pair noted for a hostname: a record of a known pair costs a hash. */
+struct peer_slot {
+	const char *hostname; /* interned */
+	uint32_t peer_hash;
+};
+
 struct fx_ingest {
 	struct fx_ingest_config config;
 	const struct fx_key_layout *layout; /* NULL when none */
@@ -49,6 +55,7 @@ struct fx_ingest {
 	struct fx_ratelimit invalid_log;
 	int64_t now_ms; /* of the message being counted */
 	struct hostname_slot hostnames[HOSTNAME_CACHE_SLOTS];
+	struct peer_slot peers[HOSTNAME_CACHE_SLOTS];
 	struct fx_rate_map *rates; /* a reference to the --sampling-rates map, NULL when none */
 	uint64_t rates_generation;
 	uint32_t default_rate;
@@ -66,9 +73,10 @@ static int add_key(struct fx_ingest *ingest, size_t *n, const char *name, enum f
 /* The decoder keys the layout's extra dimensions read, and the cache of their strings. Returns 0 or -1. */
 static int set_layout(struct fx_ingest *ingest, const struct fx_key_layout *layout)
 {
-	static const enum fx_key_type key_types[] = {
-	    [FX_DIM_NUMBER] = FX_KEY_NUMBER, [FX_DIM_TEXT] = FX_KEY_STRING,
-	    [FX_DIM_SCALAR] = FX_KEY_SCALAR, [FX_DIM_NET] = FX_KEY_STRING};
+	static const enum fx_key_type key_types[] = {[FX_DIM_NUMBER] = FX_KEY_NUMBER,
+						     [FX_DIM_TEXT] = FX_KEY_STRING,
+						     [FX_DIM_SCALAR] = FX_KEY_SCALAR,
+						     [FX_DIM_NET] = FX_KEY_STRING};
 	size_t n = 0;
 	ingest->layout = layout;
 	ingest->config.label_mask = layout->mask;
@@ -216,6 +224,18 @@ static void log_invalid(struct fx_ingest *ingest, enum fx_record_kind kind, cons
 		len > 200 ? "..." : "", suppressed ? " (more invalid records were not logged)" : "");
 }
 
+/* Notes the exporter address behind a hostname label when this thread has not seen the pair yet. */
+static void note_peer(struct fx_ingest *ingest, const char *hostname, const struct fx_flow *flow)
+{
+	uint32_t hash = hash_bytes(flow->peer_ip_src, flow->peer_ip_src_len);
+	uintptr_t bits = (uintptr_t)hostname;
+	struct peer_slot *slot = &ingest->peers[(bits >> 4 ^ bits >> 12) & (HOSTNAME_CACHE_SLOTS - 1)];
+	if (slot->hostname == hostname && slot->peer_hash == hash)
+		return;
+	fx_exporter_peers_note(ingest->config.peers, hostname, flow->peer_ip_src, flow->peer_ip_src_len);
+	*slot = (struct peer_slot){hostname, hash};
+}
+
 /* The rate this flow is multiplied by, and where it came from (the order of sampling.h). */
 static uint32_t rate_of(const struct fx_ingest *ingest, const struct fx_flow *flow,
 			enum fx_rate_source *source)
@@ -267,8 +287,8 @@ static void add_extras(struct fx_ingest *ingest, const struct fx_flow *flow, str
 	}
 }
 
-static void count_record(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow, const char *record,
-			 size_t len)
+static void count_record(void *opaque, enum fx_record_kind kind, const struct fx_flow *flow,
+			 const char *record, size_t len)
 {
 	struct fx_ingest *ingest = opaque;
 	enum fx_rate_source source = FX_RATE_UNKNOWN;
@@ -299,6 +319,8 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 			return;
 		}
 		key.present |= FX_LABEL_HOSTNAME;
+		if (ingest->config.peers && flow->peer_ip_src && flow->peer_ip_src != flow->hostname)
+			note_peer(ingest, key.hostname, flow);
 	}
 	if (mask & FX_LABEL_SOURCE_AS) {
 		key.as_src = flow->as_src;
@@ -358,4 +380,7 @@ bool fx_ingest_flush(struct fx_ingest *ingest)
 	return fx_series_table_count(ingest->delta) == 0;
 }
 
-const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest) { return &ingest->stats; }
+const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest)
+{
+	return &ingest->stats;
+}

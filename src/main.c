@@ -20,9 +20,9 @@
 #include "fx/http_server.h"
 #include "fx/intern.h"
 #include "fx/log.h"
+#include "fx/map_files.h"
 #include "fx/pushgateway.h"
 #include "fx/rw_sender.h"
-#include "fx/sampling.h"
 #include "fx/store.h"
 #include "fx/web_config.h"
 
@@ -37,7 +37,7 @@ struct exporter {
 	struct fx_intern *hostnames;
 	struct fx_intern *strings; /* the extra dimensions' strings (config.layout.strings) */
 	struct fx_store *store;
-	struct fx_sampling *sampling;
+	struct fx_map_files *maps; /* sampling rates, interface names, their reload */
 	struct fx_consumer *consumer;
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
@@ -100,29 +100,6 @@ static int start_asn_names(struct exporter *exporter)
 	return exporter->names ? 0 : -1;
 }
 
-/* Prints why a map file given on the command line was refused. Returns 2, the exit code. */
-static int map_file_error(const char *flag, const char *path, const struct fx_parse_error *error)
-{
-	if (error->line)
-		fprintf(stderr, "flow-exporter: invalid --%s %s: line %zu: %s\n", flag, path, error->line,
-			error->message);
-	else
-		fprintf(stderr, "flow-exporter: invalid --%s: %s\n", flag, error->message);
-	return 2;
-}
-
-/* The operator's map files, read before anything starts: a bad one stops startup (exit code 2). */
-static int start_maps(struct exporter *exporter)
-{
-	const struct fx_config *config = &exporter->config;
-	struct fx_parse_error error = {0};
-	struct fx_sampling_config sampling = {(uint32_t)config->sampling_rate, config->sampling_rates,
-					      config->workers};
-	if (!(exporter->sampling = fx_sampling_create(&sampling, &error)))
-		return map_file_error("sampling-rates", config->sampling_rates, &error);
-	return 0;
-}
-
 static int start_demo(struct exporter *exporter)
 {
 	struct fx_config *config = &exporter->config;
@@ -170,7 +147,8 @@ static int start_consumer(struct exporter *exporter)
 		    .max_record_bytes = config->max_record_bytes,
 		    .hostnames = exporter->hostnames,
 		    .store = exporter->store,
-		    .sampling = exporter->sampling,
+		    .sampling = fx_map_files_sampling(exporter->maps),
+		    .peers = fx_map_files_peers(exporter->maps),
 		},
 	};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
@@ -202,7 +180,7 @@ static enum fx_rw_protocol rw_protocol(const struct fx_config *config, size_t i)
 {
 	size_t n = config->n_remote_write_protocols;
 	const char *value = n == 0 ? "auto" : config->remote_write_protocols[n == 1 ? 0 : i];
-	return !strcmp(value, "1.0") ? FX_RW_PROTOCOL_1_0
+	return !strcmp(value, "1.0")   ? FX_RW_PROTOCOL_1_0
 	       : !strcmp(value, "2.0") ? FX_RW_PROTOCOL_2_0
 				       : FX_RW_PROTOCOL_AUTO;
 }
@@ -327,12 +305,22 @@ static void stop_pushers(struct exporter *exporter, int64_t deadline)
 		fx_warn("pushgateway: the final push did not get through before the deadline");
 }
 
-/* SIGHUP: every file the exporter can re-read without a restart. A bad file keeps the one in force (each
- * module logs and counts it). */
-static void reload_files(struct exporter *exporter)
+/* SIGHUP and POST /-/reload: every file the exporter can re-read without a restart (the web configuration,
+ * the maps). A bad file keeps the one in force, is logged and counted; its error goes to message. Returns 0
+ * or -1. */
+static int reload_files(struct exporter *exporter, const char *trigger, char *message, size_t size)
 {
-	fx_info("SIGHUP received: reloading");
-	fx_http_server_reload(exporter->http);
+	fx_info("%s: reloading", trigger);
+	int web = fx_http_server_reload(exporter->http);
+	int maps = fx_map_files_reload(exporter->maps, trigger, message, size);
+	if (web && !maps)
+		snprintf(message, size, "--web.config.file: refused (the log says why)\n");
+	return web || maps ? -1 : 0;
+}
+
+static int reload_http(void *opaque, char *message, size_t size)
+{
+	return reload_files(opaque, "POST /-/reload", message, size);
 }
 
 /* The HTTP server with the web configuration file read first: a bad file is a configuration error (exit
@@ -369,12 +357,15 @@ static void wait_for_signal(struct exporter *exporter, const sigset_t *signals)
 	struct timespec tick = {0, TICK_MS * 1000000L};
 	for (;;) {
 		int sig = sigtimedwait(signals, NULL, &tick);
+		if (sig == SIGHUP) {
+			char message[2048];
+			reload_files(exporter, "SIGHUP received", message, sizeof(message));
+			continue;
+		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			fx_info("%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			return;
 		}
-		if (sig == SIGHUP)
-			reload_files(exporter);
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			return;
 		fx_store_tick(exporter->store);
@@ -442,12 +433,14 @@ static int start_http_server(struct exporter *exporter)
 	if (fx_store_add_collector(store, collect_build_info, exporter) ||
 	    fx_store_add_collector(store, fx_consumer_collect, exporter->consumer) ||
 	    fx_store_add_collector(store, fx_store_collect, store) ||
-	    fx_store_add_collector(store, fx_asn_names_collect, exporter->names))
+	    fx_store_add_collector(store, fx_asn_names_collect, exporter->names) ||
+	    fx_map_files_register(exporter->maps, store))
 		return 1;
 	struct fx_http_hooks hooks = {take_snapshot, is_ready, exporter};
 	int status = 1;
 	if (start_http(exporter, &hooks, &status))
 		return status;
+	fx_http_server_set_reload(exporter->http, reload_http, exporter);
 	if (fx_store_add_collector(store, fx_http_server_collect, exporter->http))
 		return 1;
 	return 0;
@@ -458,7 +451,7 @@ static int start(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
 	int rc;
-	if ((rc = start_maps(exporter)))
+	if (!(exporter->maps = fx_map_files_create(config, &rc)))
 		return rc;
 	if (!config->brokers[0] && start_demo(exporter))
 		return 1;
@@ -498,6 +491,7 @@ static void stop(struct exporter *exporter, bool final_push)
 	/* Last of the snapshot takers gone: the collectors' owners can go. */
 	fx_consumer_destroy(exporter->consumer);
 	fx_store_destroy(exporter->store);
+	fx_map_files_destroy(exporter->maps);
 	fx_intern_destroy(exporter->hostnames);
 	fx_intern_destroy(exporter->strings);
 	fx_asn_names_destroy(exporter->names);

@@ -46,6 +46,7 @@ struct worker_slot {
 
 struct collector {
 	fx_collect_fn collect;
+	fx_snapshot_collect_fn with_snapshot; /* instead of collect, when set */
 	void *opaque;
 };
 
@@ -166,7 +167,15 @@ int fx_store_add_collector(struct fx_store *store, fx_collect_fn collect, void *
 {
 	if (store->n_collectors == MAX_COLLECTORS)
 		return -1;
-	store->collectors[store->n_collectors++] = (struct collector){collect, opaque};
+	store->collectors[store->n_collectors++] = (struct collector){collect, NULL, opaque};
+	return 0;
+}
+
+int fx_store_add_snapshot_collector(struct fx_store *store, fx_snapshot_collect_fn collect, void *opaque)
+{
+	if (store->n_collectors == MAX_COLLECTORS)
+		return -1;
+	store->collectors[store->n_collectors++] = (struct collector){NULL, collect, opaque};
 	return 0;
 }
 
@@ -489,9 +498,12 @@ static int add_self_metrics(struct fx_store *store, struct fx_snapshot *snapshot
 {
 	if (store->config.acquire_names)
 		snapshot->names = store->config.acquire_names(store->config.names_opaque);
-	for (size_t i = 0; i < store->n_collectors; i++)
-		if (store->collectors[i].collect(store->collectors[i].opaque, snapshot->self))
+	for (size_t i = 0; i < store->n_collectors; i++) {
+		const struct collector *c = &store->collectors[i];
+		if (c->with_snapshot ? c->with_snapshot(c->opaque, snapshot, snapshot->self)
+				     : c->collect(c->opaque, snapshot->self))
 			return -1;
+	}
 	return 0;
 }
 

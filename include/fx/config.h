@@ -51,6 +51,22 @@ struct fx_config {
 	/* sampling (sampling.h) */
 	uint64_t sampling_rate; /* 0: none */
 	char *sampling_rates;	/* file; "" for none */
+	/* interface names (iface_info.h) */
+	char *interface_names; /* file; "" for none */
+	/* SNMP interface names (snmp_poller.h) */
+	bool snmp;
+	int snmp_version; /* 2 (v2c) or 3 */
+	char *snmp_community_file;
+	char *snmp_user;
+	char *snmp_auth_protocol;
+	char *snmp_auth_passphrase_file;
+	char *snmp_priv_protocol;
+	char *snmp_priv_passphrase_file;
+	char *snmp_addresses;
+	int64_t snmp_timeout_ms;
+	uint64_t snmp_retries;
+	int64_t snmp_refresh_ms;
+	char *snmp_cache;
 	/* AS names */
 	char *asn_names;
 	char *asn_names_cache;

@@ -73,6 +73,11 @@ void fx_http_server_destroy(struct fx_http_server *server);
 /* The bound port (useful when the address asked for port 0). */
 unsigned fx_http_server_port(const struct fx_http_server *server);
 
+/* Serves POST /-/reload with fn: 0 is answered 200, -1 500 with the message fn wrote. Without it the
+ * path is 404. Call before requests arrive (right after create). */
+void fx_http_server_set_reload(struct fx_http_server *server,
+			       int (*fn)(void *opaque, char *message, size_t size), void *opaque);
+
 /* Self-metrics: flow_exporter_scrapes_total{encoding}, flow_exporter_scrape_duration_seconds (last),
  * flow_exporter_http_connections, flow_exporter_http_refused_total{reason},
  * flow_exporter_web_config_reloads_total{result}, flow_exporter_web_config_last_reload_successful ... */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "fx/classify.h"
+#include "fx/exporter_peers.h"
 #include "fx/flow_decode.h"
 #include "fx/intern.h"
 #include "fx/sampling.h"
@@ -30,6 +31,9 @@ struct fx_ingest_config {
 	/* Borrowed; where sampling rates come from (sampling.h). NULL: records are multiplied by their own
 	 * sampling_rate only, and the rate sources are not published. */
 	struct fx_sampling *sampling;
+	/* Borrowed; where the exporter address behind each hostname label is noted (for interface names).
+	 * NULL: not noted. */
+	struct fx_exporter_peers *peers;
 };
 
 /* What one ingest step has seen since it was created. */

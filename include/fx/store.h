@@ -43,6 +43,12 @@ void fx_store_destroy(struct fx_store *store);
 /* Adds a collector of self-metrics, called in order on every snapshot. Call before threads start. */
 int fx_store_add_collector(struct fx_store *store, fx_collect_fn collect, void *opaque);
 
+/* A collector that also reads the snapshot's series (the interfaces they use, for instance): called, in
+ * the same order as the others, once the series are in place. Call before threads start. */
+typedef int (*fx_snapshot_collect_fn)(void *opaque, const struct fx_snapshot *snapshot,
+				      struct fx_family_list *out);
+int fx_store_add_snapshot_collector(struct fx_store *store, fx_snapshot_collect_fn collect, void *opaque);
+
 /* @locality consumer thread `worker` only.
  * Hands `delta` over when the worker's slot is free and returns an empty table to count into next;
  * when the previous hand-over has not been merged yet, returns `delta` itself, to keep counting into. */

@@ -1,13 +1,15 @@
 /* bench_decode: one-core microbenchmarks of the ingest path without Kafka.
  *
  *   bench_decode [--records N] [--repeat K] [--hosts H --asns A --ifaces I] [--per-message R]
- *                [--only scanner|jansson|counter]
+ *                [--only scanner|jansson|counter] [--sampling-rates FILE]
  *
  * Generates N distinct pmacct records (bench_gen.h), then times, on this thread's CPU clock, K passes of:
  *   scanner  fx_decode_record (the zero-allocation fast path, src/flow_decode.c) over every record;
  *   jansson  fx_decode_record_jansson (the reference, src/flow_decode_ref.c) over every record;
  *   counter  fx_ingest_message over messages of R records (decode + classify + count into the delta
  *            table, flushing to a store every 100,000 records as the consumer does every 100 ms).
+ * With --sampling-rates, the counter pass renormalizes through that rates file (sampling.h) and
+ * --sampling-rate 10, so that every record pays the file lookup as well as the multiplication.
  * Prints one line per pass and a summary "DECODE scanner_us=... jansson_us=... ratio=... counter_us=..."
  * with the median per record. Exits 1 if the two decoders disagree on any record's kind. */
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include "fx/flow_decode.h"
 #include "fx/ingest.h"
 #include "fx/intern.h"
+#include "fx/sampling.h"
 #include "fx/store.h"
 
 static double thread_cpu_s(void)
@@ -57,7 +60,7 @@ int main(int argc, char **argv)
 {
 	size_t n_records = 200000, repeat = 5, per_message = 1;
 	uint32_t hosts = 10, asns = 500, ifaces = 10;
-	const char *only = NULL;
+	const char *only = NULL, *rates_file = NULL;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--records"))
 			n_records = arg(argv[i], argv[i + 1]);
@@ -73,6 +76,8 @@ int main(int argc, char **argv)
 			per_message = arg(argv[i], argv[i + 1]);
 		else if (!strcmp(argv[i], "--only"))
 			only = argv[i + 1];
+		else if (!strcmp(argv[i], "--sampling-rates"))
+			rates_file = argv[i + 1];
 		else {
 			fprintf(stderr, "bench_decode: unknown option %s\n", argv[i]);
 			return 2;
@@ -105,6 +110,16 @@ int main(int argc, char **argv)
 						 .hostnames = hostnames,
 						 .store = store,
 						 .worker = 0};
+	struct fx_sampling *sampling = NULL;
+	if (rates_file) {
+		struct fx_parse_error error = {0};
+		struct fx_sampling_config sampling_config = {10, rates_file, 1};
+		if (!(sampling = fx_sampling_create(&sampling_config, &error))) {
+			fprintf(stderr, "bench_decode: %s: line %zu: %s\n", rates_file, error.line, error.message);
+			return 2;
+		}
+		ingest_config.sampling = sampling;
+	}
 	struct fx_ingest *ingest = fx_ingest_create(&ingest_config);
 	if (!decoder || !hostnames || !store || !ingest)
 		return 1;
@@ -173,6 +188,7 @@ int main(int argc, char **argv)
 	       n_records, (unsigned long long)gen.series, s, j, s > 0 ? j / s : 0, c);
 	fx_ingest_flush(ingest);
 	fx_ingest_destroy(ingest);
+	fx_sampling_destroy(sampling);
 	fx_store_destroy(store);
 	fx_intern_destroy(hostnames);
 	fx_decoder_destroy(decoder);

@@ -83,10 +83,13 @@ prometheus --config.file="$TEST_TMP/prometheus.yml" --storage.tsdb.path="$TEST_T
 STARTED_PIDS+=("$!")
 wait_until 30 "Prometheus to be ready" curl -fsS -m 2 "http://127.0.0.1:$PROM_PORT/-/ready"
 
-start_exporter exporter_a "$A_PORT" --asn-names="$NAMES" --push-interval=1s \
+# Interface names for the demo's routers, some interfaces left unnamed: the interface panels show names by
+# the flow_interface_info join and fall back to the ifIndex for the others.
+IFACES="$FX_SOURCE/deploy/demo/interfaces.csv"
+start_exporter exporter_a "$A_PORT" --asn-names="$NAMES" --interface-names="$IFACES" --push-interval=1s \
 	--remote-write-url="http://127.0.0.1:$PROM_PORT/api/v1/write" \
 	--remote-write-url="http://127.0.0.1:$REFUSING_PORT/api/v1/write" --external-label=job=flow-exporter-push
-start_exporter exporter_b "$B_PORT" --asn-names="$NAMES" --max-series=20
+start_exporter exporter_b "$B_PORT" --asn-names="$NAMES" --interface-names="$IFACES" --max-series=20
 
 # Every dashboard and rule expression, on the scraped job and on the remote-written one.
 "$PYTHON" "$PROMQL_PY" evaluate --prometheus "http://127.0.0.1:$PROM_PORT" --dashboard "$DASHBOARD" \
@@ -102,6 +105,33 @@ start_exporter exporter_b "$B_PORT" --asn-names="$NAMES" --max-series=20
 }
 cat "$TEST_TMP/evaluate.log" >&2
 log "every dashboard and rule expression returns data from the scraped exporters"
+
+# The interface panels name the interfaces: named ones carry the file's name, unnamed ones stay, by ifIndex.
+interface_names() {
+	"$PYTHON" - "$FX_LIB_DIR" "$DASHBOARD" "http://127.0.0.1:$PROM_PORT" "$IFACES" <<'PY'
+import csv, json, sys
+sys.path.insert(0, sys.argv[1])
+import deploy_promql as d
+dashboard, base = json.load(open(sys.argv[2])), sys.argv[3]
+names = {(r["exporter"], r["ifindex"]): r["name"] for r in csv.DictReader(open(sys.argv[4]))}
+values = {"job": "flow-exporter", "datasource": "prometheus", "router": ".*", "iface_in": ".*", "iface_out": ".*"}
+for panel in d.all_panels(dashboard):
+    for target in panel.get("targets", []):
+        if "{{name}}" not in target.get("legendFormat", ""):
+            continue
+        iface = "iface_in" if "{{iface_in}} {{name}}" in target["legendFormat"] else "iface_out"
+        _, result = d.run(base, d.substitute(target["expr"], values))
+        named = [r["metric"] for r in result if "name" in r["metric"]]
+        bad = [m for m in named if names.get((m["hostname"], m[iface])) != m["name"]]
+        unnamed = [r["metric"] for r in result if "name" not in r["metric"]]
+        wrong = [m for m in unnamed if (m["hostname"], m[iface]) in names]
+        print(f"{panel['title']!r}: {len(named)} named, {len(unnamed)} by ifIndex, wrong {bad + wrong}")
+        if not named or not unnamed or bad or wrong:
+            sys.exit(1)
+PY
+}
+wait_until 30 "the interface panels to show the file's names" interface_names
+log "interface panels: $(interface_names | tr '\n' ' ')"
 
 # Pushed data has no `up` (the exporter is not scraped under that job): that panel may be empty there.
 "$PYTHON" - "$DASHBOARD" "$TEST_TMP/dashboard-push.json" <<'EOF'

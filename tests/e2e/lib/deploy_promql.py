@@ -121,6 +121,10 @@ def check_dashboard(path):
         ("top destination ASes with names", r"topk\(\d+, sum by \(destination_as, destination_as_name\)"),
         ("traffic per input interface", r"sum by \([^)]*\biface_in\b[^)]*\) \(rate\(flow_receive_bytes_total"),
         ("traffic per output interface", r"sum by \([^)]*\biface_out\b[^)]*\) \(rate\(flow_transmit_bytes_total"),
+        ("input interfaces by name", r"on \(hostname, iface_in\) group_left \(name[^)]*\) max by \([^)]*\) "
+         r"\(label_replace\(flow_interface_info\{[^}]*\}, \"iface_in\", \"\$1\", \"ifindex\""),
+        ("output interfaces by name", r"on \(hostname, iface_out\) group_left \(name[^)]*\) max by \([^)]*\) "
+         r"\(label_replace\(flow_interface_info\{[^}]*\}, \"iface_out\", \"\$1\", \"ifindex\""),
         ("packets", r"flow_receive_packets_total", r"flow_transmit_packets_total"),
         ("consumer lag", r"flow_exporter_kafka_consumer_lag"),
         ("invalid records", r"flow_exporter_records_invalid_total"),
@@ -162,6 +166,8 @@ def regex_literal(value):
 def substitute(text, values):
     def replace(match):
         name = match.group("braced") or match.group("plain") or match.group("square")
+        if name.isdigit():
+            return match.group(0)  # label_replace's "$1": Grafana leaves what names no variable as it is
         if name in BUILTINS:
             return BUILTINS[name]
         if name in values:
