@@ -117,7 +117,7 @@ void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests)
 }
 
 /* 429 counts as 4xx (it is still retried); an unexpected 1xx or 3xx final status counts as 4xx too. */
-void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_result *result)
+void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_result *result, bool delivered)
 {
 	enum status_class class = CLASS_4XX;
 	if (result->status == 0)
@@ -129,7 +129,7 @@ void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_resu
 	pthread_mutex_lock(&stats->lock);
 	stats->requests[class]++;
 	stats->last_duration_ms = result->duration_ms;
-	if (class == CLASS_2XX)
+	if (class == CLASS_2XX && delivered)
 		stats->last_success_ms = fx_wall_ms();
 	pthread_mutex_unlock(&stats->lock);
 }

@@ -207,7 +207,7 @@ static void send_request(struct fx_pushgateway *pushgateway, struct fx_http_clie
 		request.read_opaque = &reader;
 	}
 	fx_http_client_send(http, &request, result);
-	fx_push_stats_record(pushgateway->stats, result);
+	fx_push_stats_record(pushgateway->stats, result, true);
 	if (reader.failed)
 		fx_push_stats_encode_failed(pushgateway->stats);
 	fx_expo_text_stream_destroy(reader.text);

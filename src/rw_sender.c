@@ -381,14 +381,15 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	struct fx_http_result result;
 	sender->written = (struct written){0};
 	fx_http_client_send(sender->http, &request, &result);
-	fx_push_stats_record(sender->stats, &result);
 	enum fx_push_outcome outcome = fx_push_outcome_of(&result);
 	const char *url = fx_http_client_display_url(sender->http);
 	sender->has_inflight = false;
 	if (sender->inflight.version == 2 && handle_v2_answer(sender, &result)) {
+		fx_push_stats_record(sender->stats, &result, false);
 		publish_backlog(sender);
 		return FX_PUSH_RETRY; /* re-sent as 1.0 next, without a backoff */
 	}
+	fx_push_stats_record(sender->stats, &result, true);
 	if (outcome == FX_PUSH_OK) {
 		uint64_t delivered = sender->inflight.version == 2
 					 ? check_written(sender, &sender->inflight.request)

@@ -6,6 +6,7 @@
 #ifndef FX_PUSH_STATS_H
 #define FX_PUSH_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,9 +38,10 @@ struct fx_push_stats *fx_push_stats_create(const char *url);
 void fx_push_stats_destroy(struct fx_push_stats *stats);
 /* Replaces the url label. Returns 0 or -1 (memory). */
 __attribute__((warn_unused_result)) int fx_push_stats_set_url(struct fx_push_stats *stats, const char *url);
-/* Counts one request by its status class (429, and an unexpected 1xx or 3xx, count as 4xx), its duration,
- * and the time of a 2xx. */
-void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_result *result);
+/* Counts one request by its status class (429, and an unexpected 1xx or 3xx, count as 4xx) and its
+ * duration; a 2xx that delivered (delivered: not a remote-write 2.0 probe answered by a 1.0 receiver, whose
+ * data is sent again as 1.0) is the time of the last success. */
+void fx_push_stats_record(struct fx_push_stats *stats, const struct fx_http_result *result, bool delivered);
 void fx_push_stats_add(struct fx_push_stats *stats, uint64_t samples, uint64_t retries, uint64_t dropped_4xx,
 		       uint64_t dropped_backlog);
 void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests);
