@@ -682,6 +682,8 @@ COUNT0_FIELD(parse_demo_ases, demo_ases, 10000000)
 COUNT0_FIELD(parse_top_n, top_n, 10000000)
 DURATION_FIELD(parse_top_n_window, top_n_window_ms, 1000, ANY_MS, "at least 1s")
 STRING_FIELD(parse_sampling_rates, sampling_rates)
+STRING_FIELD(parse_state_dir, state_dir)
+DURATION_FIELD(parse_checkpoint_interval, checkpoint_interval_ms, 10, ANY_MS, "at least 10ms")
 
 static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
 {
@@ -836,6 +838,14 @@ static const struct flag flags[] = {
      false, false},
     {"pushgateway-delete-on-shutdown", "false", "Delete the Pushgateway group on shutdown",
      parse_pushgateway_delete, true, false},
+    /* durable state (issue 12) */
+    {"state-dir", "",
+     "Directory for the checkpoints of the counters and of the offsets they cover, so that a restart "
+     "resumes exactly (created 0700; the package sets /var/lib/flow-exporter). Empty: counters start at zero",
+     parse_state_dir, false, false},
+    {"checkpoint-interval", "1s",
+     "How often the counters are checkpointed to --state-dir; /metrics and pushes show the last checkpoint",
+     parse_checkpoint_interval, false, false},
     /* process */
     {"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
     {"demo-ases", "0",
