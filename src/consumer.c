@@ -942,9 +942,46 @@ static rd_kafka_topic_partition_list_t *assigned_part(rd_kafka_t *rk, const stru
 	return mine;
 }
 
+/* Whether the group already has every offset of `offsets` that no handle of ours is assigned (0), or some
+ * is behind ours (-1: those counts are not the group's, so they must not be exposed yet). */
+static int unowned_committed(struct fx_consumer *consumer, const struct fx_partition_offset *offsets, size_t n)
+{
+	struct fx_partition_offset *theirs = malloc((n ? n : 1) * sizeof(*theirs));
+	if (!theirs)
+		return -1;
+	memcpy(theirs, offsets, n * sizeof(*theirs));
+	int rc = fx_consumer_committed(consumer, theirs, n, 5000);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (theirs[i].next < offsets[i].next)
+			rc = -1;
+	free(theirs);
+	return rc;
+}
+
 int fx_consumer_commit(struct fx_consumer *consumer, const struct fx_partition_offset *offsets, size_t n)
 {
 	int rc = 0;
+	struct fx_partition_offset *unowned = malloc((n ? n : 1) * sizeof(*unowned));
+	size_t n_unowned = 0;
+	if (!unowned)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		bool owned = false;
+		for (size_t w = 0; w < consumer->config.n_workers && !owned; w++) {
+			rd_kafka_topic_partition_list_t *assignment = NULL;
+			rd_kafka_t *rk = consumer->workers[w].rk;
+			if (rk && !rd_kafka_assignment(rk, &assignment) && assignment)
+				owned = rd_kafka_topic_partition_list_find(assignment, offsets[i].topic,
+									   offsets[i].partition) != NULL;
+			if (assignment)
+				rd_kafka_topic_partition_list_destroy(assignment);
+		}
+		if (!owned)
+			unowned[n_unowned++] = offsets[i];
+	}
+	if (n_unowned && unowned_committed(consumer, unowned, n_unowned))
+		rc = -1;
+	free(unowned);
 	for (size_t w = 0; w < consumer->config.n_workers; w++) {
 		struct worker *worker = &consumer->workers[w];
 		if (!worker->rk)
