@@ -722,6 +722,8 @@ static int parse_snmp_priv_protocol(struct fx_config *config, const char *value,
 {
 	return parse_snmp_protocol(&config->snmp_priv_protocol, config, value, true, why);
 }
+STRING_FIELD(parse_state_dir, state_dir)
+DURATION_FIELD(parse_checkpoint_interval, checkpoint_interval_ms, 10, ANY_MS, "at least 10ms")
 
 static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
 {
@@ -906,6 +908,14 @@ static const struct flag flags[] = {
      false, false},
     {"pushgateway-delete-on-shutdown", "false", "Delete the Pushgateway group on shutdown",
      parse_pushgateway_delete, true, false},
+    /* durable state (issue 12) */
+    {"state-dir", "",
+     "Directory for the checkpoints of the counters and of the offsets they cover, so that a restart "
+     "resumes exactly (created 0700; the package sets /var/lib/flow-exporter). Empty: counters start at zero",
+     parse_state_dir, false, false},
+    {"checkpoint-interval", "1s",
+     "How often the counters are checkpointed to --state-dir; /metrics and pushes show the last checkpoint",
+     parse_checkpoint_interval, false, false},
     /* process */
     {"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
     {"demo-ases", "0",

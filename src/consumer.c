@@ -111,6 +111,16 @@ static int64_t *position_of(struct fx_consumer *consumer, const char *topic, int
 	return &consumer->positions[(size_t)t * FX_MAX_PARTITIONS + (size_t)partition];
 }
 
+/* Durable mode: where the restored counters of p stop counts as where this process stopped counting it.
+ * @locks positions_lock held. */
+static void resume_restored(struct fx_consumer *consumer, const rd_kafka_topic_partition_t *p, int64_t *ours)
+{
+	const struct fx_consumer_durable *durable = &consumer->config.durable;
+	int64_t restored = durable->start_offset(durable->opaque, p->topic, p->partition);
+	if (restored > *ours)
+		*ours = restored;
+}
+
 /* Starts each assigned partition at the later of the committed offset and where this process stopped
  * counting it. The committed offset wins when another process counted further and committed. Returns the
  * partitions where ours is ahead of the commit (NULL if none): their offsets must be stored again on this
@@ -129,6 +139,8 @@ static rd_kafka_topic_partition_list_t *resume_positions(struct worker *worker,
 	for (int i = 0; i < partitions->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &partitions->elems[i];
 		int64_t *ours = position_of(consumer, p->topic, p->partition);
+		if (ours && consumer->config.durable.start_offset)
+			resume_restored(consumer, p, ours);
 		if (!ours || *ours < 0)
 			continue;
 		int64_t theirs =
@@ -201,6 +213,21 @@ static void set_assignment(struct worker *worker, const rd_kafka_topic_partition
 	pthread_mutex_unlock(&worker->consumer->stats_lock);
 }
 
+/* Durable mode: the counts of the partitions going away are handed over and checkpointed, and their
+ * offsets committed, before their new owner starts from the group's offset. @locality the worker thread. */
+static void checkpoint_before_revoke(struct worker *worker)
+{
+	const struct fx_consumer_durable *durable = &worker->consumer->config.durable;
+	if (!durable->checkpoint)
+		return;
+	while (!fx_ingest_flush(worker->ingest))
+		fx_store_tick(worker->consumer->config.counting.store);
+	if (durable->checkpoint(durable->opaque))
+		fx_warn("kafka: worker %zu: the checkpoint at the revocation failed: the new owner of its "
+			"partitions may count records this process counted since the last checkpoint",
+			worker->index);
+}
+
 /* @locality the worker thread (served from its consume call). Offsets of counted messages were stored
  * before this runs; librdkafka commits them when the partitions are revoked (auto-commit is on). */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
@@ -222,6 +249,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 		if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 			count_error(worker, err, "rebalance failed");
 		fx_info("kafka: worker %zu lost %d partition(s)", worker->index, partitions->cnt);
+		checkpoint_before_revoke(worker);
 		rd_kafka_assign(rk, NULL);
 		set_assignment(worker, NULL);
 	}
@@ -238,7 +266,7 @@ static rd_kafka_t *create_handle(struct worker *worker, char *errstr, size_t err
 	} ours[] = {
 	    {"bootstrap.servers", config->brokers},
 	    {"client.id", client_id},
-	    {"enable.auto.commit", config->partitions_mode ? "false" : "true"},
+	    {"enable.auto.commit", config->partitions_mode || config->durable.start_offset ? "false" : "true"},
 	    {"enable.auto.offset.store", "false"},
 	    /* librdkafka needs a group.id for assign() too; without subscribe() no group is joined. */
 	    {"group.id", config->group},
@@ -500,6 +528,10 @@ static void handle_message(struct worker *worker, const rd_kafka_message_t *mess
 		return;
 	}
 	fx_ingest_message(worker->ingest, message->payload ? message->payload : "", message->len, now_ms);
+	if (worker->consumer->config.durable.start_offset &&
+	    fx_ingest_note_offset(worker->ingest, rd_kafka_topic_name(message->rkt), message->partition,
+				  message->offset + 1))
+		count_error(worker, RD_KAFKA_RESP_ERR__FAIL, "out of memory noting an offset");
 	/* Moving average over about 64 messages, in sixteenths of a byte. */
 	int64_t delta = (int64_t)message->len * 16 - (int64_t)worker->message_bytes_avg;
 	worker->message_bytes_avg = (uint64_t)((int64_t)worker->message_bytes_avg + delta / 64);
@@ -742,8 +774,13 @@ void fx_consumer_stop(struct fx_consumer *consumer, int64_t timeout_ms)
 	/* Every count is handed over before any commit, so the commit covers only counted records. */
 	bool started = consumer->workers[consumer->config.n_workers - 1].thread_started;
 	/* Half the time for the commit: the close (leaving the group) needs the rest. */
-	if (started && !consumer->config.partitions_mode)
+	if (started && consumer->config.durable.checkpoint) {
+		if (consumer->config.durable.checkpoint(consumer->config.durable.opaque))
+			fx_warn("kafka: the final checkpoint was not committed: a restart reads the records since "
+				"the last committed one again (counted once)");
+	} else if (started && !consumer->config.partitions_mode) {
 		commit_all(consumer, fx_mono_ms() + timeout_ms / 2);
+	}
 	if (started)
 		close_all(consumer, deadline);
 	/* The handles go; the statistics stay for the last snapshots (the final push). */
@@ -882,4 +919,103 @@ int fx_consumer_collect(void *opaque, struct fx_family_list *out)
 out:
 	pthread_mutex_unlock(&consumer->stats_lock);
 	return rc;
+}
+
+/* ---- Durable mode: explicit commits of checkpointed offsets ---- */
+
+/* The offsets of `offsets` assigned to rk, or NULL when none. */
+static rd_kafka_topic_partition_list_t *assigned_part(rd_kafka_t *rk, const struct fx_partition_offset *offsets,
+						      size_t n)
+{
+	rd_kafka_topic_partition_list_t *assignment = NULL, *mine = NULL;
+	if (rd_kafka_assignment(rk, &assignment) || !assignment)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!rd_kafka_topic_partition_list_find(assignment, offsets[i].topic, offsets[i].partition))
+			continue;
+		if (!mine)
+			mine = rd_kafka_topic_partition_list_new((int)n);
+		rd_kafka_topic_partition_list_add(mine, offsets[i].topic, offsets[i].partition)->offset =
+		    offsets[i].next;
+	}
+	rd_kafka_topic_partition_list_destroy(assignment);
+	return mine;
+}
+
+/* Whether the group already has every offset of `offsets` that no handle of ours is assigned (0), or some
+ * is behind ours (-1: those counts are not the group's, so they must not be exposed yet). */
+static int unowned_committed(struct fx_consumer *consumer, const struct fx_partition_offset *offsets, size_t n)
+{
+	struct fx_partition_offset *theirs = malloc((n ? n : 1) * sizeof(*theirs));
+	if (!theirs)
+		return -1;
+	memcpy(theirs, offsets, n * sizeof(*theirs));
+	int rc = fx_consumer_committed(consumer, theirs, n, 5000);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (theirs[i].next < offsets[i].next)
+			rc = -1;
+	free(theirs);
+	return rc;
+}
+
+int fx_consumer_commit(struct fx_consumer *consumer, const struct fx_partition_offset *offsets, size_t n)
+{
+	int rc = 0;
+	struct fx_partition_offset *unowned = malloc((n ? n : 1) * sizeof(*unowned));
+	size_t n_unowned = 0;
+	if (!unowned)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		bool owned = false;
+		for (size_t w = 0; w < consumer->config.n_workers && !owned; w++) {
+			rd_kafka_topic_partition_list_t *assignment = NULL;
+			rd_kafka_t *rk = consumer->workers[w].rk;
+			if (rk && !rd_kafka_assignment(rk, &assignment) && assignment)
+				owned = rd_kafka_topic_partition_list_find(assignment, offsets[i].topic,
+									   offsets[i].partition) != NULL;
+			if (assignment)
+				rd_kafka_topic_partition_list_destroy(assignment);
+		}
+		if (!owned)
+			unowned[n_unowned++] = offsets[i];
+	}
+	if (n_unowned && unowned_committed(consumer, unowned, n_unowned))
+		rc = -1;
+	free(unowned);
+	for (size_t w = 0; w < consumer->config.n_workers; w++) {
+		struct worker *worker = &consumer->workers[w];
+		if (!worker->rk)
+			continue;
+		rd_kafka_topic_partition_list_t *mine = assigned_part(worker->rk, offsets, n);
+		if (!mine)
+			continue;
+		rd_kafka_resp_err_t err = rd_kafka_commit(worker->rk, mine, 0);
+		for (int i = 0; !err && i < mine->cnt; i++)
+			err = mine->elems[i].err;
+		if (err) {
+			count_error(worker, err, "cannot commit the checkpointed offsets");
+			rc = -1;
+		}
+		rd_kafka_topic_partition_list_destroy(mine);
+	}
+	return rc;
+}
+
+int fx_consumer_committed(struct fx_consumer *consumer, struct fx_partition_offset *offsets, size_t n,
+			  int timeout_ms)
+{
+	if (!consumer->config.n_workers || !consumer->workers[0].rk)
+		return -1;
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, offsets[i].topic, offsets[i].partition);
+	rd_kafka_resp_err_t err = rd_kafka_committed(consumer->workers[0].rk, list, timeout_ms);
+	for (size_t i = 0; i < n && !err; i++) {
+		const rd_kafka_topic_partition_t *p = &list->elems[i];
+		offsets[i].next = p->err || p->offset < 0 ? -1 : p->offset;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err)
+		fx_warn("kafka: cannot read the group's committed offsets: %s", rd_kafka_err2str(err));
+	return err ? -1 : 0;
 }

@@ -60,6 +60,9 @@ struct fx_ingest {
 	uint64_t rates_generation;
 	uint32_t default_rate;
 	uint64_t rate_sources[FX_RATE_SOURCE_COUNT]; /* flows counted, by where their rate came from */
+	/* The offsets the delta covers, not handed over yet (fx_ingest_note_offset). */
+	struct fx_partition_offset *offsets;
+	size_t n_offsets, cap_offsets;
 };
 
 static int add_key(struct fx_ingest *ingest, size_t *n, const char *name, enum fx_key_type type, uint64_t max)
@@ -135,6 +138,7 @@ void fx_ingest_destroy(struct fx_ingest *ingest)
 	fx_series_table_destroy(ingest->delta);
 	fx_rate_map_unref(ingest->rates);
 	free(ingest->strings);
+	free(ingest->offsets);
 	free(ingest);
 }
 
@@ -373,6 +377,19 @@ void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len
 
 bool fx_ingest_flush(struct fx_ingest *ingest)
 {
+	if (ingest->n_offsets) {
+		/* The offsets go with the counts they cover, in the same hand-over. */
+		struct fx_series_table *next =
+		    fx_store_handoff_offsets(ingest->config.store, ingest->config.worker, ingest->delta,
+					     ingest->offsets, ingest->n_offsets);
+		if (next != ingest->delta)
+			ingest->n_offsets = 0;
+		ingest->delta = next;
+		if (ingest->config.sampling)
+			fx_sampling_publish(ingest->config.sampling, ingest->config.worker,
+					    ingest->rate_sources);
+		return ingest->n_offsets == 0 && fx_series_table_count(ingest->delta) == 0;
+	}
 	if (fx_series_table_count(ingest->delta))
 		ingest->delta = fx_store_handoff(ingest->config.store, ingest->config.worker, ingest->delta);
 	if (ingest->config.sampling)
@@ -383,4 +400,10 @@ bool fx_ingest_flush(struct fx_ingest *ingest)
 const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest)
 {
 	return &ingest->stats;
+}
+
+int fx_ingest_note_offset(struct fx_ingest *ingest, const char *topic, int32_t partition, int64_t next)
+{
+	return fx_partition_offsets_advance(&ingest->offsets, &ingest->n_offsets, &ingest->cap_offsets, topic,
+					    partition, next);
 }

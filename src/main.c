@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "fx/asn_names.h"
+#include "fx/checkpoint.h"
 #include "fx/clock.h"
 #include "fx/config.h"
 #include "fx/consumer.h"
@@ -39,6 +41,8 @@ struct exporter {
 	struct fx_store *store;
 	struct fx_map_files *maps; /* sampling rates, interface names, their reload */
 	struct fx_consumer *consumer;
+	struct fx_checkpoint *checkpoint; /* --state-dir; NULL: none */
+	char demo_state_dir[64];	  /* the demo's temporary state directory, removed at exit */
 	struct fx_http_server *http;
 	struct fx_rw_sender *senders[FX_MAX_REPEAT];
 	size_t n_senders;
@@ -126,6 +130,80 @@ static int start_demo(struct exporter *exporter)
 	return 0;
 }
 
+/* Durable mode: the hooks between the consumer and the checkpoints. */
+static int64_t restored_offset(void *opaque, const char *topic, int32_t partition)
+{
+	const struct exporter *exporter = opaque;
+	return fx_checkpoint_start_offset(exporter->checkpoint, topic, partition);
+}
+
+static int checkpoint_now(void *opaque)
+{
+	struct exporter *exporter = opaque;
+	return exporter->checkpoint ? fx_checkpoint_now(exporter->checkpoint) : -1;
+}
+
+static int commit_offsets(void *opaque, const struct fx_partition_offset *offsets, size_t n)
+{
+	struct exporter *exporter = opaque;
+	return fx_consumer_commit(exporter->consumer, offsets, n);
+}
+
+static int committed_offsets(void *opaque, struct fx_partition_offset *offsets, size_t n)
+{
+	struct exporter *exporter = opaque;
+	return fx_consumer_committed(exporter->consumer, offsets, n, 10000);
+}
+
+/* --state-dir: the checkpoints, and the restore of the counters before anything is served. The demo
+ * without one uses a temporary directory (its embedded Kafka starts empty every time). Returns 0 or -1. */
+static int start_checkpoints(struct exporter *exporter)
+{
+	struct fx_config *config = &exporter->config;
+	const char *dir = config->state_dir;
+	if (!dir[0] && exporter->demo) {
+		snprintf(exporter->demo_state_dir, sizeof(exporter->demo_state_dir), "/tmp/flow-exporter-demo.XXXXXX");
+		if (!mkdtemp(exporter->demo_state_dir))
+			exporter->demo_state_dir[0] = '\0';
+		dir = exporter->demo_state_dir;
+	}
+	if (!dir[0])
+		return 0;
+	struct fx_checkpoint_config checkpoint = {
+	    .dir = dir,
+	    .interval_ms = config->checkpoint_interval_ms,
+	    .store = exporter->store,
+	    .layout = &config->layout,
+	    .hostnames = exporter->hostnames,
+	    .max_series = config->max_series,
+	};
+	if (!config->partitions_mode)
+		checkpoint.hooks = (struct fx_checkpoint_hooks){commit_offsets, committed_offsets, exporter};
+	exporter->checkpoint = fx_checkpoint_create(&checkpoint);
+	if (!exporter->checkpoint || fx_checkpoint_restore(exporter->checkpoint))
+		return -1;
+	return fx_store_add_collector(exporter->store, fx_checkpoint_collect, exporter->checkpoint);
+}
+
+/* Removes the demo's temporary state directory and its files. */
+static void remove_demo_state(struct exporter *exporter)
+{
+	if (!exporter->demo_state_dir[0])
+		return;
+	DIR *dir = opendir(exporter->demo_state_dir);
+	struct dirent *entry;
+	while (dir && (entry = readdir(dir))) {
+		char path[512];
+		if (entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", exporter->demo_state_dir, entry->d_name);
+		unlink(path);
+	}
+	if (dir)
+		closedir(dir);
+	rmdir(exporter->demo_state_dir);
+}
+
 static int start_consumer(struct exporter *exporter)
 {
 	const struct fx_config *config = &exporter->config;
@@ -151,6 +229,8 @@ static int start_consumer(struct exporter *exporter)
 		    .peers = fx_map_files_peers(exporter->maps),
 		},
 	};
+	if (config->state_dir[0] || exporter->demo)
+		consumer.durable = (struct fx_consumer_durable){restored_offset, checkpoint_now, exporter};
 	memcpy(consumer.topics, config->topics, sizeof(consumer.topics));
 	memcpy(consumer.partitions, config->partitions, sizeof(consumer.partitions));
 	/* librdkafka's mock cluster makes a rejoining group wait session.timeout.ms (45 s by default): keep
@@ -461,10 +541,14 @@ static int start(struct exporter *exporter)
 		return 1;
 	if ((rc = start_consumer(exporter)))
 		return rc;
+	if (start_checkpoints(exporter))
+		return 1;
 	if ((rc = start_http_server(exporter)))
 		return rc;
 	if ((rc = start_pushers(exporter)))
 		return rc;
+	if (exporter->checkpoint && fx_checkpoint_start(exporter->checkpoint))
+		return 1;
 	if (fx_consumer_start(exporter->consumer))
 		return 1;
 	fx_info("serving /metrics on %s (port %u)", config->addr, fx_http_server_port(exporter->http));
@@ -479,6 +563,8 @@ static void stop(struct exporter *exporter, bool final_push)
 	int64_t deadline = fx_mono_ms() + config->shutdown_timeout_ms;
 	/* Half of --shutdown-timeout for the final commit and close, the rest (at least) for the final push.
 	 */
+	/* The consumer makes the final checkpoint itself, before its handles close. */
+	fx_checkpoint_stop(exporter->checkpoint);
 	fx_consumer_stop(exporter->consumer, config->shutdown_timeout_ms / 2);
 	if (exporter->store)
 		fx_store_tick(exporter->store);
@@ -490,6 +576,8 @@ static void stop(struct exporter *exporter, bool final_push)
 	fx_http_server_destroy(exporter->http);
 	/* Last of the snapshot takers gone: the collectors' owners can go. */
 	fx_consumer_destroy(exporter->consumer);
+	fx_checkpoint_destroy(exporter->checkpoint);
+	remove_demo_state(exporter);
 	fx_store_destroy(exporter->store);
 	fx_map_files_destroy(exporter->maps);
 	fx_intern_destroy(exporter->hostnames);

@@ -20,6 +20,13 @@
  * taken at the same generation shares them: no copy, no sort. A push every interval with no records
  * flowing therefore costs the store nothing but its self-metrics.
  *
+ * Durable mode (--state-dir): the checkpoint thread takes consistent copies of the totals with the offsets
+ * they cover (fx_store_state_take), makes them durable, commits their offsets and then publishes them
+ * (fx_store_publish); from then on snapshots copy the published state instead of `total`. The offsets
+ * travel with the deltas: a worker's hand-over carries the offsets its delta covers, and they reach
+ * `offsets` in the same merge as the counts, under total_lock, so a copy never has counts without their
+ * offsets or offsets without their counts.
+ *
  * Lock order: total_lock, then sort_lock, then slots_lock. sort_lock is only taken by snapshot takers, so
  * a worker's hand-over never waits for a sort. Expired series are kept for a while as tombstones so that
  * pushers can send their stale markers. */
@@ -27,10 +34,13 @@
 #include "fx/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx/buf.h"
 #include "fx/clock.h"
 #include "fx/log.h"
 #include "fx/topn.h"
@@ -42,6 +52,9 @@
 struct worker_slot {
 	struct fx_series_table *handed; /* waiting to be merged; NULL when the slot is free */
 	struct fx_series_table *spare;	/* an empty table to give back on the next hand-over */
+	/* The offsets `handed` covers (durable mode); guarded by slots_lock. */
+	struct fx_partition_offset *offsets;
+	size_t n_offsets, cap_offsets;
 };
 
 struct collector {
@@ -80,6 +93,12 @@ struct fx_store {
 	pthread_mutex_t topn_lock;
 	struct fx_topn *topn;
 	uint64_t exposed; /* series of the last snapshot; guarded by total_lock */
+
+	/* Durable mode; guarded by total_lock. `offsets`: where the counts of `total` stop, per partition.
+	 * `published`: what snapshots show once set (NULL: the live totals). */
+	struct fx_partition_offset *offsets;
+	size_t n_offsets, cap_offsets;
+	struct fx_store_state *published;
 
 	struct collector collectors[MAX_COLLECTORS];
 	size_t n_collectors;
@@ -146,12 +165,15 @@ void fx_store_destroy(struct fx_store *store)
 		for (size_t i = 0; i < store->config.n_workers; i++) {
 			fx_series_table_destroy(store->slots[i].handed);
 			fx_series_table_destroy(store->slots[i].spare);
+			free(store->slots[i].offsets);
 		}
 	}
 	free(store->slots);
 	fx_series_table_destroy(store->total);
 	free(store->tombstones);
 	free(store->order);
+	free(store->offsets);
+	fx_store_state_unref(store->published);
 	fx_snapshot_shared_unref(store->cached);
 	if (store->locks_ready) {
 		pthread_mutex_destroy(&store->slots_lock);
@@ -204,6 +226,8 @@ struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, 
 	return next;
 }
 
+static void take_slot_offsets(struct fx_store *store, struct worker_slot *slot);
+
 /* @locks total_lock held. */
 static void merge_handed(struct fx_store *store)
 {
@@ -220,6 +244,7 @@ static void merge_handed(struct fx_store *store)
 		store->generation++;
 		pthread_mutex_lock(&store->slots_lock);
 		slot->handed = NULL;
+		take_slot_offsets(store, slot);
 		if (!slot->spare) {
 			slot->spare = handed;
 			handed = NULL;
@@ -396,6 +421,23 @@ struct taking {
 	struct fx_snapshot_shared *shared; /* one reference: the cached arrays, or the copy once shared */
 };
 
+/* What snapshots show: the published durable state, else the live totals; its size, generation and layout
+ * epoch. @locks total_lock held. */
+static const struct fx_series *exposed_series(const struct fx_store *store, size_t *n, uint64_t *generation,
+					      uint64_t *epoch)
+{
+	if (store->published) {
+		*n = store->published->n_series;
+		*generation = store->published->generation;
+		*epoch = store->published->epoch;
+		return store->published->series;
+	}
+	*n = fx_series_table_count(store->total);
+	*generation = store->generation;
+	*epoch = store->layout_epoch;
+	return fx_series_table_array(store->total);
+}
+
 /* The copy's memory is allocated and touched before total_lock is taken, so that the page faults of a
  * fresh allocation are not paid while it is held; it is sized from a peek at the count, with room for what
  * the merge may add meanwhile. Nothing is allocated when the cached arrays look current. Returns 0 or -1
@@ -403,8 +445,10 @@ struct taking {
 static int reserve_copy(struct fx_store *store, struct taking *taking)
 {
 	pthread_mutex_lock(&store->total_lock);
-	size_t peek = fx_series_table_count(store->total);
-	bool unchanged = store->cached && store->cached_generation == store->generation;
+	size_t peek = 0;
+	uint64_t generation = 0, epoch = 0;
+	exposed_series(store, &peek, &generation, &epoch);
+	bool unchanged = store->cached && store->cached_generation == generation;
 	pthread_mutex_unlock(&store->total_lock);
 	if (unchanged)
 		return 0;
@@ -425,20 +469,18 @@ static void copy_total(struct fx_store *store, struct taking *taking, int64_t *t
 	pthread_mutex_lock(&store->total_lock);
 	merge_handed(store);
 	*taken_ms = fx_wall_ms();
-	taking->generation = store->generation;
-	taking->epoch = store->layout_epoch;
+	size_t n = 0;
+	const struct fx_series *source = exposed_series(store, &n, &taking->generation, &taking->epoch);
 	pthread_mutex_lock(&store->sort_lock);
 	if (store->cached && store->cached_generation == taking->generation)
 		taking->shared = fx_snapshot_shared_ref(store->cached);
 	pthread_mutex_unlock(&store->sort_lock);
 	if (!taking->shared) {
-		size_t n = fx_series_table_count(store->total);
 		if (n > taking->cap_series || !taking->series) {
 			free(taking->series);
-			taking->series = copy_series(fx_series_table_array(store->total), n);
+			taking->series = copy_series(source, n);
 		} else if (n) {
-			memcpy(taking->series, fx_series_table_array(store->total),
-			       n * sizeof(*taking->series));
+			memcpy(taking->series, source, n * sizeof(*taking->series));
 		}
 		taking->n_series = n;
 		taking->n_expired = store->n_tombstones;
@@ -645,4 +687,127 @@ uint64_t fx_store_refused_records(struct fx_store *store)
 	uint64_t refused = store->refused_records;
 	pthread_mutex_unlock(&store->total_lock);
 	return refused;
+}
+
+/* ---- Durable state ---- */
+
+int fx_partition_offsets_advance(struct fx_partition_offset **list, size_t *n, size_t *cap, const char *topic,
+				 int32_t partition, int64_t next)
+{
+	for (size_t i = 0; i < *n; i++) {
+		struct fx_partition_offset *p = &(*list)[i];
+		if (p->partition == partition && !strcmp(p->topic, topic)) {
+			if (next > p->next)
+				p->next = next;
+			return 0;
+		}
+	}
+	struct fx_partition_offset *grown = fx_array_grow(*list, cap, *n, sizeof(**list), 16);
+	if (!grown)
+		return -1;
+	*list = grown;
+	struct fx_partition_offset *p = &grown[(*n)++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->topic, sizeof(p->topic), "%s", topic);
+	p->partition = partition;
+	p->next = next;
+	return 0;
+}
+
+/* The offsets of a merged hand-over join the store's (a failed allocation keeps them in the slot, for the
+ * next merge: the counts they cover are already in total, so a later merge is still right).
+ * @locks total_lock and slots_lock held. */
+static void take_slot_offsets(struct fx_store *store, struct worker_slot *slot)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < slot->n_offsets; i++) {
+		const struct fx_partition_offset *p = &slot->offsets[i];
+		if (fx_partition_offsets_advance(&store->offsets, &store->n_offsets, &store->cap_offsets, p->topic,
+						 p->partition, p->next))
+			slot->offsets[kept++] = *p;
+	}
+	slot->n_offsets = kept;
+}
+
+struct fx_series_table *fx_store_handoff_offsets(struct fx_store *store, size_t worker,
+						 struct fx_series_table *delta,
+						 const struct fx_partition_offset *offsets, size_t n)
+{
+	struct worker_slot *slot = &store->slots[worker];
+	pthread_mutex_lock(&store->slots_lock);
+	bool busy = slot->handed != NULL;
+	/* Only this worker sets `handed`, so a free slot stays free until fx_store_handoff below. Offsets
+	 * left in the slot by a hand-over that failed are merged with the next one, which covers them. */
+	for (size_t i = 0; i < n && !busy; i++)
+		if (fx_partition_offsets_advance(&slot->offsets, &slot->n_offsets, &slot->cap_offsets,
+						 offsets[i].topic, offsets[i].partition, offsets[i].next))
+			busy = true; /* out of memory: hand nothing over, try again next time */
+	pthread_mutex_unlock(&store->slots_lock);
+	if (busy)
+		return delta;
+	return fx_store_handoff(store, worker, delta);
+}
+
+struct fx_store_state *fx_store_state_ref(struct fx_store_state *state)
+{
+	atomic_fetch_add_explicit(&state->refs, 1, memory_order_relaxed);
+	return state;
+}
+
+void fx_store_state_unref(struct fx_store_state *state)
+{
+	if (!state || atomic_fetch_sub_explicit(&state->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(state->series);
+	free(state->offsets);
+	free(state);
+}
+
+struct fx_store_state *fx_store_state_take(struct fx_store *store)
+{
+	struct fx_store_state *state = calloc(1, sizeof(*state));
+	if (!state)
+		return NULL;
+	state->refs = 1;
+	pthread_mutex_lock(&store->total_lock);
+	merge_handed(store);
+	state->taken_ms = fx_wall_ms();
+	state->generation = store->generation;
+	state->epoch = store->layout_epoch;
+	state->n_series = fx_series_table_count(store->total);
+	state->series = copy_series(fx_series_table_array(store->total), state->n_series);
+	state->n_offsets = store->n_offsets;
+	state->offsets = malloc((store->n_offsets ? store->n_offsets : 1) * sizeof(*state->offsets));
+	if (state->offsets && store->n_offsets)
+		memcpy(state->offsets, store->offsets, store->n_offsets * sizeof(*state->offsets));
+	pthread_mutex_unlock(&store->total_lock);
+	if (!state->series || !state->offsets) {
+		fx_store_state_unref(state);
+		return NULL;
+	}
+	return state;
+}
+
+void fx_store_publish(struct fx_store *store, struct fx_store_state *state)
+{
+	fx_store_state_ref(state);
+	pthread_mutex_lock(&store->total_lock);
+	struct fx_store_state *old = store->published;
+	store->published = state;
+	pthread_mutex_unlock(&store->total_lock);
+	fx_store_state_unref(old);
+}
+
+int fx_store_restore(struct fx_store *store, const struct fx_series_table *series,
+		     const struct fx_partition_offset *offsets, size_t n_offsets)
+{
+	int rc = 0;
+	pthread_mutex_lock(&store->total_lock);
+	store->refused_records += fx_series_table_merge(store->total, series);
+	store->generation++;
+	for (size_t i = 0; i < n_offsets && !rc; i++)
+		rc = fx_partition_offsets_advance(&store->offsets, &store->n_offsets, &store->cap_offsets,
+						  offsets[i].topic, offsets[i].partition, offsets[i].next);
+	pthread_mutex_unlock(&store->total_lock);
+	return rc;
 }

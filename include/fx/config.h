@@ -106,6 +106,9 @@ struct fx_config {
 	int64_t series_ttl_ms;
 	char *pushgateway_url;
 	bool pushgateway_delete;
+	/* durable state (issue 12) */
+	char *state_dir; /* empty: none (counters start at zero, offsets auto-committed) */
+	int64_t checkpoint_interval_ms;
 	/* process */
 	uint64_t demo_rate;
 	uint64_t demo_ases; /* 0: the demo's ten well-known ASes */

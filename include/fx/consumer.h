@@ -32,6 +32,20 @@ struct fx_consumer_config {
 	size_t n_workers;
 	int64_t flush_ms;		  /* how often a worker hands its delta table to the store */
 	struct fx_ingest_config counting; /* `worker` is set per thread */
+	/* Durable mode (--state-dir); start_offset NULL: offsets auto-committed once counted, as before. Set,
+	 * nothing is committed by the consumer itself (enable.auto.commit=false): the checkpoints commit
+	 * through fx_consumer_commit, and every counted message's offset goes to the store with its counts
+	 * (fx_ingest_note_offset). */
+	struct fx_consumer_durable {
+		/* Where the restored counters of topic[partition] stop, or -1: an assigned partition starts at
+		 * the later of this and the group's committed offset. @locality a worker thread. */
+		int64_t (*start_offset)(void *opaque, const char *topic, int32_t partition);
+		/* A checkpoint now (counts handed over first): on a revocation, before the partitions go,
+		 * and at stop, before the handles close. Returns 0 when committed. @locality a worker thread,
+		 * or the thread calling fx_consumer_stop. */
+		int (*checkpoint)(void *opaque);
+		void *opaque;
+	} durable;
 };
 
 struct fx_consumer;
@@ -52,6 +66,17 @@ void fx_consumer_destroy(struct fx_consumer *consumer);
 /* True while at least one worker has partitions assigned (group joined, or partitions assigned). Reads one
  * atomic flag per worker, no lock. @locality any thread, between fx_consumer_create and destroy. */
 bool fx_consumer_ready(const struct fx_consumer *consumer);
+
+/* Durable mode: commits each topic[partition] at next, through the handle it is assigned to (partitions
+ * assigned to none are skipped: this process no longer owns them). Returns 0 when every commit sent was
+ * accepted. @locality any thread, between fx_consumer_start and the end of fx_consumer_stop's checkpoint
+ * (main stops the checkpoint thread before fx_consumer_stop). */
+int fx_consumer_commit(struct fx_consumer *consumer, const struct fx_partition_offset *offsets, size_t n);
+
+/* Durable mode: sets each offset's next to the group's committed offset (-1 when none). Returns 0, or -1
+ * when the group could not be asked within timeout_ms. @locality main, before fx_consumer_start. */
+int fx_consumer_committed(struct fx_consumer *consumer, struct fx_partition_offset *offsets, size_t n,
+			  int timeout_ms);
 
 /* Self-metrics: messages, records by result, Kafka errors, consumer lag per partition. An fx_collect_fn:
  * `consumer` is a struct fx_consumer *. @locality any thread; takes the statistics lock. */

@@ -64,4 +64,9 @@ bool fx_ingest_flush(struct fx_ingest *ingest);
 
 const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest);
 
+/* After a message of topic[partition] is counted (fx_ingest_message): its offset + 1, which the next flush
+ * hands to the store with the counts (durable mode, --state-dir). Returns 0 or -1 (memory: the offset is
+ * not noted, so the checkpoint covers less, never more). */
+int fx_ingest_note_offset(struct fx_ingest *ingest, const char *topic, int32_t partition, int64_t next);
+
 #endif

@@ -73,4 +73,60 @@ int fx_store_collect(void *store, struct fx_family_list *out);
 /* Records of new series the full cumulative table refused (--max-series), since creation. */
 uint64_t fx_store_refused_records(struct fx_store *store);
 
+/* ---- Durable state (--state-dir, checkpoint.c) ----
+ * With a state directory, what snapshots expose is the last state a checkpoint made durable (and whose
+ * offsets were committed), never the live totals: fx_store_publish switches a store to that mode. */
+
+#define FX_TOPIC_NAME_MAX 250 /* Kafka topic names are at most 249 bytes */
+
+/* Where the counts of one partition stop: every record before `next` is in the counters, none after. */
+struct fx_partition_offset {
+	char topic[FX_TOPIC_NAME_MAX];
+	int32_t partition;
+	int64_t next;
+};
+
+/* Sets the offset of topic[partition] in a list of n (cap allocated, grown with fx_array_grow) to the
+ * larger of its value and next, adding it when absent. Returns 0 or -1 (memory). Thread: the list's owner. */
+int fx_partition_offsets_advance(struct fx_partition_offset **list, size_t *n, size_t *cap, const char *topic,
+				 int32_t partition, int64_t next);
+
+/* @locality consumer thread `worker` only.
+ * fx_store_handoff with the offsets the delta's counts cover (n of them, copied): they reach the store's
+ * offsets when the delta is merged. They are taken only when the delta is handed over (the table returned
+ * is not `delta`); otherwise keep them and hand them over with the next delta. */
+struct fx_series_table *fx_store_handoff_offsets(struct fx_store *store, size_t worker,
+						 struct fx_series_table *delta,
+						 const struct fx_partition_offset *offsets, size_t n);
+
+/* A consistent copy of the counters and of the offsets they cover (reference counted, immutable). */
+struct fx_store_state {
+	struct fx_series *series; /* in the positions of the store's table at `epoch` */
+	size_t n_series;
+	struct fx_partition_offset *offsets;
+	size_t n_offsets;
+	uint64_t generation; /* of the totals when copied */
+	uint64_t epoch;	     /* positions change when the epoch does (expiry) */
+	int64_t taken_ms;
+	_Atomic int refs;
+};
+
+/* Merges the waiting deltas and copies the totals and their offsets (one memcpy under the store's lock).
+ * NULL on allocation failure. The reference returned is the caller's. */
+struct fx_store_state *fx_store_state_take(struct fx_store *store);
+struct fx_store_state *fx_store_state_ref(struct fx_store_state *state);
+/* Accepts NULL. */
+void fx_store_state_unref(struct fx_store_state *state);
+
+/* From now on every snapshot shows `state` (a reference is taken; the previous one is dropped) instead of
+ * the live totals: exposed never runs ahead of durable. Thread: the checkpoint thread, or main before the
+ * threads start. */
+void fx_store_publish(struct fx_store *store, struct fx_store_state *state);
+
+/* Before any hand-over: puts the restored series (borrowed; keys interned in the store's pools) and the
+ * offsets they cover into the empty store. Series past --max-series go to their overflow series, as new
+ * ones would. Returns 0 or -1 (memory). */
+int fx_store_restore(struct fx_store *store, const struct fx_series_table *series,
+		     const struct fx_partition_offset *offsets, size_t n_offsets);
+
 #endif
