@@ -220,6 +220,18 @@ static void merge_handed(struct fx_store *store)
 	}
 }
 
+struct fx_series_table *fx_store_handoff_full(struct fx_store *store, size_t worker,
+					      struct fx_series_table *delta)
+{
+	struct fx_series_table *next = fx_store_handoff(store, worker, delta);
+	if (next != delta)
+		return next;
+	pthread_mutex_lock(&store->total_lock);
+	merge_handed(store);
+	pthread_mutex_unlock(&store->total_lock);
+	return fx_store_handoff(store, worker, delta);
+}
+
 struct expiry {
 	struct fx_store *store;
 	int64_t now_ms;
