@@ -8,6 +8,24 @@
         (remote AS x iface_in, receive for an even key, transmit for an odd one); a message is one record
         or a kafka_multi_values batch of 2..20. A few keys carry most records, the rest a long tail.
 
+    cardinality.py gen-phases --out DIR [--seed N] [--hosts H] [--keys K] [--heavy N] [--phases P]
+                              [--ticks T] [--local ASN]
+        Traffic whose mix shifts, for top-N: P phases of T ticks; in every tick every key of every
+        hostname gets a record (so an exposed series that is not frozen always grows), and the N heavy keys
+        of the phase (rotating by N keys a phase) carry ~100 times the bytes. DIR/tick<i>.msg holds tick
+        i's messages (one kafka_multi_values message per hostname, separated by 0x1e), DIR/records.json as
+        for gen.
+
+    cardinality.py prom-check PORT SELECTOR RECORDS N START END
+        Top-N as a TSDB saw it: Prometheus on PORT, the flow series matching SELECTOR (e.g. job="fx")
+        between START and END (Unix seconds). Exit 1 unless: sum(last_over_time(F[run])) of each family,
+        in total and by hostname, equals the exact sums of RECORDS (the last value of every series ever
+        exposed: shown + other = everything); resets(F[run]) is 0 for every series; at every 1 s step of a
+        query_range, no hostname has more than N + 1 series that grew over both the second before and
+        the second after (members through that time and other: a frozen series is constant, a ranking
+        happens at most once in 2 s), nor more than 2N + 1 exposed in all (N frozen at most after a ranking); membership changed (series that appeared later or left
+        during the run) at least 3 times per hostname.
+
     cardinality.py check-overflow BODY RECORDS LIMIT
         The overflow rule against a /metrics BODY, whatever order the records arrived in: the series held
         (every flow series whose source_as is not "other") are at most LIMIT and each equals, in all four
@@ -87,6 +105,118 @@ def cmd_gen(args):
     print("%d records in %d messages, %d hostnames x %d keys" %
           (len(records), args.partitions * args.messages, args.hosts, args.keys))
     return 0
+
+
+def cmd_gen_phases(args):
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    hosts = ["topn%d.example.net" % h for h in range(args.hosts)]
+    records = []
+    for tick in range(args.phases * args.ticks):
+        phase = tick // args.ticks
+        heavy = {(phase * args.heavy + i) % args.keys for i in range(args.heavy)}
+        texts = []
+        for h, host in enumerate(hosts):
+            lines = []
+            for key in range(args.keys):
+                labels, _ = key_fields(host, key, args.local)
+                nbytes = rng.randrange(200_000, 300_000) if key in heavy else rng.randrange(1_000, 3_000)
+                packets = 1 + nbytes // 1000
+                record = {"event_type": "purge", "label": host, "as_src": int(labels["source_as"]),
+                          "as_dst": int(labels["destination_as"]), "peer_ip_src": "192.0.2.%d" % (1 + h),
+                          "iface_in": int(labels["iface_in"]), "iface_out": 10, "packets": packets,
+                          "bytes": nbytes, "writer_id": "topn/1"}
+                lines.append(json.dumps(record).encode())
+                records.append([h, key, nbytes, packets])
+            texts.append(b"\n".join(lines) + b"\n")
+        with open(os.path.join(args.out, "tick%d.msg" % tick), "wb") as out:
+            out.write(SEPARATOR.join(texts))
+    with open(os.path.join(args.out, "asn.txt"), "w", encoding="utf-8") as out:
+        out.write("15169\tGOOGLE - Google LLC, US\n")
+    with open(os.path.join(args.out, "records.json"), "w", encoding="utf-8") as out:
+        json.dump({"hosts": hosts, "local": args.local, "records": records}, out)
+    return 0
+
+
+def prom_get(port, path, params):
+    import urllib.parse
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    url = "http://127.0.0.1:%s%s?%s" % (port, path, urllib.parse.urlencode(params))
+    with opener.open(url, timeout=20) as r:
+        body = json.load(r)
+    if body.get("status") != "success":
+        raise SystemExit("%s %s: %s" % (path, params, body))
+    return body["data"]["result"]
+
+
+def cmd_prom_check(args):
+    spec = load(args.records)
+    hosts, n, errors = spec["hosts"], args.n, []
+    run = "%ds" % (int(args.end - args.start) + 5)
+    want = {}
+    for host, key, nbytes, packets in spec["records"]:
+        _, direction = key_fields(hosts[host], key, spec["local"])
+        for family, v in (("flow_%s_bytes_total" % direction, nbytes), ("flow_%s_packets_total" % direction, packets)):
+            want.setdefault(family, {}).setdefault(hosts[host], 0)
+            want[family][hosts[host]] += v
+    for family in FAMILIES:
+        expected = want.get(family, {})
+        if sum(expected.values()) >= 2 ** 53:
+            raise SystemExit("%s: a float cannot hold the expected sum" % family)
+        result = prom_get(args.port, "/api/v1/query", {
+            "query": "sum by (hostname) (last_over_time(%s{%s}[%s]))" % (family, args.selector, run),
+            "time": args.end})
+        got = {item["metric"].get("hostname", ""): float(item["value"][1]) for item in result}
+        if got != {h: float(v) for h, v in expected.items()}:
+            errors.append("%s: sum of the last values by hostname %s, want %s" % (family, got, expected))
+        resets = prom_get(args.port, "/api/v1/query", {
+            "query": "resets(%s{%s}[%s]) > 0" % (family, args.selector, run), "time": args.end})
+        if resets:
+            errors.append("%s: %d series reset, e.g. %s" % (family, len(resets), resets[0]["metric"]))
+    # Every flow series over the run, one value a second.
+    matrix = prom_get(args.port, "/api/v1/query_range", {
+        "query": '{__name__=~"flow_(receive|transmit)_bytes_total",%s}' % args.selector,
+        "start": args.start, "end": args.end, "step": "1s"})
+    series = {}
+    for item in matrix:
+        labels = {k: v for k, v in item["metric"].items() if k not in ("__name__", "job", "instance")}
+        series.setdefault(tuple(sorted(labels.items())), {})
+        for t, v in item["values"]:
+            values = series[tuple(sorted(labels.items()))]
+            values[int(float(t))] = values.get(int(float(t)), 0) + float(v)
+    steps = sorted({t for values in series.values() for t in values})
+    most_growing, most_exposed, changes = {}, {}, {}
+    for t in steps:
+        growing, exposed = {}, {}
+        for key, values in series.items():
+            if t not in values:
+                continue
+            host = dict(key).get("hostname", "")
+            exposed[host] = exposed.get(host, 0) + 1
+            if t - 1 in values and t + 1 in values and values[t - 1] < values[t] < values[t + 1]:
+                growing[host] = growing.get(host, 0) + 1
+        for host, count in growing.items():
+            most_growing[host] = max(most_growing.get(host, 0), count)
+            if count > n + 1:
+                errors.append("at %d, %s: %d series grew (N + 1 = %d)" % (t, host, count, n + 1))
+        for host, count in exposed.items():
+            most_exposed[host] = max(most_exposed.get(host, 0), count)
+            if count > 2 * n + 1:
+                errors.append("at %d, %s: %d series exposed (2N + 1 = %d)" % (t, host, count, 2 * n + 1))
+    for key, values in series.items():
+        host = dict(key).get("hostname", "")
+        present = [t in values for t in steps]
+        changes[host] = changes.get(host, 0) + sum(1 for a, b in zip(present, present[1:]) if a != b)
+    for host in hosts:
+        if changes.get(host, 0) < 3:
+            errors.append("%s: membership changed %d times, want >= 3 (the test proves nothing)" %
+                          (host, changes.get(host, 0)))
+    for line in errors[:20]:
+        print(line)
+    print("%s: %d series ever exposed over %d steps; most growing at once %s, most exposed %s, "
+          "membership changes %s" % (args.selector, len(series), len(steps), most_growing, most_exposed, changes))
+    return 1 if errors else 0
 
 
 def load(path):
@@ -238,6 +368,22 @@ def main():
     gen.add_argument("--hosts", type=int, default=4)
     gen.add_argument("--keys", type=int, default=600, help="distinct keys per hostname")
     gen.add_argument("--local", type=int, default=64496)
+    phases = sub.add_parser("gen-phases")
+    phases.add_argument("--out", required=True)
+    phases.add_argument("--seed", type=int, default=1)
+    phases.add_argument("--hosts", type=int, default=2)
+    phases.add_argument("--keys", type=int, default=8)
+    phases.add_argument("--heavy", type=int, default=3)
+    phases.add_argument("--phases", type=int, default=8)
+    phases.add_argument("--ticks", type=int, default=8)
+    phases.add_argument("--local", type=int, default=64496)
+    prom = sub.add_parser("prom-check")
+    prom.add_argument("port")
+    prom.add_argument("selector")
+    prom.add_argument("records")
+    prom.add_argument("n", type=int)
+    prom.add_argument("start", type=float)
+    prom.add_argument("end", type=float)
     check = sub.add_parser("check-overflow")
     check.add_argument("body")
     check.add_argument("records")
@@ -250,7 +396,7 @@ def main():
     totals = sub.add_parser("totals")
     totals.add_argument("records")
     args = parser.parse_args()
-    return {"gen": cmd_gen, "check-overflow": cmd_check_overflow, "remote-ases": cmd_remote_ases, "per-host": cmd_per_host,
+    return {"gen": cmd_gen, "gen-phases": cmd_gen_phases, "prom-check": cmd_prom_check, "check-overflow": cmd_check_overflow, "remote-ases": cmd_remote_ases, "per-host": cmd_per_host,
             "totals": cmd_totals}[args.command](args)
 
 
