@@ -26,6 +26,15 @@
         happens at most once in 2 s), nor more than 2N + 1 exposed in all (N frozen at most after a ranking); membership changed (series that appeared later or left
         during the run) at least 3 times per hostname.
 
+    cardinality.py pmacct-expect --messages DUMP --local ASNS --labels L1,L2,... --out EXPECTED
+                                 [--stats-out STATS.json]
+        What pmacct published (DUMP: kcat's messages, each followed by 0x1e; one JSON object or several
+        separated by '\n') summed by the values of the configured labels, read from pmacct's own keys
+        as README's catalog maps them (protocol <- ip_proto, source_port <- port_src, source_net <-
+        net_src/mask_src, source_peer_as <- peer_as_src, ...; an absent or null key gives no label), into
+        the exact flow series (metrics.py's format). STATS.json: how many distinct values each label took
+        and how many records carried it, so that the test can insist the dimensions were really there.
+
     cardinality.py check-overflow BODY RECORDS LIMIT
         The overflow rule against a /metrics BODY, whatever order the records arrived in: the series held
         (every flow series whose source_as is not "other") are at most LIMIT and each equals, in all four
@@ -219,6 +228,74 @@ def cmd_prom_check(args):
     return 1 if errors else 0
 
 
+# README's catalog: label -> (pmacct key, its mask key for a prefix).
+CATALOG = {
+    "source_as": ("as_src", None), "destination_as": ("as_dst", None),
+    "iface_in": ("iface_in", None), "iface_out": ("iface_out", None),
+    "protocol": ("ip_proto", None), "source_port": ("port_src", None), "destination_port": ("port_dst", None),
+    "source_net": ("net_src", "mask_src"), "destination_net": ("net_dst", "mask_dst"),
+    "source_peer_as": ("peer_as_src", None), "destination_peer_as": ("peer_as_dst", None),
+    "exporter": ("peer_ip_src", None), "tos": ("tos", None), "vlan_in": ("vlan_in", None),
+    "vlan_out": ("vlan_out", None),
+}
+
+
+def label_value(record, label):
+    if label == "hostname":
+        return record.get("label") or record.get("peer_ip_src") or None
+    key, mask_key = CATALOG[label]
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    value = str(value)
+    if mask_key is not None and record.get(mask_key) is not None:
+        value = "%s/%d" % (value, record[mask_key])
+    return value
+
+
+def cmd_pmacct_expect(args):
+    local = {int(a) for a in args.local.split(",")}
+    labels_wanted = args.labels.split(",")
+    with open(args.messages, "rb") as f:
+        messages = f.read().split(SEPARATOR)
+    if messages and messages[-1] == b"":
+        messages.pop()
+    totals, values, carried, counted = {}, {}, {}, 0
+    for message in messages:
+        for line in message.split(b"\n"):
+            if not line.strip():
+                continue
+            record = json.loads(line.decode("utf-8"))
+            if record.get("event_type") != "purge":
+                continue
+            if record["as_src"] in local:
+                direction = "transmit"
+            elif record["as_dst"] in local:
+                direction = "receive"
+            else:
+                continue
+            counted += 1
+            labels = []
+            for label in labels_wanted:
+                value = label_value(record, label)
+                if value is not None:
+                    labels.append((label, value))
+                    values.setdefault(label, set()).add(value)
+                    carried[label] = carried.get(label, 0) + 1
+            for unit in ("bytes", "packets"):
+                key = ("flow_%s_%s_total" % (direction, unit), tuple(sorted(labels)))
+                totals[key] = totals.get(key, 0) + record[unit]
+    with open(args.out, "w", encoding="utf-8") as out:
+        for key in sorted(totals):
+            out.write("%s %d\n" % (metrics.format_key(key), totals[key]))
+    if args.stats_out:
+        with open(args.stats_out, "w", encoding="utf-8") as out:
+            json.dump({"counted": counted, "carried": carried,
+                       "distinct": {k: len(v) for k, v in values.items()},
+                       "values": {k: sorted(v)[:20] for k, v in values.items()}}, out, indent=1, sort_keys=True)
+    return 0
+
+
 def load(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -384,6 +461,12 @@ def main():
     prom.add_argument("n", type=int)
     prom.add_argument("start", type=float)
     prom.add_argument("end", type=float)
+    pexp = sub.add_parser("pmacct-expect")
+    pexp.add_argument("--messages", required=True)
+    pexp.add_argument("--local", required=True)
+    pexp.add_argument("--labels", required=True)
+    pexp.add_argument("--out", required=True)
+    pexp.add_argument("--stats-out")
     check = sub.add_parser("check-overflow")
     check.add_argument("body")
     check.add_argument("records")
@@ -396,7 +479,7 @@ def main():
     totals = sub.add_parser("totals")
     totals.add_argument("records")
     args = parser.parse_args()
-    return {"gen": cmd_gen, "gen-phases": cmd_gen_phases, "prom-check": cmd_prom_check, "check-overflow": cmd_check_overflow, "remote-ases": cmd_remote_ases, "per-host": cmd_per_host,
+    return {"gen": cmd_gen, "gen-phases": cmd_gen_phases, "prom-check": cmd_prom_check, "pmacct-expect": cmd_pmacct_expect, "check-overflow": cmd_check_overflow, "remote-ases": cmd_remote_ases, "per-host": cmd_per_host,
             "totals": cmd_totals}[args.command](args)
 
 
