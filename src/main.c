@@ -499,6 +499,7 @@ static void stop(struct exporter *exporter, bool final_push)
 	/* Last of the snapshot takers gone: the collectors' owners can go. */
 	fx_consumer_destroy(exporter->consumer);
 	fx_store_destroy(exporter->store);
+	fx_sampling_destroy(exporter->sampling); /* after the consumer, whose workers read it */
 	fx_intern_destroy(exporter->hostnames);
 	fx_intern_destroy(exporter->strings);
 	fx_asn_names_destroy(exporter->names);
