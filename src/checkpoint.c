@@ -787,7 +787,7 @@ static int cycle(struct fx_checkpoint *cp)
 	int64_t started = fx_mono_ms();
 	struct fx_store_state *state = fx_store_state_take(cp->config.store);
 	if (!state)
-		return -1;
+		return errno == EAGAIN ? 0 : -1; /* EAGAIN: a worker is mid-message; the next cycle takes it */
 	bool current = true;
 	if (!cp->written || state->generation != cp->written->generation) {
 		size_t n_written = 0;

@@ -2,6 +2,10 @@
  * pmacct records into it, shaped like nfacctd's kafka_output json (see tests/data/pmacct/): a few routers,
  * one of them with no pre_tag_map label, traffic to and from well-known ASes, interface indexes, a share of
  * kafka_multi_values messages and purge markers, and some transit traffic that is not counted.
+ * With --demo-ases=N the remote side spans exactly N distinct ASes (the ten well-known ones first, then
+ * 32-bit private-use ASNs from 4200000100 on); half the records go to the first ten (at most) of them, so
+ * a few heavy pairs stand out of a long tail, as in a full BGP table: enough to see the overflow series
+ * (--max-series) and the top-N "other" series live.
  *
  * Thread: the producer thread writes; create/destroy run on main. Deterministic (a fixed-seed xorshift). */
 #include "fx/demo.h"
@@ -45,6 +49,9 @@ static const struct router routers[] = {
 	{"", "192.0.2.3"},
 };
 static const uint32_t remote_asns[] = {15169, 13335, 16509, 32934, 2906, 8075, 3356, 1299, 6939, 4200000001u};
+#define WELL_KNOWN (sizeof(remote_asns) / sizeof(remote_asns[0]))
+/* Private use (RFC 6996), clear of 4200000001 and of the 64496 transit AS. */
+#define TAIL_FIRST_ASN 4200000100u
 
 static uint64_t next_random(struct fx_demo *demo)
 {
@@ -54,11 +61,30 @@ static uint64_t next_random(struct fx_demo *demo)
 	return demo->rng;
 }
 
+/* The i-th remote AS of the demo: the well-known ones, then the private-use tail. */
+static uint32_t remote_as_at(unsigned i)
+{
+	return i < WELL_KNOWN ? remote_asns[i] : TAIL_FIRST_ASN + (i - (unsigned)WELL_KNOWN);
+}
+
+/* One remote AS: with the default (0) one of the ten well-known ones, uniformly, as before. With N:
+ * half of the records pick among the first min(N, 10), the other half among all N, so every one of the N
+ * is seen soon (at 2000 records/s and N = 5000, each tail AS about every 5 s). */
+static uint32_t remote_as(struct fx_demo *demo)
+{
+	unsigned n = demo->config.remote_ases ? demo->config.remote_ases : (unsigned)WELL_KNOWN;
+	unsigned heavy = n < WELL_KNOWN ? n : (unsigned)WELL_KNOWN;
+	uint64_t pick = next_random(demo);
+	if (!demo->config.remote_ases)
+		return remote_as_at((unsigned)(pick % n));
+	return remote_as_at((unsigned)((pick & 1) ? (pick >> 1) % heavy : (pick >> 1) % n));
+}
+
 static int append_record(struct fx_demo *demo, struct fx_buf *out, const char *stamp)
 {
 	const struct router *router = &routers[next_random(demo) % 3];
 	uint32_t local = demo->config.local_asn;
-	uint32_t remote = remote_asns[next_random(demo) % (sizeof(remote_asns) / sizeof(remote_asns[0]))];
+	uint32_t remote = remote_as(demo);
 	unsigned roll = (unsigned)(next_random(demo) % 100);
 	uint32_t as_src = roll < 60 ? remote : roll < 95 ? local : remote; /* 60% in, 35% out, 5% transit */
 	uint32_t as_dst = roll < 60 ? local : roll < 95 ? remote : 64496;

@@ -83,7 +83,8 @@ static int set_layout(struct fx_ingest *ingest, const struct fx_key_layout *layo
 	size_t n = 0;
 	ingest->layout = layout;
 	ingest->config.label_mask = layout->mask;
-	fx_series_table_set_fold(ingest->delta, layout);
+	/* The delta never folds: a key the total holds must reach its series even when this delta has seen
+	 * max_series other keys; a full delta is handed over at once instead (fx_store_handoff_full). */
 	for (size_t i = 0; i < layout->n_extra; i++) {
 		const struct fx_dimension *dim = &layout->extra[i];
 		struct dim_source *source = &ingest->sources[i];
@@ -345,6 +346,11 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 	if (ingest->layout && ingest->layout->n_extra)
 		add_extras(ingest, flow, &key);
 	int rc = fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms);
+	if (rc == FX_TABLE_E_FULL) {
+		ingest->delta =
+		    fx_store_handoff_full(ingest->config.store, ingest->config.worker, ingest->delta);
+		rc = fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms);
+	}
 	if (rc < 0) {
 		ingest->stats.refused_series_limit++;
 	} else {

@@ -115,6 +115,7 @@ static int start_demo(struct exporter *exporter)
 	    .topic = config->topics[0],
 	    .local_asn = config->local.asn[0],
 	    .records_per_second = (unsigned)config->demo_rate,
+	    .remote_ases = (unsigned)config->demo_ases,
 	};
 	exporter->demo = fx_demo_create(&demo);
 	if (!exporter->demo)

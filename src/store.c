@@ -33,6 +33,7 @@
 #define _GNU_SOURCE /* qsort_r */
 #include "fx/store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -55,6 +56,9 @@ struct worker_slot {
 	/* The offsets `handed` covers (durable mode); guarded by slots_lock. */
 	struct fx_partition_offset *offsets;
 	size_t n_offsets, cap_offsets;
+	/* A full delta was handed over in the middle of a message (fx_store_handoff_full): the counts are
+	 * ahead of the offsets until the worker's next fx_store_handoff_offsets. Guarded by slots_lock. */
+	bool ahead;
 };
 
 struct collector {
@@ -252,6 +256,24 @@ static void merge_handed(struct fx_store *store)
 		pthread_mutex_unlock(&store->slots_lock);
 		fx_series_table_destroy(handed);
 	}
+}
+
+struct fx_series_table *fx_store_handoff_full(struct fx_store *store, size_t worker,
+					      struct fx_series_table *delta)
+{
+	struct fx_series_table *next = fx_store_handoff(store, worker, delta);
+	if (next == delta) {
+		pthread_mutex_lock(&store->total_lock);
+		merge_handed(store);
+		pthread_mutex_unlock(&store->total_lock);
+		next = fx_store_handoff(store, worker, delta);
+	}
+	if (next != delta) {
+		pthread_mutex_lock(&store->slots_lock);
+		store->slots[worker].ahead = true;
+		pthread_mutex_unlock(&store->slots_lock);
+	}
+	return next;
 }
 
 struct expiry {
@@ -745,7 +767,13 @@ struct fx_series_table *fx_store_handoff_offsets(struct fx_store *store, size_t 
 	pthread_mutex_unlock(&store->slots_lock);
 	if (busy)
 		return delta;
-	return fx_store_handoff(store, worker, delta);
+	struct fx_series_table *next = fx_store_handoff(store, worker, delta);
+	if (next != delta) { /* the offsets now cover every count handed over */
+		pthread_mutex_lock(&store->slots_lock);
+		slot->ahead = false;
+		pthread_mutex_unlock(&store->slots_lock);
+	}
+	return next;
 }
 
 struct fx_store_state *fx_store_state_ref(struct fx_store_state *state)
@@ -771,6 +799,17 @@ struct fx_store_state *fx_store_state_take(struct fx_store *store)
 	state->refs = 1;
 	pthread_mutex_lock(&store->total_lock);
 	merge_handed(store);
+	bool ahead = false;
+	pthread_mutex_lock(&store->slots_lock);
+	for (size_t i = 0; i < store->config.n_workers; i++)
+		ahead |= store->slots[i].ahead;
+	pthread_mutex_unlock(&store->slots_lock);
+	if (ahead) { /* counts of a message whose offset is not handed over yet: not a consistent state */
+		pthread_mutex_unlock(&store->total_lock);
+		free(state);
+		errno = EAGAIN;
+		return NULL;
+	}
 	state->taken_ms = fx_wall_ms();
 	state->generation = store->generation;
 	state->epoch = store->layout_epoch;

@@ -414,7 +414,13 @@ int fx_topn_apply(struct fx_topn *topn, struct fx_snapshot *snapshot, int64_t no
 	struct fx_snapshot_shared *shared = fx_snapshot_shared_create(out, (size_t)w, expired, n_expired);
 	if (!shared)
 		return -1;
-	fx_snapshot_shared_unref(snapshot->shared);
+	/* The arrays replaced are the snapshot's own when it shares none (snapshot.h): free them. */
+	if (snapshot->shared) {
+		fx_snapshot_shared_unref(snapshot->shared);
+	} else {
+		free(snapshot->series);
+		free(snapshot->expired);
+	}
 	fx_snapshot_use_shared(snapshot, shared);
 	fx_snapshot_shared_unref(shared);
 	return 0;

@@ -12,6 +12,7 @@ struct fx_demo_config {
 	const char *topic;
 	uint32_t local_asn;        /* the operator's AS in the synthetic traffic */
 	unsigned records_per_second;
+	unsigned remote_ases; /* distinct remote ASes (--demo-ases); 0: the ten well-known ones */
 };
 
 struct fx_demo;

@@ -54,6 +54,15 @@ int fx_store_add_snapshot_collector(struct fx_store *store, fx_snapshot_collect_
  * when the previous hand-over has not been merged yet, returns `delta` itself, to keep counting into. */
 struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, struct fx_series_table *delta);
 
+/* @locality consumer thread `worker` only. @locks takes total_lock when the slot is busy.
+ * For a full delta (a new key would pass its bound): hands `delta` over like fx_store_handoff, first
+ * merging a hand-over still waiting, so that the worker gets an empty table now (a bounded moment: one
+ * merge, once per max_series distinct keys, never per record). The delta tables themselves never fold:
+ * only the total knows which keys it holds, so only the total decides what overflows. Returns `delta`
+ * itself only when no table can be had (out of memory). */
+struct fx_series_table *fx_store_handoff_full(struct fx_store *store, size_t worker,
+					      struct fx_series_table *delta);
+
 /* Merges the waiting deltas and removes expired series. */
 void fx_store_tick(struct fx_store *store);
 
@@ -112,7 +121,9 @@ struct fx_store_state {
 };
 
 /* Merges the waiting deltas and copies the totals and their offsets (one memcpy under the store's lock).
- * NULL on allocation failure. The reference returned is the caller's. */
+ * NULL on allocation failure, or with errno EAGAIN while a worker has handed over a full delta in the middle
+ * of a message (its counts are then ahead of its offsets until its next flush). The reference returned is
+ * the caller's. */
 struct fx_store_state *fx_store_state_take(struct fx_store *store);
 struct fx_store_state *fx_store_state_ref(struct fx_store_state *state);
 /* Accepts NULL. */
