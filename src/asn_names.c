@@ -82,6 +82,7 @@ struct fx_asn_names {
 	/* Written under `lock`; atomic so that the HTTP client can read it without the lock (its abort flag).
 	 */
 	atomic_bool stopping;
+	bool reload_requested; /* fx_asn_names_reload: refresh now (a file even if it looks unchanged) */
 
 	pthread_t thread;
 	bool thread_started;
@@ -428,8 +429,9 @@ done:
 	return rc;
 }
 
-/* Sleeps delay_ms (forever when delay_ms <= 0) unless destroy asks to stop. Returns false when stopping. */
-static bool sleep_unless_stopping(struct fx_asn_names *names, int64_t delay_ms)
+/* Sleeps delay_ms (forever when delay_ms <= 0) unless destroy asks to stop or a reload to refresh now
+ * (*reload set). Returns false when stopping. */
+static bool sleep_unless_stopping(struct fx_asn_names *names, int64_t delay_ms, bool *reload)
 {
 	struct timespec deadline;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -445,13 +447,15 @@ static bool sleep_unless_stopping(struct fx_asn_names *names, int64_t delay_ms)
 		}
 	}
 	pthread_mutex_lock(&names->lock);
-	while (!atomic_load(&names->stopping)) {
+	while (!atomic_load(&names->stopping) && !names->reload_requested) {
 		int rc = delay_ms > 0 ? pthread_cond_timedwait(&names->wake, &names->lock, &deadline)
 				      : pthread_cond_wait(&names->wake, &names->lock);
 		if (rc == ETIMEDOUT)
 			break;
 	}
 	bool stopping = atomic_load(&names->stopping);
+	*reload = names->reload_requested;
+	names->reload_requested = false;
 	pthread_mutex_unlock(&names->lock);
 	return !stopping;
 }
@@ -473,9 +477,10 @@ static void *refresh_thread(void *opaque)
 {
 	struct fx_asn_names *names = opaque;
 
+	bool reload;
 	if (names->kind == SOURCE_FILE) {
-		while (sleep_unless_stopping(names, names->refresh_ms))
-			refresh_file(names, false);
+		while (sleep_unless_stopping(names, names->refresh_ms, &reload))
+			refresh_file(names, reload);
 		return NULL;
 	}
 	unsigned failures = 0;
@@ -488,7 +493,7 @@ static void *refresh_thread(void *opaque)
 			failures++;
 			delay = backoff_ms(names, failures);
 		}
-		if (!sleep_unless_stopping(names, delay))
+		if (!sleep_unless_stopping(names, delay, &reload))
 			break;
 	}
 	return NULL;
@@ -695,4 +700,14 @@ int fx_asn_names_collect(void *opaque, struct fx_family_list *out)
 	    fx_family_add_double(out, (double)last_success_wall_ms / 1000.0, 0, NULL) != 0)
 		return -1;
 	return 0;
+}
+
+void fx_asn_names_reload(struct fx_asn_names *names)
+{
+	if (!names || !names->thread_started)
+		return;
+	pthread_mutex_lock(&names->lock);
+	names->reload_requested = true;
+	pthread_cond_signal(&names->wake);
+	pthread_mutex_unlock(&names->lock);
 }

@@ -392,6 +392,7 @@ static void stop_pushers(struct exporter *exporter, int64_t deadline)
 static int reload_files(struct exporter *exporter, const char *trigger, char *message, size_t size)
 {
 	fx_info("%s: reloading", trigger);
+	fx_asn_names_reload(exporter->names); /* asynchronous: its result is in its own self-metrics */
 	int web = fx_http_server_reload(exporter->http);
 	int maps = fx_map_files_reload(exporter->maps, trigger, message, size);
 	if (web && !maps)

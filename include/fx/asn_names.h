@@ -32,6 +32,11 @@ struct fx_asn_names *fx_asn_names_create(const struct fx_asn_names_config *confi
 /* Stops the thread (aborting a download in progress) and drops the current map. Accepts NULL. */
 void fx_asn_names_destroy(struct fx_asn_names *names);
 
+/* SIGHUP and POST /-/reload: the background thread re-reads the file (even when it looks unchanged) or
+ * downloads the list now, instead of at the next --asn-names-refresh. Asynchronous: the result shows in
+ * the AS-name self-metrics, and a failure keeps the names in force. No-op for the embedded list. */
+void fx_asn_names_reload(struct fx_asn_names *names);
+
 /* The current map with a reference the caller must drop with fx_asn_map_unref; NULL when none is loaded. */
 struct fx_asn_map *fx_asn_names_acquire(struct fx_asn_names *names);
 

@@ -389,6 +389,32 @@ static void test_file_source(void)
 	unlink(path);
 }
 
+/* A reload (SIGHUP, POST /-/reload) re-reads the file now, long before the next refresh, even when its size
+ * and time look unchanged; a bad file keeps the names in force. */
+static void test_reload(void)
+{
+	char path[512], name[128];
+	snprintf(path, sizeof(path), "%s/reload.txt", tmp_dir);
+	write_file(path, "64496\tDOC-ASN, ZZ\n");
+	struct fx_asn_names_config config = {.source = path, .refresh_ms = 3600 * 1000, .timeout_ms = 1000};
+	struct fx_asn_names *names = fx_asn_names_create(&config);
+	CHECK(names != NULL);
+	if (!names)
+		return;
+	CHECK_STR(current_name(names, 64496, name, sizeof(name)), "DOC-ASN");
+	write_file(path, "64496\tDOC-RENAMED, ZZ\n");
+	fx_asn_names_reload(names);
+	CHECK(wait_for_name(names, 64496, "DOC-RENAMED", 3000));
+	write_file(path, "garbage\n");
+	fx_asn_names_reload(names);
+	CHECK(wait_for_metric_at_least(names, "flow_exporter_asn_names_loads_total",
+				       "result=failure,source=file", 1, 3000));
+	CHECK_STR(current_name(names, 64496, name, sizeof(name)), "DOC-RENAMED");
+	fx_asn_names_destroy(names);
+	fx_asn_names_reload(NULL);
+	unlink(path);
+}
+
 /* ---- The fake HTTP server (tests/support/fake_http.c) serving a list ---- */
 
 enum serve_mode { SERVE_500, SERVE_NO_NAMES, SERVE_HANG };
@@ -599,6 +625,7 @@ int main(void)
 		return 1;
 	}
 	test_file_source();
+	test_reload();
 	test_url_source();
 	test_cache_write_failure();
 	test_destroy_mid_download();
