@@ -1057,20 +1057,18 @@ static bool ipv6_available(void)
 static void reap_slow(struct fx_http_server *server)
 {
 	int64_t now = fx_mono_ms();
-	uint64_t reaped = 0;
 	pthread_mutex_lock(&server->conn_lock);
 	for (struct conn *conn = server->conns; conn; conn = conn->next) {
 		if (conn->in_request || conn->reaped ||
 		    now - conn->waiting_since_ms < server->limits.read_timeout_ms)
 			continue;
+		/* Counted before the client can see the close (stats_lock inside conn_lock, never the reverse). */
+		count_refusal(server, REFUSED_READ_TIMEOUT, 1);
 		if (conn->fd >= 0)
 			shutdown(conn->fd, SHUT_RDWR);
 		conn->reaped = true;
-		reaped++;
 	}
 	pthread_mutex_unlock(&server->conn_lock);
-	if (reaped)
-		count_refusal(server, REFUSED_READ_TIMEOUT, reaped);
 }
 
 static void count_reload(struct fx_http_server *server, bool ok)
