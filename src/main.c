@@ -1,16 +1,16 @@
 /* flow-exporter: wiring only. Reads the config, creates each part in data-path order, waits for SIGTERM or
- * SIGINT while merging counts, then destroys everything in reverse order. The only file that knows every
- * module.
+ * SIGINT while merging counts (SIGHUP reloads every file it was given), then destroys everything in reverse
+ * order. The only file that knows every module.
  *
  * Signals are blocked in every thread and taken synchronously here with sigtimedwait, so no handler runs
  * inside a library call. */
+#include <dirent.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include "fx/asn_names.h"
@@ -50,7 +50,7 @@ struct exporter {
 	struct fx_push_stats *push_stats[FX_MAX_REPEAT + 1];
 	struct fx_push_endpoints push_endpoints;
 	struct fx_label
-	    external_labels[FX_MAX_REPEAT + 2]; /* strings point into config or the buffers below */
+	    external_labels[FX_MAX_REPEAT + 2]; /* strings point into config, label_names and instance */
 	size_t n_external_labels;
 	char *label_names[FX_MAX_REPEAT]; /* the names of --external-label (the values are the config's) */
 	char instance[256];
@@ -163,7 +163,8 @@ static int start_checkpoints(struct exporter *exporter)
 	struct fx_config *config = &exporter->config;
 	const char *dir = config->state_dir;
 	if (!dir[0] && exporter->demo) {
-		snprintf(exporter->demo_state_dir, sizeof(exporter->demo_state_dir), "/tmp/flow-exporter-demo.XXXXXX");
+		snprintf(exporter->demo_state_dir, sizeof(exporter->demo_state_dir),
+			 "/tmp/flow-exporter-demo.XXXXXX");
 		if (!mkdtemp(exporter->demo_state_dir))
 			exporter->demo_state_dir[0] = '\0';
 		dir = exporter->demo_state_dir;
