@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "fx/buf.h"
+#include "fx/pb_wire.h"
 #include "fx/series_labels.h"
 
 #define N_FLOW_LABELS FX_SERIES_LABELS_MAX
@@ -98,46 +99,30 @@ struct fx_rw_encoder {
 
 /* ---- Protobuf primitives ---- */
 
-static inline size_t varint_len(uint64_t value)
-{
-	size_t n = 1;
-	while (value >= 0x80) {
-		value >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static inline char *write_varint(char *p, uint64_t value)
-{
-	while (value >= 0x80) {
-		*p++ = (char)(value | 0x80);
-		value >>= 7;
-	}
-	*p++ = (char)value;
-	return p;
-}
+/* Varints: pb_wire.h, shared with the 2.0 encoder. */
 
 /* The encoded size of a Label field (tag, length, message). */
 static inline size_t label_field_len(size_t name_len, size_t value_len)
 {
-	size_t inner = 1 + varint_len(name_len) + name_len + 1 + varint_len(value_len) + value_len;
-	return 1 + varint_len(inner) + inner;
+	size_t inner =
+	    1 + fx_pb_varint_len(name_len) + name_len + 1 + fx_pb_varint_len(value_len) + value_len;
+	return 1 + fx_pb_varint_len(inner) + inner;
 }
 
 /* Writes a Label field of a TimeSeries at p (room for label_field_len) and returns the end. */
 static inline char *write_label(char *p, const char *name, size_t name_len, const char *value,
 				size_t value_len)
 {
-	size_t inner = 1 + varint_len(name_len) + name_len + 1 + varint_len(value_len) + value_len;
+	size_t inner =
+	    1 + fx_pb_varint_len(name_len) + name_len + 1 + fx_pb_varint_len(value_len) + value_len;
 	*p++ = 0x0a;
-	p = write_varint(p, inner);
+	p = fx_pb_write_varint(p, inner);
 	*p++ = 0x0a;
-	p = write_varint(p, name_len);
+	p = fx_pb_write_varint(p, name_len);
 	memcpy(p, name, name_len);
 	p += name_len;
 	*p++ = 0x12;
-	p = write_varint(p, value_len);
+	p = fx_pb_write_varint(p, value_len);
 	memcpy(p, value, value_len);
 	return p + value_len;
 }
@@ -164,7 +149,7 @@ static inline size_t sample_len(uint64_t value_bits, int64_t timestamp)
 {
 	double value;
 	memcpy(&value, &value_bits, sizeof(value));
-	return (value != 0.0 ? 9 : 0) + (timestamp != 0 ? 1 + varint_len((uint64_t)timestamp) : 0);
+	return (value != 0.0 ? 9 : 0) + (timestamp != 0 ? 1 + fx_pb_varint_len((uint64_t)timestamp) : 0);
 }
 
 static inline char *write_sample(char *p, uint64_t value_bits, int64_t timestamp)
@@ -183,7 +168,7 @@ static inline char *write_sample(char *p, uint64_t value_bits, int64_t timestamp
 	}
 	if (timestamp != 0) {
 		*p++ = 0x10;
-		p = write_varint(p, (uint64_t)timestamp);
+		p = fx_pb_write_varint(p, (uint64_t)timestamp);
 	}
 	return p;
 }
@@ -409,19 +394,19 @@ static int add_series(struct fx_rw_encoder *encoder, const struct fx_buf *const 
 	for (size_t i = 0; i < n_parts; i++)
 		labels_len += parts[i]->len;
 	size_t sample = sample_len(value_bits, encoder->timestamp_ms);
-	size_t series_len = labels_len + 1 + varint_len(sample) + sample;
+	size_t series_len = labels_len + 1 + fx_pb_varint_len(sample) + sample;
 	int rc = fx_buf_reserve(&encoder->packed, 1 + VARINT_MAX + series_len);
 	if (rc)
 		return rw_error(rc);
 	char *p = encoder->packed.data + encoder->packed.len;
 	*p++ = 0x0a;
-	p = write_varint(p, series_len);
+	p = fx_pb_write_varint(p, series_len);
 	for (size_t i = 0; i < n_parts; i++) {
 		memcpy(p, parts[i]->data, parts[i]->len);
 		p += parts[i]->len;
 	}
 	*p++ = 0x12;
-	p = write_varint(p, sample);
+	p = fx_pb_write_varint(p, sample);
 	p = write_sample(p, value_bits, encoder->timestamp_ms);
 	encoder->packed.len = (size_t)(p - encoder->packed.data);
 	encoder->n_series++;
@@ -605,15 +590,15 @@ int fx_rw_encode(struct fx_rw_encoder *encoder, const struct fx_snapshot *snapsh
 static int append_metadata(struct fx_buf *out, int type, const char *name, const char *help, const char *unit)
 {
 	size_t name_len = strlen(name), help_len = strlen(help), unit_len = unit ? strlen(unit) : 0;
-	size_t inner = 2 + 1 + varint_len(name_len) + name_len +
-		       (help_len ? 1 + varint_len(help_len) + help_len : 0) +
-		       (unit_len ? 1 + varint_len(unit_len) + unit_len : 0);
+	size_t inner = 2 + 1 + fx_pb_varint_len(name_len) + name_len +
+		       (help_len ? 1 + fx_pb_varint_len(help_len) + help_len : 0) +
+		       (unit_len ? 1 + fx_pb_varint_len(unit_len) + unit_len : 0);
 	int rc = fx_buf_reserve(out, 1 + VARINT_MAX + inner);
 	if (rc)
 		return rw_error(rc);
 	char *p = out->data + out->len;
 	*p++ = 0x1a;
-	p = write_varint(p, inner);
+	p = fx_pb_write_varint(p, inner);
 	*p++ = 0x08;
 	*p++ = (char)type;
 	const struct {
@@ -625,7 +610,7 @@ static int append_metadata(struct fx_buf *out, int type, const char *name, const
 		if (i > 0 && !strings[i].len)
 			continue;
 		*p++ = strings[i].tag;
-		p = write_varint(p, strings[i].len);
+		p = fx_pb_write_varint(p, strings[i].len);
 		memcpy(p, strings[i].s, strings[i].len);
 		p += strings[i].len;
 	}
