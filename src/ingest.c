@@ -114,7 +114,8 @@ struct fx_ingest *fx_ingest_create(const struct fx_ingest_config *config)
 		goto fail;
 	ingest->config = *config;
 	ingest->decoder = fx_decoder_create(config->max_record_bytes);
-	ingest->delta = fx_series_table_create(config->max_series);
+	ingest->delta = fx_series_table_create_narrow(config->max_series,
+						      config->layout ? config->layout->n_extra : 0);
 	if (!ingest->decoder || !ingest->delta)
 		goto fail;
 	if (config->layout && set_layout(ingest, config->layout))

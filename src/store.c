@@ -140,7 +140,9 @@ struct fx_store *fx_store_create(const struct fx_store_config *config)
 	if (init_locks(store))
 		goto fail;
 	store->slots = calloc(config->n_workers ? config->n_workers : 1, sizeof(*store->slots));
-	store->total = fx_series_table_create(config->max_series);
+	/* Rows as wide as the layout's keys (series_table.h): the totals are most of the store's memory. */
+	store->total = fx_series_table_create_narrow(config->max_series,
+						     config->layout ? config->layout->n_extra : 0);
 	if (!store->slots || !store->total)
 		goto fail;
 	if (config->layout) {
@@ -218,7 +220,8 @@ struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, 
 	if (!next) {
 		pthread_mutex_unlock(&store->slots_lock);
 		/* First hand-over of this worker: make its second table outside the lock. */
-		next = fx_series_table_create(fx_series_table_max(delta));
+		next = fx_series_table_create_narrow(fx_series_table_max(delta),
+						     fx_series_table_key_extra(delta));
 		if (!next)
 			return delta;
 		fx_series_table_set_fold(next, fx_series_table_fold(delta));
@@ -445,19 +448,25 @@ struct taking {
 
 /* What snapshots show: the published durable state, else the live totals; its size, generation and layout
  * epoch. @locks total_lock held. */
-static const struct fx_series *exposed_series(const struct fx_store *store, size_t *n, uint64_t *generation,
-					      uint64_t *epoch)
+static size_t exposed_count(const struct fx_store *store, uint64_t *generation, uint64_t *epoch)
 {
 	if (store->published) {
-		*n = store->published->n_series;
 		*generation = store->published->generation;
 		*epoch = store->published->epoch;
-		return store->published->series;
+		return store->published->n_series;
 	}
-	*n = fx_series_table_count(store->total);
 	*generation = store->generation;
 	*epoch = store->layout_epoch;
-	return fx_series_table_array(store->total);
+	return fx_series_table_count(store->total);
+}
+
+/* Copies the exposed_count series snapshots show into out. @locks total_lock held. */
+static void copy_exposed(const struct fx_store *store, struct fx_series *out)
+{
+	if (!store->published)
+		fx_series_table_copy_out(store->total, out);
+	else if (store->published->n_series)
+		memcpy(out, store->published->series, store->published->n_series * sizeof(*out));
 }
 
 /* The copy's memory is allocated and touched before total_lock is taken, so that the page faults of a
@@ -467,9 +476,8 @@ static const struct fx_series *exposed_series(const struct fx_store *store, size
 static int reserve_copy(struct fx_store *store, struct taking *taking)
 {
 	pthread_mutex_lock(&store->total_lock);
-	size_t peek = 0;
 	uint64_t generation = 0, epoch = 0;
-	exposed_series(store, &peek, &generation, &epoch);
+	size_t peek = exposed_count(store, &generation, &epoch);
 	bool unchanged = store->cached && store->cached_generation == generation;
 	pthread_mutex_unlock(&store->total_lock);
 	if (unchanged)
@@ -491,8 +499,7 @@ static void copy_total(struct fx_store *store, struct taking *taking, int64_t *t
 	pthread_mutex_lock(&store->total_lock);
 	merge_handed(store);
 	*taken_ms = fx_wall_ms();
-	size_t n = 0;
-	const struct fx_series *source = exposed_series(store, &n, &taking->generation, &taking->epoch);
+	size_t n = exposed_count(store, &taking->generation, &taking->epoch);
 	pthread_mutex_lock(&store->sort_lock);
 	if (store->cached && store->cached_generation == taking->generation)
 		taking->shared = fx_snapshot_shared_ref(store->cached);
@@ -500,10 +507,10 @@ static void copy_total(struct fx_store *store, struct taking *taking, int64_t *t
 	if (!taking->shared) {
 		if (n > taking->cap_series || !taking->series) {
 			free(taking->series);
-			taking->series = copy_series(source, n);
-		} else if (n) {
-			memcpy(taking->series, source, n * sizeof(*taking->series));
+			taking->series = malloc(n ? n * sizeof(*taking->series) : 1);
 		}
+		if (taking->series)
+			copy_exposed(store, taking->series);
 		taking->n_series = n;
 		taking->n_expired = store->n_tombstones;
 		taking->expired = copy_series(store->tombstones, store->n_tombstones);
@@ -639,9 +646,9 @@ static int collect_overflow(struct fx_store *store, struct fx_family_list *out)
 	pthread_mutex_lock(&store->total_lock);
 	size_t count = fx_series_table_count(store->total);
 	if (fx_series_table_count_held(store->total) != count) {
-		const struct fx_series *series = fx_series_table_array(store->total);
 		for (size_t i = 0; i < count; i++) {
-			if (!series[i].key.other)
+			const struct fx_series *series = fx_series_table_row(store->total, i);
+			if (!series->key.other)
 				continue;
 			if (n == cap) {
 				struct overflow_row *grown = realloc(rows, 2 * cap * sizeof(*rows));
@@ -650,7 +657,7 @@ static int collect_overflow(struct fx_store *store, struct fx_family_list *out)
 				rows = grown;
 				cap *= 2;
 			}
-			rows[n++] = (struct overflow_row){series[i].key.hostname, series[i].records};
+			rows[n++] = (struct overflow_row){series->key.hostname, series->records};
 		}
 	}
 	pthread_mutex_unlock(&store->total_lock);
@@ -814,7 +821,9 @@ struct fx_store_state *fx_store_state_take(struct fx_store *store)
 	state->generation = store->generation;
 	state->epoch = store->layout_epoch;
 	state->n_series = fx_series_table_count(store->total);
-	state->series = copy_series(fx_series_table_array(store->total), state->n_series);
+	state->series = malloc((state->n_series ? state->n_series : 1) * sizeof(*state->series));
+	if (state->series)
+		fx_series_table_copy_out(store->total, state->series);
 	state->n_offsets = store->n_offsets;
 	state->offsets = malloc((store->n_offsets ? store->n_offsets : 1) * sizeof(*state->offsets));
 	if (state->offsets && store->n_offsets)

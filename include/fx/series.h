@@ -51,15 +51,17 @@ struct fx_series_key {
 	uint32_t extra[FX_KEY_EXTRA];
 };
 
+/* The counters first and the key last, its extra dimensions at the very end: a series table keeps only the
+ * extra slots its layout uses (series_table.h), so a row of a table is a prefix of this struct. */
 struct fx_series {
-	struct fx_series_key key;
 	uint64_t bytes[2]; /* indexed by enum fx_direction: FX_DIR_RECEIVE, FX_DIR_TRANSMIT */
 	uint64_t packets[2];
 	uint64_t records;   /* records added (for counting what a full table refuses or folds) */
 	int64_t updated_ms; /* wall clock of the last update */
-	uint32_t seen;	    /* bit (1 << direction) once the direction has had a record */
 	int64_t created_ms; /* wall clock of the first record: when the series started counting (remote write
 			     * 2.0's start_timestamp, OpenMetrics' _created); merges keep the earliest */
+	uint32_t seen;	    /* bit (1 << direction) once the direction has had a record */
+	struct fx_series_key key;
 };
 
 /* Total order used by snapshots: the AS numbers (source, then destination), hostname (byte order, absent

@@ -2,6 +2,7 @@
  * that every sum the table keeps can be checked exactly. Random operations come from a fixed seed. */
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,15 @@ static uint64_t rng_below(uint64_t n)
 static const char *const hosts[] = {NULL, "r1.example.net", "r2.example.net", "r3.example.net", "edge-1.pop"};
 #define N_HOSTS 5
 
+/* The extra slots the tables of the current pass keep (main runs the tests with whole rows, none and
+ * three), and the keys carry. */
+static size_t table_extra = FX_KEY_EXTRA;
+
+static struct fx_series_table *new_table(size_t max_series)
+{
+	return fx_series_table_create_narrow(max_series, table_extra);
+}
+
 /* Key number id, spelled in mixed radix over the fields, so that every id gives a distinct key. Many keys
  * differ in one small field only, and pairs differ only in `present`. */
 static struct fx_series_key key_of(uint64_t id)
@@ -53,6 +63,8 @@ static struct fx_series_key key_of(uint64_t id)
 	key.iface_in = (uint32_t)(id % 3);
 	id /= 3;
 	key.iface_out = (uint32_t)id;
+	for (size_t i = 0; i < table_extra; i++) /* a function of the id: keys stay distinct */
+		key.extra[i] = (uint32_t)(id * 2654435761u + i);
 	return key;
 }
 
@@ -103,6 +115,14 @@ static bool series_matches(const struct fx_series *s, const struct model_entry *
 	       s->seen == e->seen;
 }
 
+/* Whether the key of a row (of a table of the current pass: its extra slots past table_extra are not there)
+ * is key. */
+static bool row_key_equal(const struct fx_series *row, const struct fx_series_key *key)
+{
+	return memcmp(&row->key, key,
+		      offsetof(struct fx_series_key, extra) + table_extra * sizeof(uint32_t)) == 0;
+}
+
 /* The table holds exactly the model's live keys, with the model's sums, and its dense array agrees with
  * find(). */
 static void check_table_equals(const struct fx_series_table *table, const struct model *m, int line)
@@ -114,19 +134,19 @@ static void check_table_equals(const struct fx_series_table *table, const struct
 		if (m->entries[id].live) {
 			if (!s)
 				missing++;
-			else if (!series_matches(s, &m->entries[id]) ||
-				 fx_series_key_compare(&s->key, &key) != 0)
+			else if (!series_matches(s, &m->entries[id]) || !row_key_equal(s, &key))
 				wrong++;
 		} else if (s) {
 			extra++;
 		}
 	}
-	const struct fx_series *array = fx_series_table_array(table);
 	size_t count = fx_series_table_count(table);
 	size_t inconsistent = 0;
-	for (size_t i = 0; i < count; i++)
-		if (fx_series_table_find(table, &array[i].key) != &array[i])
+	for (size_t i = 0; i < count; i++) {
+		const struct fx_series *row = fx_series_table_row(table, i);
+		if (fx_series_table_find(table, &row->key) != row)
 			inconsistent++;
+	}
 	if (missing || wrong || extra || inconsistent || count != model_count(m))
 		fprintf(stderr, "line %d: missing %zu wrong %zu extra %zu inconsistent %zu count %zu/%zu\n",
 			line, missing, wrong, extra, inconsistent, count, model_count(m));
@@ -159,7 +179,7 @@ enum { POOL = 4000, ADDS = 300000 };
 
 static void test_random_adds(void)
 {
-	struct fx_series_table *table = fx_series_table_create(1 << 20);
+	struct fx_series_table *table = new_table(1 << 20);
 	struct model m = model_new(POOL);
 	CHECK(table != NULL);
 	CHECK_EQ_U64(fx_series_table_count(table), 0);
@@ -192,9 +212,9 @@ static void merge_model(struct model *dst, const struct model *src)
 
 static void test_merge(void)
 {
-	struct fx_series_table *a = fx_series_table_create(1 << 20);
-	struct fx_series_table *b = fx_series_table_create(1 << 20);
-	struct fx_series_table *c = fx_series_table_create(1 << 20);
+	struct fx_series_table *a = new_table(1 << 20);
+	struct fx_series_table *b = new_table(1 << 20);
+	struct fx_series_table *c = new_table(1 << 20);
 	struct model ma = model_new(POOL), mb = model_new(POOL), mc = model_new(POOL);
 
 	/* a: keys [0, 3000), b: keys [2000, 4000): overlapping on [2000, 3000), disjoint elsewhere. */
@@ -218,7 +238,7 @@ static void test_merge(void)
 	merge_model(&ma, &mb);
 	CHECK_TABLE(a, &ma);
 	/* An empty source changes nothing. */
-	struct fx_series_table *empty = fx_series_table_create(10);
+	struct fx_series_table *empty = new_table(10);
 	CHECK_EQ_U64(fx_series_table_merge(a, empty), 0);
 	CHECK_TABLE(a, &ma);
 
@@ -249,13 +269,16 @@ static size_t id_of(const struct fx_series_key *key)
 	if (id >= POOL)
 		return POOL;
 	struct fx_series_key check = key_of(id);
-	return fx_series_key_compare(&check, key) == 0 ? (size_t)id : POOL;
+	return memcmp(&check, key, offsetof(struct fx_series_key, extra) + table_extra * sizeof(uint32_t)) ==
+		       0
+		   ? (size_t)id
+		   : POOL;
 }
 
 static void test_limit(void)
 {
 	enum { LIMIT = 50 };
-	struct fx_series_table *table = fx_series_table_create(LIMIT);
+	struct fx_series_table *table = new_table(LIMIT);
 	struct model m = model_new(POOL);
 	CHECK_EQ_U64(fx_series_table_max(table), LIMIT);
 
@@ -279,8 +302,8 @@ static void test_limit(void)
 
 	/* Merge into a full-ish table: dst has keys [0, 30) of max 50, src has [20, 80). Which new keys get
 	 * in follows src's array order; everything else is refused, and its records counted. */
-	struct fx_series_table *dst = fx_series_table_create(LIMIT);
-	struct fx_series_table *src = fx_series_table_create(1000);
+	struct fx_series_table *dst = new_table(LIMIT);
+	struct fx_series_table *src = new_table(1000);
 	struct model md = model_new(POOL), ms = model_new(POOL);
 	for (int i = 0; i < 5000; i++)
 		random_add(dst, &md, 0, 30, 0, 1000);
@@ -291,10 +314,9 @@ static void test_limit(void)
 
 	uint64_t expected_refused = 0;
 	size_t dst_count = fx_series_table_count(dst);
-	const struct fx_series *array = fx_series_table_array(src);
 	struct model accepted = model_new(POOL);
 	for (size_t i = 0; i < fx_series_table_count(src); i++) {
-		size_t id = id_of(&array[i].key);
+		size_t id = id_of(&fx_series_table_row(src, i)->key);
 		CHECK(id < POOL);
 		if (md.entries[id].live || dst_count < LIMIT) {
 			dst_count += !md.entries[id].live;
@@ -310,7 +332,7 @@ static void test_limit(void)
 	CHECK_EQ_U64(fx_series_table_count(dst), LIMIT);
 
 	/* A table of no series refuses every new one. */
-	struct fx_series_table *none = fx_series_table_create(0);
+	struct fx_series_table *none = new_table(0);
 	CHECK(none != NULL);
 	struct fx_series_key key = key_of(1);
 	CHECK(fx_series_table_add(none, &key, FX_DIR_TRANSMIT, 1, 1, 1) == FX_TABLE_E_FULL);
@@ -342,7 +364,10 @@ static void on_removed(void *opaque, const struct fx_series *series)
 	struct removal_log *log = opaque;
 	size_t id = id_of(&series->key);
 	log->seen++;
-	if (id == POOL || log->removed[id] || !series_matches(series, &log->model->entries[id]))
+	struct fx_series_key want = id < POOL ? key_of(id) : (struct fx_series_key){0};
+	/* A whole copy: the key's slots past the table's width are zero, not the next row's bytes. */
+	if (id == POOL || log->removed[id] || !series_matches(series, &log->model->entries[id]) ||
+	    memcmp(&series->key, &want, sizeof(want)) != 0)
 		log->wrong++;
 	else
 		log->removed[id] = true;
@@ -364,7 +389,7 @@ static void expire_model(struct model *m, int64_t cutoff_ms, bool *removed, size
 
 static void test_expire(void)
 {
-	struct fx_series_table *table = fx_series_table_create(1 << 20);
+	struct fx_series_table *table = new_table(1 << 20);
 	struct model m = model_new(POOL);
 	bool *removed = calloc(POOL, sizeof(bool));
 	for (int i = 0; i < ADDS / 3; i++)
@@ -438,7 +463,7 @@ static void test_expire(void)
 
 static void test_clear(void)
 {
-	struct fx_series_table *table = fx_series_table_create(1 << 20);
+	struct fx_series_table *table = new_table(1 << 20);
 	struct model m = model_new(POOL);
 	for (int i = 0; i < 50000; i++)
 		random_add(table, &m, 0, POOL, 0, 1000);
@@ -455,7 +480,7 @@ static void test_clear(void)
 
 static void test_wrap_present_and_seen(void)
 {
-	struct fx_series_table *table = fx_series_table_create(100);
+	struct fx_series_table *table = new_table(100);
 	struct fx_series_key key = {
 	    .hostname = "r1", .as_src = 64512, .as_dst = 15169, .present = FX_LABEL_ALL};
 	CHECK(fx_series_table_add(table, &key, FX_DIR_TRANSMIT, UINT64_MAX, UINT64_MAX, 10) == 0);
@@ -475,7 +500,7 @@ static void test_wrap_present_and_seen(void)
 	CHECK(s->updated_ms == 11);
 
 	/* Merging wraps the same way. */
-	struct fx_series_table *other = fx_series_table_create(100);
+	struct fx_series_table *other = new_table(100);
 	CHECK(fx_series_table_add(other, &key, FX_DIR_TRANSMIT, 3, UINT64_MAX, -5) == 0);
 	CHECK_EQ_U64(fx_series_table_merge(table, other), 0);
 	s = fx_series_table_find(table, &key);
@@ -484,7 +509,7 @@ static void test_wrap_present_and_seen(void)
 	CHECK(s->updated_ms == 11);
 	/* seen is a union: a source that saw one direction keeps the other one set. */
 	CHECK_EQ_U64(s->seen, (1u << FX_DIR_TRANSMIT) | (1u << FX_DIR_RECEIVE));
-	struct fx_series_table *receive = fx_series_table_create(10), *transmit = fx_series_table_create(10);
+	struct fx_series_table *receive = new_table(10), *transmit = new_table(10);
 	struct fx_series_key one = {.as_dst = 9, .present = FX_LABEL_DESTINATION_AS};
 	CHECK(fx_series_table_add(receive, &one, FX_DIR_RECEIVE, 1, 1, 1) == 0);
 	CHECK(fx_series_table_add(transmit, &one, FX_DIR_TRANSMIT, 1, 1, 1) == 0);
@@ -532,7 +557,7 @@ static void test_growth(void)
 	 * matching fragment is exercised for every field. */
 	enum { MANY = 300000 };
 	for (int field = 0; field < 5; field++) {
-		struct fx_series_table *table = fx_series_table_create(1 << 20);
+		struct fx_series_table *table = new_table(1 << 20);
 		int failed = 0;
 		for (uint32_t i = 0; i < MANY; i++) {
 			struct fx_series_key key = key_varying(field, i);
@@ -552,7 +577,7 @@ static void test_growth(void)
 
 	struct fx_series_table *table;
 	/* A bound that is not a power of two is reached exactly. */
-	table = fx_series_table_create(1000);
+	table = new_table(1000);
 	int ok = 0, full = 0;
 	for (uint32_t i = 0; i < 1500; i++) {
 		struct fx_series_key key = {.iface_in = i, .present = FX_LABEL_IFACE_IN};
@@ -590,7 +615,7 @@ static void print_timing(void)
 	for (uint32_t i = 0; i < N_ADDS; i++)
 		order[i] = (uint32_t)rng_below(KEYS);
 
-	struct fx_series_table *table = fx_series_table_create(1 << 20);
+	struct fx_series_table *table = new_table(1 << 20);
 	for (uint32_t i = 0; i < KEYS; i++)
 		(void)!fx_series_table_add(table, &keys[i], FX_DIR_RECEIVE, 1, 1, 0);
 	double t0 = seconds_now();
@@ -603,8 +628,8 @@ static void print_timing(void)
 		(t1 - t0) * 1e9 / N_ADDS);
 	fx_series_table_destroy(table);
 
-	struct fx_series_table *src = fx_series_table_create(1 << 20);
-	struct fx_series_table *dst = fx_series_table_create(1 << 20);
+	struct fx_series_table *src = new_table(1 << 20);
+	struct fx_series_table *dst = new_table(1 << 20);
 	for (uint32_t i = 0; i < MERGE_SERIES; i++) {
 		struct fx_series_key key = {
 		    .hostname = hosts[1 + i % 4], .as_src = i, .as_dst = i % 1000, .present = FX_LABEL_ALL};
@@ -630,15 +655,84 @@ static void print_timing(void)
 	free(order);
 }
 
+/* A narrow table holds what a whole one holds, merges with tables of every width (a checkpoint restores into
+ * the totals from a whole table) and copies its rows out as whole structs, the slots past its width zero. */
+static void test_widths_agree(void)
+{
+	table_extra = 3;
+	struct fx_series_table *narrow = fx_series_table_create_narrow(1 << 20, 3);
+	struct fx_series_table *whole = fx_series_table_create(1 << 20);
+	struct model m = model_new(POOL), unused = model_new(POOL);
+	CHECK_EQ_U64(fx_series_table_key_extra(narrow), 3);
+	CHECK_EQ_U64(fx_series_table_key_extra(whole), FX_KEY_EXTRA);
+	for (int i = 0; i < ADDS / 4; i++) {
+		uint64_t state = rng_state;
+		random_add(narrow, &m, 0, POOL, 0, 100000);
+		rng_state = state; /* the same record into both */
+		random_add(whole, &unused, 0, POOL, 0, 100000);
+	}
+	CHECK_TABLE(narrow, &m);
+	CHECK_TABLE(whole, &m);
+
+	size_t n = fx_series_table_count(narrow);
+	struct fx_series *out = malloc(n * sizeof(*out));
+	memset(out, 0xa5, n * sizeof(*out));
+	fx_series_table_copy_out(narrow, out);
+	size_t differ = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct fx_series *w = fx_series_table_find(whole, &out[i].key);
+		differ += !w || memcmp(w, &out[i], sizeof(*w)) != 0;
+	}
+	CHECK_EQ_U64(differ, 0);
+
+	/* whole -> narrow (a restore), narrow -> whole, narrow -> narrow: the same sums every way. */
+	struct fx_series_table *into_narrow = fx_series_table_create_narrow(1 << 20, 3);
+	struct fx_series_table *into_whole = fx_series_table_create(1 << 20);
+	CHECK_EQ_U64(fx_series_table_merge(into_narrow, whole), 0);
+	CHECK_EQ_U64(fx_series_table_merge(into_narrow, narrow), 0);
+	CHECK_EQ_U64(fx_series_table_merge(into_whole, narrow), 0);
+	CHECK_EQ_U64(fx_series_table_merge(into_whole, whole), 0);
+	struct model twice = model_new(POOL);
+	merge_model(&twice, &m);
+	merge_model(&twice, &m);
+	CHECK_TABLE(into_narrow, &twice);
+	CHECK_TABLE(into_whole, &twice);
+
+	/* A key with a dimension the narrow table has no slot for is refused by the merge, not truncated. */
+	struct fx_series_table *wide = fx_series_table_create(10);
+	struct fx_series_key key = key_of(1);
+	key.extra[5] = 7;
+	CHECK(fx_series_table_add(wide, &key, FX_DIR_RECEIVE, 100, 1, 1) == 0);
+	CHECK_EQ_U64(fx_series_table_merge(into_narrow, wide), 1);
+	CHECK_TABLE(into_narrow, &twice);
+
+	fx_series_table_destroy(wide);
+	fx_series_table_destroy(into_narrow);
+	fx_series_table_destroy(into_whole);
+	fx_series_table_destroy(narrow);
+	fx_series_table_destroy(whole);
+	free(out);
+	free(m.entries);
+	free(unused.entries);
+	free(twice.entries);
+}
+
 int main(void)
 {
-	test_random_adds();
-	test_merge();
-	test_limit();
-	test_expire();
-	test_clear();
-	test_wrap_present_and_seen();
-	test_growth();
+	/* The whole suite on tables of whole rows, of no extra slot (the default labels) and of three. */
+	static const size_t widths[] = {FX_KEY_EXTRA, 0, 3};
+	for (size_t w = 0; w < sizeof(widths) / sizeof(widths[0]); w++) {
+		table_extra = widths[w];
+		test_random_adds();
+		test_merge();
+		test_limit();
+		test_expire();
+		test_clear();
+		test_wrap_present_and_seen();
+		test_growth();
+	}
+	test_widths_agree();
+	table_extra = FX_KEY_EXTRA;
 	print_timing();
 	return check_exit();
 }
