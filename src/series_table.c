@@ -310,17 +310,24 @@ int fx_series_table_add(struct fx_series_table *table, const struct fx_series_ke
  * cover a cache miss on a large destination, few enough that the slots are still cached when reached. */
 #define MERGE_PREFETCH 8
 
+/* The key of a row of `table`, whole: its slots past the table's width zero. */
+static void whole_key(const struct fx_series_table *table, const struct fx_series *row,
+		      struct fx_series_key *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out, &row->key, table->key_bytes);
+}
+
 /* The key of row `from` of src, as dst keeps keys: the row's own key when the widths agree, else a whole
- * key in *whole (its slots past src's width zero). NULL when the key carries a dimension dst has no slot
- * for (a table of another layout: a bug). */
+ * key in *whole. NULL when the key carries a dimension dst has no slot for (a table of another layout: a
+ * bug). */
 static const struct fx_series_key *key_for(const struct fx_series_table *dst,
 					   const struct fx_series_table *src, const struct fx_series *from,
 					   struct fx_series_key *whole)
 {
 	if (src->key_extra == dst->key_extra)
 		return &from->key;
-	memset(whole, 0, sizeof(*whole));
-	memcpy(whole, &from->key, src->key_bytes);
+	whole_key(src, from, whole);
 	return key_fits(dst, whole) ? whole : NULL;
 }
 
@@ -349,8 +356,9 @@ uint64_t fx_series_table_merge(struct fx_series_table *dst, const struct fx_seri
 		struct fx_series *to = key ? find_or_insert(dst, key, hash, src->count - n, &error) : NULL;
 		if (!to && key && error == FX_TABLE_E_FULL && dst->fold && !key->other) {
 			/* Overflow: the records of a new series past max_series go to its hostname's
-			 * overflow series. */
-			fx_key_overflow(dst->fold, key, &folded);
+			 * overflow series. fx_key_overflow reads a whole key. */
+			whole_key(src, from, &whole);
+			fx_key_overflow(dst->fold, &whole, &folded);
 			to = find_or_insert(dst, &folded, key_hash(&folded, dst->key_bytes), 1, &error);
 		}
 		if (!to) {

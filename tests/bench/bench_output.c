@@ -178,6 +178,7 @@ static void world_count(struct world *world, const struct fx_series_key *key, en
 static void world_add(struct world *world, size_t i, uint64_t bytes, int64_t now_ms)
 {
 	struct fx_series_key key;
+	memset(&key, 0, sizeof(key)); /* a key is its fields: those world_keys leaves out are zero */
 	enum fx_direction direction;
 	int both;
 	world_keys(world, i, &key, &direction, &both);

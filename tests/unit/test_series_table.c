@@ -717,6 +717,36 @@ static void test_widths_agree(void)
 	free(twice.entries);
 }
 
+/* A full narrow table folds what a merge brings past its limit into one overflow series per hostname, and
+ * keeps every byte. */
+static void test_narrow_fold(void)
+{
+	table_extra = 0;
+	struct fx_key_layout layout;
+	char why[128];
+	CHECK(fx_key_layout_parse(&layout, "hostname,source_as,destination_as,iface_in,iface_out", NULL, 0,
+				  NULL, why, sizeof(why)) == 0);
+	struct fx_series_table *src = fx_series_table_create_narrow(1 << 20, 0);
+	struct fx_series_table *dst = fx_series_table_create_narrow(10, 0);
+	fx_series_table_set_fold(dst, &layout);
+	uint64_t bytes = 0;
+	for (size_t id = 0; id < POOL; id++) {
+		struct fx_series_key key = key_of(id);
+		CHECK(fx_series_table_add(src, &key, FX_DIR_RECEIVE, id + 1, 1, 1) == 0);
+		bytes += id + 1;
+	}
+	CHECK_EQ_U64(fx_series_table_merge(dst, src), 0);
+	/* Ten held series, and an overflow series for each of the N_HOSTS hostnames (one is "none"). */
+	CHECK_EQ_U64(fx_series_table_count_held(dst), 10);
+	CHECK_EQ_U64(fx_series_table_count(dst), 10 + N_HOSTS);
+	uint64_t sum = 0;
+	for (size_t i = 0; i < fx_series_table_count(dst); i++)
+		sum += fx_series_table_row(dst, i)->bytes[FX_DIR_RECEIVE];
+	CHECK_EQ_U64(sum, bytes);
+	fx_series_table_destroy(src);
+	fx_series_table_destroy(dst);
+}
+
 int main(void)
 {
 	/* The whole suite on tables of whole rows, of no extra slot (the default labels) and of three. */
@@ -732,6 +762,7 @@ int main(void)
 		test_growth();
 	}
 	test_widths_agree();
+	test_narrow_fold();
 	table_extra = FX_KEY_EXTRA;
 	print_timing();
 	return check_exit();
