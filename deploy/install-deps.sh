@@ -12,7 +12,7 @@ TEST="curl kcat pmacct prometheus prometheus-pushgateway victoria-metrics
   libclang-rt-14-dev clang clang-tidy procps iproute2 util-linux
   buildah podman runc debootstrap fuse-overlayfs uidmap docker-compose systemd python3-yaml
   openssl apache2-utils python3-protobuf protobuf-compiler python3-prometheus-client
-  snmpd snmp"
+  snmpd snmp e2fsprogs mount"
 
 apt-get update -qq
 # shellcheck disable=SC2086

@@ -45,6 +45,9 @@ forget_pid() {
 	STARTED_PIDS=("${keep[@]}")
 }
 
+# Commands the trap runs once the processes are stopped, before $TEST_TMP is removed (a test's mounts).
+CLEANUP_COMMANDS=()
+
 # dump_logs: the end of every log of the test, for a failure's diagnosis.
 dump_logs() {
 	local file
@@ -74,6 +77,9 @@ cleanup() {
 		done
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
+	done
+	for i in "${CLEANUP_COMMANDS[@]}"; do
+		eval "$i" || true
 	done
 	if [[ -n $MOCK_IN ]]; then exec {MOCK_IN}>&- || true; fi
 	if [[ -n $MOCK_OUT ]]; then exec {MOCK_OUT}<&- || true; fi
