@@ -835,8 +835,8 @@ static const struct flag flags[] = {
      "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
      parse_sampling_rates, false, false},
 	{"interface-names", "", "CSV file \"exporter,ifindex,name,description,speed\": flow_interface_info and "
-				"flow_interface_speed_bps for the interfaces the flows use; re-read on SIGHUP and "
-				"POST /-/reload",
+				"flow_interface_speed_bps for the interfaces the flows use (and the iface_*_name labels "
+				"of --labels); re-read on SIGHUP and POST /-/reload",
 	 parse_interface_names, false, false},
 	{"snmp", "false", "Name the interfaces the flows use by SNMP (ifName, ifAlias, ifHighSpeed), polled in the "
 			  "background; --interface-names wins for the interfaces it names",
