@@ -3,6 +3,7 @@
  * most series see one direction, one in ten both).
  *
  *   bench_output [--series 10000,100000,1000000] [--runs 7] [--only store,snapshot,render,http,rw,rw2]
+ *                [--labels LIST]
  *
  * For each size it builds a real fx_store through a worker's delta table and reports, as
  * "median [min..max]" over the runs:
@@ -18,6 +19,9 @@
  *              flowing)
  *   rw2        the same with fx_rw2_encode (remote write 2.0: a symbol table per request, metadata and a
  *              start timestamp on every series)
+ * --labels: the labels kept, as the daemon's --labels (built-in labels and the interface names only; the
+ * default is the daemon's). With iface_in_name ... every router's interfaces 1..160 are named (a file map
+ * of 64 x 160 entries, "et-0/0/<index>", a description "TRANSIT-<index>, 100G"), looked up when encoding.
  * Figures are noisy on a shared machine: compare medians, or instruction counts under callgrind. */
 #include <curl/curl.h>
 #include <malloc.h>
@@ -34,6 +38,7 @@
 #include "fx/buf.h"
 #include "fx/expo_text.h"
 #include "fx/http_server.h"
+#include "fx/iface_names.h"
 #include "fx/intern.h"
 #include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
@@ -43,6 +48,7 @@
 #define MAX_RUNS 64
 #define N_HOSTS 64
 #define N_ASNS 4000
+#define N_NAMED_IFACES 160 /* iface_in reaches 1 + 3 * 32 + 31 at 1M series, iface_out 48 */
 
 static double now_ms(void)
 {
@@ -97,6 +103,7 @@ struct world {
 	const char *hosts[N_HOSTS];
 	uint32_t asns[N_ASNS];
 	struct fx_asn_map *names;
+	struct fx_iface_names *interfaces; /* NULL unless --labels keeps an interface name */
 	struct fx_store *store;
 	struct fx_series_table *delta;
 	uint64_t rng;
@@ -111,6 +118,34 @@ static uint32_t next_random(struct world *world)
 static struct fx_asn_map *acquire_names(void *opaque)
 {
 	return fx_asn_map_ref(((struct world *)opaque)->names);
+}
+
+static struct fx_iface_names *acquire_interfaces(void *opaque)
+{
+	return fx_iface_names_ref(((struct world *)opaque)->interfaces);
+}
+
+/* Names for interfaces 1..N_NAMED_IFACES of every router. */
+static struct fx_iface_names *world_interfaces(const struct world *world)
+{
+	static char names[N_NAMED_IFACES][16], descriptions[N_NAMED_IFACES][32];
+	struct fx_iface_entry *entries = calloc(N_HOSTS * N_NAMED_IFACES, sizeof(*entries));
+	if (!entries)
+		abort();
+	for (uint32_t i = 0; i < N_NAMED_IFACES; i++) {
+		snprintf(names[i], sizeof(names[i]), "et-0/0/%u", i + 1);
+		snprintf(descriptions[i], sizeof(descriptions[i]), "TRANSIT-%u, 100G", i + 1);
+	}
+	for (size_t h = 0; h < N_HOSTS; h++)
+		for (uint32_t i = 0; i < N_NAMED_IFACES; i++)
+			entries[h * N_NAMED_IFACES + i] = (struct fx_iface_entry){
+			    world->hosts[h], i + 1, names[i], descriptions[i], 0, false};
+	struct fx_iface_map *map = fx_iface_map_build(entries, N_HOSTS * N_NAMED_IFACES);
+	free(entries);
+	struct fx_iface_names *interfaces = map ? fx_iface_names_create(map, NULL, NULL) : NULL;
+	if (!interfaces)
+		abort();
+	return interfaces;
 }
 
 static const char *const words[] = {"TELIA",  "COGENT", "LEVEL3",  "HURRICANE",	    "AKAMAI",
@@ -166,7 +201,7 @@ static void world_flush(struct world *world)
 	fx_store_tick(world->store);
 }
 
-static void world_create(struct world *world, size_t n_series)
+static void world_create(struct world *world, size_t n_series, uint32_t label_mask)
 {
 	memset(world, 0, sizeof(*world));
 	world->n_series = n_series;
@@ -200,10 +235,15 @@ static void world_create(struct world *world, size_t n_series)
 	struct fx_store_config config = {
 	    .n_workers = 1,
 	    .max_series = n_series + 16,
-	    .label_mask = FX_LABEL_ALL,
+	    .label_mask = label_mask,
 	    .acquire_names = acquire_names,
 	    .names_opaque = world,
 	};
+	if (label_mask & FX_LABEL_IFACE_NAMES) {
+		world->interfaces = world_interfaces(world);
+		config.acquire_interfaces = acquire_interfaces;
+		config.interfaces_opaque = world;
+	}
 	world->store = fx_store_create(&config);
 	world->delta = fx_series_table_create(n_series + 16);
 	if (!world->names || !world->store || !world->delta)
@@ -235,6 +275,7 @@ static void world_destroy(struct world *world)
 	fx_series_table_destroy(world->delta);
 	fx_store_destroy(world->store);
 	fx_asn_map_unref(world->names);
+	fx_iface_names_unref(world->interfaces);
 	fx_intern_destroy(world->hostnames);
 }
 
@@ -523,10 +564,25 @@ static void bench_rw2(struct world *world, int runs)
 	fx_rw2_encoder_destroy(encoder);
 }
 
+/* --labels as the daemon parses it; the world's keys carry the built-in labels only. */
+static int parse_labels(const char *text, uint32_t *mask)
+{
+	struct fx_key_layout layout;
+	char why[256];
+	if (fx_key_layout_parse(&layout, text, NULL, 0, NULL, why, sizeof(why)) || layout.n_extra) {
+		fprintf(stderr, "--labels %s: %s\n", text,
+			layout.n_extra ? "only built-in labels and names" : why);
+		return -1;
+	}
+	*mask = layout.mask;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sizes = "10000,100000,1000000";
 	const char *only = NULL;
+	uint32_t label_mask = FX_LABEL_ALL;
 	int runs = 7;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--series") == 0)
@@ -537,10 +593,14 @@ int main(int argc, char **argv)
 			only = argv[i + 1];
 		else if (strcmp(argv[i], "--dump") == 0)
 			dump_path = argv[i + 1];
+		else if (strcmp(argv[i], "--labels") == 0 && parse_labels(argv[i + 1], &label_mask))
+			return 2;
+		else if (strcmp(argv[i], "--labels") == 0)
+			continue;
 		else {
 			fprintf(stderr,
 				"usage: %s [--series N,N...] [--runs R] [--only "
-				"store,snapshot,render,http,rw] [--dump FILE]\n",
+				"store,snapshot,render,http,rw,rw2] [--dump FILE] [--labels LIST]\n",
 				argv[0]);
 			return 2;
 		}
@@ -552,8 +612,8 @@ int main(int argc, char **argv)
 	for (char *save = NULL, *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		size_t n = strtoull(item, NULL, 10);
 		struct world world;
-		world_create(&world, n);
-		printf("%zu series (%d runs; median [min..max])\n", n, runs);
+		world_create(&world, n, label_mask);
+		printf("%zu series (%d runs; median [min..max]; labels mask 0x%x)\n", n, runs, label_mask);
 		bench_store(&world);
 		int section_runs = n >= 1000000 && runs > 3 ? 3 : runs;
 		if (wanted(only, "snapshot"))
