@@ -157,9 +157,10 @@ static struct fx_iface_map *iface_map_of(const char *text)
 #define IFACE_HEADER "exporter,ifindex,name,description,speed\n"
 #define IFACE_ALL (FX_LABEL_ALL | FX_LABEL_IFACE_NAMES)
 
-static void test_iface_names(void)
+/* The sources of the interface tests: a file naming edge-1.example.net's interfaces by hostname and (9)
+ * by its address, index 0 too; SNMP naming 7 (the file wins), 8, and 537 of core "east". */
+static struct fx_iface_names *iface_sources(struct fx_exporter_peers *peers)
 {
-	struct fx_exporter_peers *peers = fx_exporter_peers_create(16);
 	fx_exporter_peers_note(peers, router, "192.0.2.1", 9);
 	struct fx_iface_map *file =
 	    iface_map_of(IFACE_HEADER "edge-1.example.net,537,et-0/0/1,\"TRANSIT-ARELION, 100G\","
@@ -172,9 +173,15 @@ static void test_iface_names(void)
 						{router, 8, "xe-0/0/8", "from SNMP", 0, false},
 						{router_quoted, 537, "on-the-other-router", "", 0, false}};
 	struct fx_iface_map *snmp = fx_iface_map_build(snmp_entries, 3);
-	struct fx_snapshot snapshot = {.label_mask = IFACE_ALL,
-				       .interfaces = fx_iface_names_create(file, snmp, peers)};
-	CHECK(snapshot.interfaces != NULL);
+	struct fx_iface_names *names = fx_iface_names_create(file, snmp, peers);
+	CHECK(names != NULL);
+	return names;
+}
+
+static void test_iface_names(void)
+{
+	struct fx_exporter_peers *peers = fx_exporter_peers_create(16);
+	struct fx_snapshot snapshot = {.label_mask = IFACE_ALL, .interfaces = iface_sources(peers)};
 	struct fx_series_labels *labels = fx_series_labels_create();
 	fx_series_labels_begin(labels, &snapshot);
 	size_t n_catalog;
@@ -246,14 +253,29 @@ static void test_iface_names(void)
 	join_with(labels, &set, text, sizeof(text));
 	CHECK_STR(text, "destination_as=other,hostname=other,iface_in=537,iface_out=other,source_as=other");
 
+	fx_iface_names_unref(snapshot.interfaces);
+	fx_series_labels_destroy(labels);
+	fx_exporter_peers_destroy(peers);
+}
+
+/* The catalogs interface names make: only those kept, with extra dimensions; a reload's names. */
+static void test_iface_catalogs(void)
+{
+	struct fx_exporter_peers *peers = fx_exporter_peers_create(16);
+	struct fx_snapshot snapshot = {.interfaces = iface_sources(peers)};
+	struct fx_series_labels *labels = fx_series_labels_create();
+	struct fx_series_key key = {router, 64500, 64501, 537, 2, FX_LABEL_ALL, 0, {0}};
+	struct fx_label_set set;
+	char text[512];
+	size_t n_catalog;
+	const struct fx_label_name *catalog;
+
 	/* Only some of them kept: the catalog has only those. */
 	snapshot.label_mask =
 	    FX_LABEL_HOSTNAME | FX_LABEL_IFACE_IN | FX_LABEL_IFACE_OUT | FX_LABEL_IFACE_OUT_NAME;
 	fx_series_labels_begin(labels, &snapshot);
 	catalog = fx_series_labels_catalog(labels, &n_catalog);
 	CHECK_EQ_U64(n_catalog, 8);
-	key.iface_in = 537;
-	key.iface_out = 2;
 	fx_series_labels_get(labels, &key, &set);
 	join_with(labels, &set, text, sizeof(text));
 	CHECK_STR(text, "hostname=edge-1.example.net,iface_in=537,iface_out=2,iface_out_name=ge-0/0/2");
@@ -353,6 +375,7 @@ int main(void)
 	test_pairs();
 	test_asn_slot_collision();
 	test_iface_names();
+	test_iface_catalogs();
 	test_iface_layout();
 	return check_exit();
 }
