@@ -46,7 +46,8 @@ void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **fil
 			   struct fx_iface_map **snmp);
 
 /* The names in force (the current maps and the address registry) as one value for a snapshot, with the
- * caller's reference; NULL on allocation failure. */
+ * caller's reference; NULL on allocation failure. The value borrows the registry of fx_iface_info_set_peers,
+ * which outlives every snapshot (map_files.h: destroyed after every snapshot taker). */
 struct fx_iface_names *fx_iface_info_acquire_names(struct fx_iface_info *info);
 
 /* flow_interface_info, flow_interface_speed_bps, flow_exporter_interface_names{source},
