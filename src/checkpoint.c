@@ -155,11 +155,13 @@ static void end_record(struct fx_buf *out, size_t at, int *rc)
 	put_u32(out, crc, rc);
 }
 
-/* An identity of the key's dimensions: a checkpoint of another layout cannot be read back. */
+/* An identity of the key's dimensions: a checkpoint of another layout cannot be read back. The interface
+ * names are not in the key (looked up when encoding), so keeping or dropping them keeps the identity; the
+ * AS-name bits stay in it, as they always were, so that existing checkpoints remain readable. */
 static uint32_t layout_id(const struct fx_key_layout *layout)
 {
 	uLong crc = crc32(0L, Z_NULL, 0);
-	uint32_t mask = layout->mask, n = (uint32_t)layout->n_extra;
+	uint32_t mask = layout->mask & ~(uint32_t)FX_LABEL_IFACE_NAMES, n = (uint32_t)layout->n_extra;
 	crc = crc32(crc, (const Bytef *)&mask, 4);
 	crc = crc32(crc, (const Bytef *)&n, 4);
 	for (size_t i = 0; i < layout->n_extra; i++) {

@@ -265,7 +265,7 @@ static int parse_labels(struct fx_config *config, const char *value, char *why)
 	struct fx_key_layout layout;
 	if (fx_key_layout_parse(&layout, value, NULL, 0, NULL, why, ERR_SIZE))
 		return -1;
-	config->label_mask = layout.mask & FX_LABEL_ALL;
+	config->label_mask = layout.mask & (FX_LABEL_ALL | FX_LABEL_IFACE_NAMES);
 	config->labels = keep(config, value);
 	return config->labels ? 0 : fail(why, "out of memory");
 }
@@ -304,7 +304,8 @@ static int group_item(void *ctx, const char *text, char *why)
 			config->top_n_group_mask |= FX_LABEL_EXTRA(i);
 			return 0;
 		}
-	return fail(why, "\"%s\" is not a label of --labels / --label-from (nor an AS name)", text);
+	return fail(why, "\"%s\" is not a label of --labels / --label-from (nor an AS or interface name)",
+		    text);
 }
 
 /* The layout of --labels and --label-from, and the top-N group in it. Returns 0 or 2 (message in err). */
@@ -506,6 +507,11 @@ static int parse_external_label(struct fx_config *config, const char *value, cha
 		    !strncmp(value, fx_label_names[i], (size_t)len))
 			return fail(why, "\"%s\" clashes with the flow label of the same name",
 				    fx_label_names[i]);
+	for (size_t i = 0; i < sizeof(fx_iface_label_names) / sizeof(fx_iface_label_names[0]); i++)
+		if (strlen(fx_iface_label_names[i]) == (size_t)len &&
+		    !strncmp(value, fx_iface_label_names[i], (size_t)len))
+			return fail(why, "\"%s\" clashes with the flow label of the same name",
+				    fx_iface_label_names[i]);
 	for (size_t i = 0; i < config->n_external_labels; i++)
 		if (!strncmp(config->external_labels[i], value, (size_t)len + 1))
 			return fail(why, "label \"%.*s\" given twice", len, value);
@@ -798,7 +804,8 @@ static const struct flag flags[] = {
     /* counting */
     {"labels", "hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out",
      "Flow labels kept, comma-separated, from the catalog in the README (\"none\" for none); dropping one "
-     "merges the series it separated",
+     "merges the series it separated. iface_in_name, iface_out_name, iface_in_description and "
+     "iface_out_description add the names of --interface-names / --snmp inline (with hostname and the index)",
      parse_labels, false, false},
     {"label-from", "",
      "NAME=KEY: label NAME from pmacct's JSON key KEY (a string, integer, true or false); "
@@ -828,8 +835,8 @@ static const struct flag flags[] = {
      "in place of what the exporter's records carry; re-read on SIGHUP and POST /-/reload",
      parse_sampling_rates, false, false},
 	{"interface-names", "", "CSV file \"exporter,ifindex,name,description,speed\": flow_interface_info and "
-				"flow_interface_speed_bps for the interfaces the flows use; re-read on SIGHUP and "
-				"POST /-/reload",
+				"flow_interface_speed_bps for the interfaces the flows use (and the iface_*_name labels "
+				"of --labels); re-read on SIGHUP and POST /-/reload",
 	 parse_interface_names, false, false},
 	{"snmp", "false", "Name the interfaces the flows use by SNMP (ifName, ifAlias, ifHighSpeed), polled in the "
 			  "background; --interface-names wins for the interfaces it names",

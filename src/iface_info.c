@@ -1,6 +1,7 @@
 /* The flow_interface_* families (see iface_info.h). At each snapshot: the distinct (hostname, ifindex)
  * pairs of the series (hostnames are interned, so a pair is a pointer and a number, deduplicated in a hash
- * set sized for the snapshot), sorted, then named from the file's map, else the SNMP map.
+ * set sized for the snapshot), sorted, then named by fx_iface_names_find (the file's map, else the SNMP
+ * map), the rule the inline labels use too.
  *
  * Thread: `lock` guards the two map pointers only; collect works on its own references. */
 #include "fx/iface_info.h"
@@ -134,6 +135,13 @@ void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **fil
 	pthread_mutex_unlock(&info->lock);
 }
 
+struct fx_iface_names *fx_iface_info_acquire_names(struct fx_iface_info *info)
+{
+	struct fx_iface_map *file, *snmp;
+	fx_iface_info_acquire(info, &file, &snmp);
+	return fx_iface_names_create(file, snmp, info->peers);
+}
+
 static size_t hash_pair(const char *hostname, uint32_t ifindex)
 {
 	uint64_t h = (uint64_t)(uintptr_t)hostname * UINT64_C(0x9E3779B97F4A7C15) ^ ifindex;
@@ -241,35 +249,26 @@ static int add_families(struct fx_family_list *out, const struct used *used, siz
 int fx_iface_info_collect(void *opaque, const struct fx_snapshot *snapshot, struct fx_family_list *out)
 {
 	struct fx_iface_info *info = opaque;
-	struct fx_iface_map *file, *snmp;
 	size_t n, unnamed = 0;
 	bool failed;
 	int rc = -1;
-	fx_iface_info_acquire(info, &file, &snmp);
+	struct fx_iface_names *names = snapshot->interfaces ? fx_iface_names_ref(snapshot->interfaces)
+							    : fx_iface_info_acquire_names(info);
 	struct used *used = used_interfaces(snapshot, &n, &failed);
 	const struct fx_iface_entry **named = calloc(n ? n : 1, sizeof(*named));
-	if (failed || !named)
+	if (!names || failed || !named)
 		goto out;
 	if (info->want)
 		tell_listener(info, used, n);
-	char peer[64] = "";
 	for (size_t i = 0; i < n; i++) {
-		/* The file by hostname, then by the exporter's address behind it, then SNMP. */
-		if (i == 0 || used[i].hostname != used[i - 1].hostname)
-			if (!fx_exporter_peers_get(info->peers, used[i].hostname, peer, sizeof(peer)))
-				peer[0] = '\0';
-		named[i] = fx_iface_map_lookup(file, used[i].hostname, used[i].ifindex);
-		if (!named[i] && peer[0])
-			named[i] = fx_iface_map_lookup(file, peer, used[i].ifindex);
-		if (!named[i])
-			named[i] = fx_iface_map_lookup(snmp, used[i].hostname, used[i].ifindex);
+		named[i] = fx_iface_names_find(names, used[i].hostname, used[i].ifindex);
 		unnamed += !named[i];
 	}
-	rc = add_families(out, used, n, named, unnamed, fx_iface_map_count(file), fx_iface_map_count(snmp));
+	rc = add_families(out, used, n, named, unnamed, fx_iface_map_count(fx_iface_names_file(names)),
+			  fx_iface_map_count(fx_iface_names_snmp(names)));
 out:
 	free(named);
 	free(used);
-	fx_iface_map_unref(file);
-	fx_iface_map_unref(snmp);
+	fx_iface_names_unref(names);
 	return rc;
 }

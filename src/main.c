@@ -20,6 +20,7 @@
 #include "fx/consumer.h"
 #include "fx/demo.h"
 #include "fx/http_server.h"
+#include "fx/iface_info.h"
 #include "fx/intern.h"
 #include "fx/log.h"
 #include "fx/map_files.h"
@@ -60,6 +61,11 @@ struct exporter {
 static struct fx_asn_map *acquire_names(void *opaque)
 {
 	return fx_asn_names_acquire(opaque);
+}
+
+static struct fx_iface_names *acquire_interfaces(void *opaque)
+{
+	return fx_iface_info_acquire_names(opaque);
 }
 
 static struct fx_snapshot *take_snapshot(void *opaque)
@@ -503,6 +509,8 @@ static int start_store(struct exporter *exporter)
 	    .series_ttl_ms = config->series_ttl_ms,
 	    .acquire_names = acquire_names,
 	    .names_opaque = exporter->names,
+	    .acquire_interfaces = acquire_interfaces,
+	    .interfaces_opaque = fx_map_files_interfaces(exporter->maps),
 	};
 	exporter->store = exporter->hostnames && exporter->strings ? fx_store_create(&store) : NULL;
 	return exporter->store ? 0 : -1;

@@ -143,6 +143,11 @@ struct fx_exporter_peers *fx_map_files_peers(struct fx_map_files *maps)
 	return maps->peers;
 }
 
+struct fx_iface_info *fx_map_files_interfaces(struct fx_map_files *maps)
+{
+	return maps->interfaces;
+}
+
 int fx_map_files_register(struct fx_map_files *maps, struct fx_store *store)
 {
 	if (fx_store_add_collector(store, fx_sampling_collect, maps->sampling) ||

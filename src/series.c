@@ -13,6 +13,12 @@ const char *const fx_label_names[7] = {
     "hostname", "source_as", "source_as_name", "destination_as", "destination_as_name",
     "iface_in", "iface_out",
 };
+const char *const fx_iface_label_names[4] = {
+    "iface_in_name",
+    "iface_out_name",
+    "iface_in_description",
+    "iface_out_description",
+};
 
 /* Label, pmacct key(s), kind, maximum. The pmacct keys are those of its JSON output (print/kafka plugins). */
 const struct fx_dimension fx_dimension_catalog[] = {
@@ -70,12 +76,16 @@ static int fail(char *why, size_t why_size, const char *text, size_t len, const 
 	return -1;
 }
 
-static int builtin_bit(const char *name, size_t len)
+/* The bit of a built-in label or of an interface-name label; 0 for any other name. */
+static uint32_t builtin_bit(const char *name, size_t len)
 {
-	for (int i = 0; i < 7; i++)
+	for (unsigned i = 0; i < 7; i++)
 		if (strlen(fx_label_names[i]) == len && !memcmp(name, fx_label_names[i], len))
-			return i;
-	return -1;
+			return 1u << i;
+	for (unsigned i = 0; i < 4; i++)
+		if (strlen(fx_iface_label_names[i]) == len && !memcmp(name, fx_iface_label_names[i], len))
+			return 1u << (FX_LABEL_IFACE_NAMES_SHIFT + i);
+	return 0;
 }
 
 static const struct fx_dimension *catalog_row(const char *name, size_t len)
@@ -89,7 +99,7 @@ static const struct fx_dimension *catalog_row(const char *name, size_t len)
 
 bool fx_key_layout_is_catalog_label(const char *name, size_t len)
 {
-	return builtin_bit(name, len) >= 0 || catalog_row(name, len) != NULL;
+	return builtin_bit(name, len) != 0 || catalog_row(name, len) != NULL;
 }
 
 static bool is_label_name(const char *s, size_t len)
@@ -118,9 +128,9 @@ static int add_extra(struct fx_key_layout *layout, const struct fx_dimension *ro
 
 static int parse_label(struct fx_key_layout *layout, const char *name, size_t len, char *why, size_t why_size)
 {
-	int bit = builtin_bit(name, len);
-	if (bit >= 0) {
-		layout->mask |= 1u << bit;
+	uint32_t bit = builtin_bit(name, len);
+	if (bit) {
+		layout->mask |= bit;
 		return 0;
 	}
 	const struct fx_dimension *row = catalog_row(name, len);
@@ -156,6 +166,27 @@ static int parse_from(struct fx_key_layout *layout, const char *row, char *why, 
 	return add_extra(layout, &dim, why, why_size);
 }
 
+/* An interface is named per exporter (the hostname label) and index, looked up when encoding: its name
+ * cannot outlive a dropped index or hostname. */
+static int check_iface_names(uint32_t mask, char *why, size_t why_size)
+{
+	for (unsigned i = 0; i < 4; i++) {
+		uint32_t index = i % 2 ? FX_LABEL_IFACE_OUT : FX_LABEL_IFACE_IN;
+		if (!(mask & (1u << (FX_LABEL_IFACE_NAMES_SHIFT + i))))
+			continue;
+		if (!(mask & index))
+			return snprintf(why, why_size, "%s needs %s", fx_iface_label_names[i],
+					i % 2 ? "iface_out" : "iface_in"),
+			       -1;
+		if (!(mask & FX_LABEL_HOSTNAME))
+			return snprintf(why, why_size,
+					"%s needs hostname (interfaces are named per exporter)",
+					fx_iface_label_names[i]),
+			       -1;
+	}
+	return 0;
+}
+
 int fx_key_layout_parse(struct fx_key_layout *layout, const char *labels, const char *const *from,
 			size_t n_from, struct fx_intern *strings, char *why, size_t why_size)
 {
@@ -173,6 +204,8 @@ int fx_key_layout_parse(struct fx_key_layout *layout, const char *labels, const 
 		return snprintf(why, why_size, "source_as_name needs source_as"), -1;
 	if ((layout->mask & FX_LABEL_DESTINATION_AS_NAME) && !(layout->mask & FX_LABEL_DESTINATION_AS))
 		return snprintf(why, why_size, "destination_as_name needs destination_as"), -1;
+	if (check_iface_names(layout->mask, why, why_size))
+		return -1;
 	for (size_t i = 0; i < n_from; i++)
 		if (parse_from(layout, from[i], why, why_size))
 			return -1;
@@ -181,7 +214,8 @@ int fx_key_layout_parse(struct fx_key_layout *layout, const char *labels, const 
 
 uint32_t fx_key_layout_dims(const struct fx_key_layout *layout)
 {
-	return layout->mask & ~(uint32_t)(FX_LABEL_SOURCE_AS_NAME | FX_LABEL_DESTINATION_AS_NAME);
+	return layout->mask &
+	       ~(uint32_t)(FX_LABEL_SOURCE_AS_NAME | FX_LABEL_DESTINATION_AS_NAME | FX_LABEL_IFACE_NAMES);
 }
 
 void fx_key_fold(const struct fx_series_key *key, uint32_t dims, uint32_t keep, struct fx_series_key *out)

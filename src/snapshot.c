@@ -1,12 +1,14 @@
-/* Snapshot lifetime: a snapshot owns its AS-name reference and its self-metric list, and either its
- * series arrays or one reference to a shared, immutable block of them (the store hands the same sorted
- * arrays to every snapshot taken while nothing changed).
+/* Snapshot lifetime: a snapshot owns its AS-name and interface-name references and its self-metric list, and
+ * either its series arrays or one reference to a shared, immutable block of them (the store hands the same
+ * sorted arrays to every snapshot taken while nothing changed).
  *
  * Thread: any; the reference count is atomic, the arrays are never written once shared. */
 #include "fx/snapshot.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
+
+#include "fx/iface_names.h"
 
 struct fx_snapshot_shared {
 	atomic_size_t refs;
@@ -68,6 +70,7 @@ void fx_snapshot_destroy(struct fx_snapshot *snapshot)
 		free(snapshot->expired);
 	}
 	fx_asn_map_unref(snapshot->names);
+	fx_iface_names_unref(snapshot->interfaces);
 	fx_family_list_destroy(snapshot->self);
 	free(snapshot);
 }

@@ -564,11 +564,16 @@ static int share_sorted(struct fx_store *store, struct taking *taking)
 	return 0;
 }
 
-/* The AS names and the self-metrics of every collector. Returns 0 or -1. */
+/* The AS and interface names and the self-metrics of every collector. Returns 0 or -1. */
 static int add_self_metrics(struct fx_store *store, struct fx_snapshot *snapshot)
 {
 	if (store->config.acquire_names)
 		snapshot->names = store->config.acquire_names(store->config.names_opaque);
+	if (store->config.acquire_interfaces) {
+		snapshot->interfaces = store->config.acquire_interfaces(store->config.interfaces_opaque);
+		if (!snapshot->interfaces)
+			return -1;
+	}
 	for (size_t i = 0; i < store->n_collectors; i++) {
 		const struct collector *c = &store->collectors[i];
 		if (c->with_snapshot ? c->with_snapshot(c->opaque, snapshot, snapshot->self)

@@ -37,7 +37,7 @@ struct fx_config {
 	/* counting */
 	struct fx_local_asns local;
 	bool asn_given;
-	uint32_t label_mask; /* the built-in labels of --labels */
+	uint32_t label_mask; /* the built-in labels of --labels, and the interface names kept */
 	uint64_t max_series;
 	/* issue 10: the key's dimensions and top-N */
 	const char *labels; /* --labels as given */

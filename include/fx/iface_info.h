@@ -14,6 +14,7 @@
 #include "fx/exporter_peers.h"
 #include "fx/family_list.h"
 #include "fx/iface_map.h"
+#include "fx/iface_names.h"
 #include "fx/snapshot.h"
 
 struct fx_iface_info;
@@ -44,8 +45,15 @@ void fx_iface_info_set_peers(struct fx_iface_info *info, struct fx_exporter_peer
 void fx_iface_info_acquire(struct fx_iface_info *info, struct fx_iface_map **file,
 			   struct fx_iface_map **snmp);
 
+/* The names in force (the current maps and the address registry) as one value for a snapshot, with the
+ * caller's reference; NULL on allocation failure. The value borrows the registry of fx_iface_info_set_peers,
+ * which outlives every snapshot (map_files.h: destroyed after every snapshot taker). */
+struct fx_iface_names *fx_iface_info_acquire_names(struct fx_iface_info *info);
+
 /* flow_interface_info, flow_interface_speed_bps, flow_exporter_interface_names{source},
- * flow_exporter_interfaces_unnamed. An fx_snapshot_collect_fn. */
+ * flow_exporter_interfaces_unnamed. Named with the snapshot's own names (snapshot->interfaces) when it
+ * carries them, so that the info family and the inline labels of one snapshot agree; else with the names
+ * in force. An fx_snapshot_collect_fn. */
 int fx_iface_info_collect(void *info, const struct fx_snapshot *snapshot, struct fx_family_list *out);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "fx/config.h"
 #include "fx/exporter_peers.h"
+#include "fx/iface_info.h"
 #include "fx/sampling.h"
 #include "fx/store.h"
 
@@ -27,6 +28,8 @@ void fx_map_files_destroy(struct fx_map_files *maps);
 /* Borrowed, for the consumer threads' ingest steps (fx_ingest_config). peers may be NULL. */
 struct fx_sampling *fx_map_files_sampling(struct fx_map_files *maps);
 struct fx_exporter_peers *fx_map_files_peers(struct fx_map_files *maps);
+/* Borrowed: the interface names (the store acquires them for every snapshot). Never NULL. */
+struct fx_iface_info *fx_map_files_interfaces(struct fx_map_files *maps);
 
 /* Registers the collectors (rates, interface metrics, SNMP, reload). Before threads start. 0 or -1. */
 int fx_map_files_register(struct fx_map_files *maps, struct fx_store *store);

@@ -14,7 +14,9 @@ struct fx_intern;
 
 /* The flow labels, as bits. --labels chooses which are kept; a key's `present` says which it carries. The
  * seven built-in labels have fixed bits; the extra dimensions of a layout (FX_KEY_EXTRA of them at most:
- * protocol, ports, prefixes, ..., --label-from) have bit FX_LABEL_EXTRA(i) for extra slot i. */
+ * protocol, ports, prefixes, ..., --label-from) have bit FX_LABEL_EXTRA(i) for extra slot i. The interface
+ * names and descriptions (bits 16 to 19) are, like the AS names, kept by --labels but never carried by a
+ * key: they are a function of (hostname, interface index), looked up when encoding. */
 enum fx_label_bit {
 	FX_LABEL_HOSTNAME = 1u << 0,
 	FX_LABEL_SOURCE_AS = 1u << 1,
@@ -24,13 +26,24 @@ enum fx_label_bit {
 	FX_LABEL_IFACE_IN = 1u << 5,
 	FX_LABEL_IFACE_OUT = 1u << 6,
 	FX_LABEL_ALL = (1u << 7) - 1,
+	FX_LABEL_IFACE_IN_NAME = 1u << 16,
+	FX_LABEL_IFACE_OUT_NAME = 1u << 17,
+	FX_LABEL_IFACE_IN_DESCRIPTION = 1u << 18,
+	FX_LABEL_IFACE_OUT_DESCRIPTION = 1u << 19,
 };
+#define FX_LABEL_IFACE_NAMES_SHIFT 16
+#define FX_LABEL_IFACE_NAMES                                                                                 \
+	(FX_LABEL_IFACE_IN_NAME | FX_LABEL_IFACE_OUT_NAME | FX_LABEL_IFACE_IN_DESCRIPTION |                  \
+	 FX_LABEL_IFACE_OUT_DESCRIPTION)
 #define FX_KEY_EXTRA 8
 #define FX_LABEL_EXTRA(i) (1u << (8 + (i)))
 #define FX_LABEL_EXTRA_ALL (((1u << FX_KEY_EXTRA) - 1) << 8)
 
 /* Label names in the order of the bits above: "hostname", "source_as", ... */
 extern const char *const fx_label_names[7];
+/* The interface-name labels in the order of their bits, from FX_LABEL_IFACE_NAMES_SHIFT: "iface_in_name",
+ * "iface_out_name", "iface_in_description", "iface_out_description". */
+extern const char *const fx_iface_label_names[4];
 
 /* Identifies a series: a fixed-width tuple, built once per record, hashed and compared as bytes (no padding:
  * every byte is a field, and a field a key does not carry is zero).
@@ -38,7 +51,7 @@ extern const char *const fx_label_names[7];
  * zero / NULL, so records that differ only there land in the same series. A label whose bit is set in
  * `other` carries the value "other" (its field is zero): the overflow series and the top-N "other" series.
  * The AS names are not part of the key: they are a function of the AS number, looked up when encoding
- * (series_labels.c). */
+ * (series_labels.c); so are the interface names and descriptions, of the hostname and the interface index. */
 struct fx_series_key {
 	const char *hostname; /* interned (see intern.h): equal strings have equal pointers; NULL if absent */
 	uint32_t as_src;
@@ -122,7 +135,7 @@ bool fx_key_layout_is_catalog_label(const char *name, size_t len);
 void fx_key_overflow(const struct fx_key_layout *layout, const struct fx_series_key *key,
 		     struct fx_series_key *out);
 
-/* The labels (FX_LABEL_* bits, AS names excluded) a key of this layout may carry. */
+/* The labels (FX_LABEL_* bits, AS and interface names excluded) a key of this layout may carry. */
 uint32_t fx_key_layout_dims(const struct fx_key_layout *layout);
 
 /* key with every dimension of `dims` other than those in `keep` set to "other": the group key of top-N

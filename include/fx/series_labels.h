@@ -7,9 +7,10 @@
  * labels that sort between two flow labels). A new dimension of the key is a row of the catalog and a case
  * of series_labels.c, and every encoder writes it.
  *
- * Values are borrowed: AS names from the snapshot's map, hostnames interned by the ingest step, numbers
- * written into the fx_label_set. Two direct-mapped caches make a key cost a few loads: AS number -> (digits,
- * name) and hostname pointer -> (length, escaping needed).
+ * Values are borrowed: AS names from the snapshot's map, interface names and descriptions from the
+ * snapshot's interface names (iface_names.h), hostnames interned by the ingest step, numbers written into
+ * the fx_label_set. Direct-mapped caches make a key cost a few loads: AS number -> (digits, name), hostname
+ * pointer -> (length, escaping needed) and (hostname, interface index) -> (name, description).
  *
  * Thread: a fx_series_labels is used by one thread at a time (each encoder keeps its own). */
 #ifndef FX_SERIES_LABELS_H
@@ -22,14 +23,18 @@
 #include "fx/series.h"
 #include "fx/snapshot.h"
 
-/* Labels a series key can carry: the seven built-in ones and the extra dimensions of its layout. */
+/* Labels a series key can carry: the seven built-in ones, the four interface-name labels (iface_in_name,
+ * ...: in the catalog only when --labels keeps them) and the extra dimensions of its layout. */
 #define FX_SERIES_LABELS_BUILTIN 7
-#define FX_SERIES_LABELS_MAX (FX_SERIES_LABELS_BUILTIN + FX_KEY_EXTRA)
+#define FX_SERIES_LABELS_IFACE 4
+#define FX_SERIES_LABELS_MAX (FX_SERIES_LABELS_BUILTIN + FX_SERIES_LABELS_IFACE + FX_KEY_EXTRA)
 
 /* The longest label value an encoder has to hold. Values are hostnames (at most a record:
  * --max-record-bytes, 64 KiB by default), AS names (one line of the AS-name list, a few hundred bytes in
- * practice) and numbers. Encoders size their buffers for a label set of FX_SERIES_LABELS_MAX values this
- * long (escaped, for the text format) and refuse, with an error their callers count, a set that needs more.
+ * practice), interface names and descriptions (a field of the --interface-names file, or ifName / ifAlias:
+ * one longer than this is left out) and numbers. Encoders size their buffers for a label set of
+ * FX_SERIES_LABELS_MAX values this long (escaped, for the text format) and refuse, with an error their
+ * callers count, a set that needs more.
  */
 #define FX_SERIES_LABEL_VALUE_MAX ((size_t)1 << 20)
 
@@ -39,8 +44,9 @@ struct fx_label_name {
 };
 
 /* The built-in labels: destination_as, destination_as_name, hostname, iface_in, iface_out, source_as,
- * source_as_name. A snapshot whose layout has extra dimensions has a longer catalog (these and the extra
- * names, in name order): fx_series_labels_catalog. */
+ * source_as_name. A snapshot whose layout has extra dimensions, or whose mask keeps interface names, has a
+ * longer catalog (these, the interface-name labels kept and the extra names, in name order):
+ * fx_series_labels_catalog. */
 extern const struct fx_label_name fx_series_label_catalog[FX_SERIES_LABELS_BUILTIN];
 /* The longest name in a catalog (a --label-from name is shorter than FX_LAYOUT_NAME_MAX). */
 #define FX_SERIES_LABEL_NAME_MAX (FX_LAYOUT_NAME_MAX - 1)
@@ -86,18 +92,19 @@ struct fx_series_labels *fx_series_labels_create(void);
 /* Accepts NULL. */
 void fx_series_labels_destroy(struct fx_series_labels *labels);
 
-/* Starts on a snapshot (borrowed until the next call): its label_mask and AS names; forgets the caches,
- * which hold pointers into the previous snapshot. */
+/* Starts on a snapshot (borrowed until the next call): its label_mask, AS names and interface names;
+ * forgets the caches, which hold pointers into the previous snapshot. */
 void fx_series_labels_begin(struct fx_series_labels *labels, const struct fx_snapshot *snapshot);
 
 /* The catalog of the snapshot given to the last fx_series_labels_begin: its label names in name order,
- * *n of them (fx_series_label_catalog itself when the layout has no extra dimension). Valid until the next
- * begin. */
+ * *n of them (fx_series_label_catalog itself when the layout has no extra dimension and no interface name
+ * is kept). Valid until the next begin. */
 const struct fx_label_name *fx_series_labels_catalog(const struct fx_series_labels *labels, size_t *n);
 
 /* The labels of key: those the snapshot's mask keeps and the key carries, with non-empty values, in name
- * order; the AS names looked up in the snapshot's map. A label of the key's `other` bits has the value
- * "other" (and an AS of them no name). */
+ * order; the AS names looked up in the snapshot's map, the interface names and descriptions in its
+ * interface names by (hostname, index). A label of the key's `other` bits has the value "other" (and an AS
+ * or interface of them no name; nor has an interface whose hostname is "other"). */
 void fx_series_labels_get(struct fx_series_labels *labels, const struct fx_series_key *key,
 			  struct fx_label_set *out);
 

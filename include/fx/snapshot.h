@@ -15,6 +15,8 @@
 #include "fx/family_list.h"
 #include "fx/series.h"
 
+struct fx_iface_names;
+
 struct fx_snapshot {
 	int64_t taken_ms;    /* wall clock */
 	uint32_t label_mask; /* the labels kept (--labels): FX_LABEL_* bits */
@@ -23,6 +25,9 @@ struct fx_snapshot {
 	size_t n_series;
 	struct fx_series *series; /* sorted by fx_series_key_compare; owned */
 	struct fx_asn_map *names; /* owned reference for the AS-name labels; NULL when no names are loaded */
+	/* Owned reference for the interface-name labels and flow_interface_info (iface_names.h); NULL when
+	 * the store has no interface names. */
+	struct fx_iface_names *interfaces;
 	struct fx_family_list *self; /* flow_exporter_* families; owned; never NULL */
 	/* Series removed by --series-ttl not long ago, with updated_ms set to the time they were removed:
 	 * a pusher that has not pushed since then sends each one a stale marker, once. Owned; may be empty.

@@ -32,6 +32,10 @@ struct fx_store_config {
 	/* Returns the current AS names with a reference (see fx_asn_names_acquire), or NULL. May be NULL. */
 	struct fx_asn_map *(*acquire_names)(void *opaque);
 	void *names_opaque;
+	/* Returns the interface names in force with a reference (see fx_iface_info_acquire_names), or NULL.
+	 * May be NULL. */
+	struct fx_iface_names *(*acquire_interfaces)(void *opaque);
+	void *interfaces_opaque;
 };
 
 struct fx_store;

@@ -3,7 +3,7 @@
  * most series see one direction, one in ten both).
  *
  *   bench_output [--series 10000,100000,1000000] [--runs 7] [--only store,snapshot,render,http,rw,rw2]
- *                [--max-series M] [--top-n N] [--hosts H]
+ *                [--max-series M] [--top-n N] [--hosts H] [--labels LIST]
  *
  * --max-series, --top-n and --hosts (default: every series held and exposed, 64 routers) build the store as
  * the daemon's flags of those names do: past M held series the records go to the overflow series, and the
@@ -23,6 +23,9 @@
  *              flowing)
  *   rw2        the same with fx_rw2_encode (remote write 2.0: a symbol table per request, metadata and a
  *              start timestamp on every series)
+ * --labels: the labels kept, as the daemon's --labels (built-in labels and the interface names only; the
+ * default is the daemon's). With iface_in_name ... every router's interfaces 1..160 are named (a file map
+ * of 64 x 160 entries, "et-0/0/<index>", a description "TRANSIT-<index>, 100G"), looked up when encoding.
  * Figures are noisy on a shared machine: compare medians, or instruction counts under callgrind. */
 #include <curl/curl.h>
 #include <malloc.h>
@@ -39,6 +42,7 @@
 #include "fx/buf.h"
 #include "fx/expo_text.h"
 #include "fx/http_server.h"
+#include "fx/iface_names.h"
 #include "fx/intern.h"
 #include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
@@ -48,6 +52,7 @@
 #define MAX_RUNS 64
 #define N_HOSTS 64
 #define N_ASNS 4000
+#define N_NAMED_IFACES 160 /* iface_in reaches 1 + 3 * 32 + 31 at 1M series, iface_out 48 */
 
 static double now_ms(void)
 {
@@ -102,6 +107,7 @@ struct world_options {
 	size_t max_series; /* 0: every series held */
 	size_t top_n;	   /* 0: every series exposed */
 	size_t n_hosts;
+	const char *labels; /* --labels: built-in labels and interface names */
 };
 
 struct world {
@@ -113,6 +119,7 @@ struct world {
 	const char *hosts[N_HOSTS];
 	uint32_t asns[N_ASNS];
 	struct fx_asn_map *names;
+	struct fx_iface_names *interfaces; /* NULL unless --labels keeps an interface name */
 	struct fx_store *store;
 	struct fx_series_table *delta;
 	uint64_t rng;
@@ -127,6 +134,34 @@ static uint32_t next_random(struct world *world)
 static struct fx_asn_map *acquire_names(void *opaque)
 {
 	return fx_asn_map_ref(((struct world *)opaque)->names);
+}
+
+static struct fx_iface_names *acquire_interfaces(void *opaque)
+{
+	return fx_iface_names_ref(((struct world *)opaque)->interfaces);
+}
+
+/* Names for interfaces 1..N_NAMED_IFACES of every router. */
+static struct fx_iface_names *world_interfaces(const struct world *world)
+{
+	static char names[N_NAMED_IFACES][16], descriptions[N_NAMED_IFACES][32];
+	struct fx_iface_entry *entries = calloc(N_HOSTS * N_NAMED_IFACES, sizeof(*entries));
+	if (!entries)
+		abort();
+	for (uint32_t i = 0; i < N_NAMED_IFACES; i++) {
+		snprintf(names[i], sizeof(names[i]), "et-0/0/%u", i + 1);
+		snprintf(descriptions[i], sizeof(descriptions[i]), "TRANSIT-%u, 100G", i + 1);
+	}
+	for (size_t h = 0; h < N_HOSTS; h++)
+		for (uint32_t i = 0; i < N_NAMED_IFACES; i++)
+			entries[h * N_NAMED_IFACES + i] = (struct fx_iface_entry){
+			    world->hosts[h], i + 1, names[i], descriptions[i], 0, false};
+	struct fx_iface_map *map = fx_iface_map_build(entries, N_HOSTS * N_NAMED_IFACES);
+	free(entries);
+	struct fx_iface_names *interfaces = map ? fx_iface_names_create(map, NULL, NULL) : NULL;
+	if (!interfaces)
+		abort();
+	return interfaces;
 }
 
 static const char *const words[] = {"TELIA",  "COGENT", "LEVEL3",  "HURRICANE",	    "AKAMAI",
@@ -231,15 +266,13 @@ static void world_create(struct world *world, size_t n_series, const struct worl
 	world->names = fx_asn_map_parse(list.data, list.len, NULL);
 	fx_buf_free(&list);
 	char why[256];
-	if (fx_key_layout_parse(
-		&world->layout,
-		"hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out",
-		NULL, 0, NULL, why, sizeof(why)) != 0)
+	if (fx_key_layout_parse(&world->layout, options->labels, NULL, 0, NULL, why, sizeof(why)) != 0)
 		abort();
+	uint32_t label_mask = world->layout.mask;
 	struct fx_store_config config = {
 	    .n_workers = 1,
 	    .max_series = options->max_series ? options->max_series : n_series + 16,
-	    .label_mask = FX_LABEL_ALL,
+	    .label_mask = label_mask,
 	    .layout = &world->layout,
 	    .top_n = options->top_n,
 	    .top_n_window_ms = 300000,
@@ -247,6 +280,11 @@ static void world_create(struct world *world, size_t n_series, const struct worl
 	    .acquire_names = acquire_names,
 	    .names_opaque = world,
 	};
+	if (label_mask & FX_LABEL_IFACE_NAMES) {
+		world->interfaces = world_interfaces(world);
+		config.acquire_interfaces = acquire_interfaces;
+		config.interfaces_opaque = world;
+	}
 	world->store = fx_store_create(&config);
 	/* As the daemon's ingest makes it (ingest.c): as wide as the layout's keys, folding past the limit.
 	 */
@@ -280,6 +318,7 @@ static void world_destroy(struct world *world)
 	fx_series_table_destroy(world->delta);
 	fx_store_destroy(world->store);
 	fx_asn_map_unref(world->names);
+	fx_iface_names_unref(world->interfaces);
 	fx_intern_destroy(world->hostnames);
 }
 
@@ -571,12 +610,28 @@ static void bench_rw2(struct world *world, int runs)
 	fx_rw2_encoder_destroy(encoder);
 }
 
+/* --labels as the daemon parses it; the world's keys carry the built-in labels only. */
+static int parse_labels(const char *text)
+{
+	struct fx_key_layout layout;
+	char why[256];
+	if (fx_key_layout_parse(&layout, text, NULL, 0, NULL, why, sizeof(why)) || layout.n_extra) {
+		fprintf(stderr, "--labels %s: %s\n", text,
+			layout.n_extra ? "only built-in labels and names" : why);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sizes = "10000,100000,1000000";
 	const char *only = NULL;
 	int runs = 7;
-	struct world_options options = {.n_hosts = N_HOSTS};
+	struct world_options options = {
+	    .n_hosts = N_HOSTS,
+	    .labels =
+		"hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out"};
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--series") == 0)
 			sizes = argv[i + 1];
@@ -592,12 +647,16 @@ int main(int argc, char **argv)
 			only = argv[i + 1];
 		else if (strcmp(argv[i], "--dump") == 0)
 			dump_path = argv[i + 1];
+		else if (strcmp(argv[i], "--labels") == 0 && parse_labels(argv[i + 1]))
+			return 2;
+		else if (strcmp(argv[i], "--labels") == 0)
+			options.labels = argv[i + 1];
 		else {
 			fprintf(
 			    stderr,
 			    "usage: %s [--series N,N...] [--runs R] [--only "
 			    "store,snapshot,render,http,rw,rw2] [--dump FILE] [--max-series M] [--top-n N] "
-			    "[--hosts H (1..%d)]\n",
+			    "[--hosts H (1..%d)] [--labels LIST]\n",
 			    argv[0], N_HOSTS);
 			return 2;
 		}
@@ -612,7 +671,7 @@ int main(int argc, char **argv)
 		size_t n = strtoull(item, NULL, 10);
 		struct world world;
 		world_create(&world, n, &options);
-		printf("%zu series (%d runs; median [min..max])\n", n, runs);
+		printf("%zu series (%d runs; median [min..max]; labels %s)\n", n, runs, options.labels);
 		bench_store(&world);
 		int section_runs = n >= 1000000 && runs > 3 ? 3 : runs;
 		if (wanted(only, "snapshot"))

@@ -6,6 +6,8 @@
 #   - snmpd stopped: records keep being counted (exact totals), the failed polls are counted per
 #     exporter, and the names already read stay;
 #   - the v2c exporter restarted with snmpd still down names the interfaces from its cache;
+#   - the v3 exporter also carries the names inline (--labels with iface_in_name, iface_out_name,
+#     iface_in_description), the same as its flow_interface_info;
 #   - no secret (community, passphrases) appears in a log, in /metrics, in --help or in the cache.
 source "$(dirname "$0")/lib/common.sh"
 
@@ -68,7 +70,8 @@ common=(--brokers="$BOOT" --topic=flows --asn=$LOCAL_ASN --asn-names="$TEST_TMP/
 V2C=(--group=snmp-v2c --snmp-community-file="$TEST_TMP/community" --snmp-cache="$TEST_TMP/cache-v2c.csv")
 V3=(--group=snmp-v3 --snmp-version=3 --snmp-user=fxuser --snmp-auth-protocol=SHA
 	--snmp-auth-passphrase-file="$TEST_TMP/auth-pass" --snmp-priv-protocol=AES
-	--snmp-priv-passphrase-file="$TEST_TMP/priv-pass" --snmp-cache="$TEST_TMP/cache-v3.csv")
+	--snmp-priv-passphrase-file="$TEST_TMP/priv-pass" --snmp-cache="$TEST_TMP/cache-v3.csv"
+	--labels=hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out,iface_in_name,iface_out_name,iface_in_description)
 PORT_V2C=$(free_port)
 PORT_V3=$(free_port)
 start_exporter exporter_v2c "$PORT_V2C" "${common[@]}" "${V2C[@]}"
@@ -102,6 +105,13 @@ done
 wait_until 20 "v2c names = snmpwalk" names_match "$PORT_V2C" router-v2c
 wait_until 20 "v3 names = snmpwalk" names_match "$PORT_V3" router-v3
 names_match "$PORT_V2C" router-v3 || fail "v2c exporter, router-v3: $(cat "$TEST_TMP/names.diff")"
+inline_match() {
+	scrape "$PORT_V3" "$TEST_TMP/inline.prom" &&
+		"$PYTHON" "$FX_LIB_DIR/snmp_expect.py" inline "$TEST_TMP/inline.prom" "$TEST_TMP/agent.json" "$1" \
+			>"$TEST_TMP/inline.diff"
+}
+wait_until 10 "v3 names inline = snmpwalk" inline_match router-v3
+inline_match router-v2c || fail "v3 exporter, router-v2c inline: $(cat "$TEST_TMP/inline.diff")"
 log "both exporters name every interface as snmpwalk reads it ($N_IFACES interfaces, v2c and v3)"
 wait_until 10 "the v2c cache is written" test -s "$TEST_TMP/cache-v2c.csv"
 

@@ -99,6 +99,23 @@ static void test_go_forms_and_lists(void)
 	fx_config_free(&config);
 }
 
+/* The interface names are kept by --labels like the AS names, never a dimension of the key. */
+static void test_iface_name_labels(void)
+{
+	struct fx_config config;
+	char err[512] = {0};
+	int rc = parse(&config, err, sizeof(err), 2,
+		       ARGS("--labels=hostname,iface_in,iface_out,iface_in_name,iface_out_name,"
+			    "iface_in_description,iface_out_description"));
+	CHECK(rc == 0);
+	CHECK_EQ_U64(config.label_mask,
+		     FX_LABEL_HOSTNAME | FX_LABEL_IFACE_IN | FX_LABEL_IFACE_OUT | FX_LABEL_IFACE_NAMES);
+	CHECK_EQ_U64(config.layout.mask, config.label_mask);
+	CHECK_EQ_U64(fx_key_layout_dims(&config.layout),
+		     FX_LABEL_HOSTNAME | FX_LABEL_IFACE_IN | FX_LABEL_IFACE_OUT);
+	fx_config_free(&config);
+}
+
 static void test_bad_values(void)
 {
 	/* Bad flags and values: exit code 2 and the flag's name in the message. */
@@ -114,6 +131,13 @@ static void test_bad_values(void)
 	EXPECT_ERROR("--push-interval", "--push-interval=15");
 	EXPECT_ERROR("--labels", "--labels=hostname,vlan");
 	EXPECT_ERROR("source_as_name needs source_as", "--labels=source_as_name");
+	EXPECT_ERROR("for --labels: iface_in_name needs iface_in", "--labels=hostname,iface_in_name");
+	EXPECT_ERROR("iface_out_description needs iface_out",
+		     "--labels=hostname,iface_in,iface_out_description");
+	EXPECT_ERROR("iface_out_name needs hostname", "--labels=iface_out,iface_out_name");
+	EXPECT_ERROR("--top-n-group: \"iface_in_name\" is not a label", "--top-n=5",
+		     "--labels=hostname,iface_in,iface_in_name",
+		     "--top-n-group=hostname,iface_in,iface_in_name");
 	EXPECT_ERROR("--kafka-opt", "--kafka-opt=novalue");
 	EXPECT_ERROR("needs a value", "--brokers");
 	EXPECT_ERROR("unexpected argument", "kafka:9092");
@@ -159,6 +183,8 @@ static void test_external_labels(void)
 	EXPECT_ERROR("\"hostname\" clashes with the flow label", "--external-label=job=x",
 		     "--external-label=hostname=h");
 	EXPECT_ERROR("clashes with the flow label", "--external-label=iface_in=7");
+	EXPECT_ERROR("\"iface_out_description\" clashes with the flow label",
+		     "--external-label=iface_out_description=x");
 	EXPECT_ERROR("label \"job\" given twice", "--external-label=job=x", "--external-label=job=y");
 	EXPECT_ERROR("\"1job\" is not a valid label name", "--external-label=1job=x");
 	EXPECT_ERROR("\"a-b\" is not a valid label name", "--external-label=a-b=x");
@@ -261,6 +287,7 @@ int main(void)
 	test_defaults();
 	test_go_forms_and_lists();
 	test_bad_values();
+	test_iface_name_labels();
 	test_duration_bounds();
 	test_external_labels();
 	test_environment();

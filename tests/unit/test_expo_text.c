@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "fx/classify.h"
+#include "fx/iface_names.h"
 #include "fx/series_labels.h"
 
 #define RX (1u << FX_DIR_RECEIVE)
@@ -345,6 +346,37 @@ static void test_label_mask(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* --labels with the interface names: named inline from the snapshot's interface names (an escaped
+ * description, an empty one left out, an unknown index without any, the overflow series without any), the
+ * labels in name order; the text format (promtool) and OpenMetrics (the strict parser) alike. */
+static void test_interface_names(void)
+{
+	static const char file[] =
+	    "exporter,ifindex,name,description,speed\n"
+	    "edge-1.example.net,537,et-0/0/1,\"TRANSIT-ARELION, 100G \"\"A\"\"\\x\",100000000000\n"
+	    "edge-1.example.net,2,ge-0/0/2,,\n"
+	    "edge-1.example.net,0,index-zero,never on an other series,\n";
+	struct fx_iface_map *map = NULL;
+	struct fx_parse_error error = {0};
+	CHECK(fx_iface_map_parse(file, sizeof(file) - 1, &map, &error) == 0);
+	struct fx_iface_entry snmp_entries[] = {{router_escaped, 537, "xe-1/0/0", "from SNMP", 0, false}};
+	struct fx_series series[8];
+	size_t n = 0;
+	series[n++] = series_of(router_a, 15169, 64496, 537, 2, ALL_NUMBERS, RX, 1000, 2, 0, 0);
+	series[n++] = series_of(router_a, 64496, 15169, 2, 999, ALL_NUMBERS, TX, 0, 0, 30, 4);
+	series[n++] = series_of(router_escaped, 64496, 13335, 537, 537, ALL_NUMBERS, TX, 0, 0, 5, 6);
+	series[n] = series_of(router_a, 0, 0, 0, 0, ALL_NUMBERS, RX, 7, 8, 0, 0); /* the overflow series */
+	series[n++].key.other = ALL_NUMBERS & ~(uint32_t)FX_LABEL_HOSTNAME;
+	for (size_t i = 0; i < n; i++)
+		series[i].created_ms = 1700000000000 + (int64_t)i * 1001;
+	struct fx_snapshot *snapshot =
+	    make_snapshot(series, n, FX_LABEL_ALL | FX_LABEL_IFACE_NAMES, test_names(), NULL);
+	snapshot->interfaces = fx_iface_names_create(map, fx_iface_map_build(snmp_entries, 1), NULL);
+	check_golden("iface_names.prom", snapshot);
+	check_golden_as("iface_names.om", snapshot, FX_EXPO_OPENMETRICS);
+	fx_snapshot_destroy(snapshot);
+}
+
 /* Two ASNs that share a slot of the AS cache (series_labels.c; 15169 and 4223) as the source and destination
  * of one series: each keeps its own number and name. */
 static void test_asn_cache_collision(void)
@@ -549,6 +581,7 @@ int main(void)
 	test_openmetrics();
 	test_label_mask();
 	test_asn_cache_collision();
+	test_interface_names();
 	test_empty();
 	test_append_and_limit();
 	test_stream_chunks();

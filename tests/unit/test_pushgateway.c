@@ -8,6 +8,7 @@
 #include "fake_http.h"
 #include "fx/clock.h"
 #include "fx/expo_text.h"
+#include "fx/iface_names.h"
 #include "fx/log.h"
 #include "fx/pushgateway.h"
 
@@ -60,11 +61,17 @@ static struct fx_snapshot *take_snapshot(void *opaque)
 	store->snapshots++;
 	struct fx_snapshot *snapshot = calloc(1, sizeof(*snapshot));
 	snapshot->taken_ms = fx_wall_ms();
-	snapshot->label_mask = FX_LABEL_ALL;
+	/* With an interface name inline, as /metrics writes it. */
+	snapshot->label_mask = FX_LABEL_ALL | FX_LABEL_IFACE_IN_NAME;
+	struct fx_iface_entry named = {"r1", 537, "et-0/0/1", "", 0, false};
+	snapshot->interfaces = fx_iface_names_create(NULL, fx_iface_map_build(&named, 1), NULL);
 	snapshot->n_series = 1;
 	snapshot->series = calloc(1, sizeof(struct fx_series));
-	snapshot->series[0].key = (struct fx_series_key){
-	    .hostname = "r1", .as_src = 64500, .present = FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS};
+	snapshot->series[0].key =
+	    (struct fx_series_key){.hostname = "r1",
+				   .as_src = 64500,
+				   .iface_in = 537,
+				   .present = FX_LABEL_HOSTNAME | FX_LABEL_SOURCE_AS | FX_LABEL_IFACE_IN};
 	snapshot->series[0].seen = 1u << FX_DIR_RECEIVE;
 	snapshot->series[0].bytes[FX_DIR_RECEIVE] = 1000 * store->snapshots;
 	snapshot->series[0].packets[FX_DIR_RECEIVE] = store->snapshots;
@@ -118,10 +125,9 @@ static void test_put_and_delete(void)
 			CHECK_STR(r->content_type, FX_TEXT_CONTENT_TYPE);
 			CHECK_STR(r->user_agent, "flow-exporter/" FX_VERSION);
 			CHECK(strstr(r->body, "# TYPE flow_receive_bytes_total counter\n") != NULL);
-			CHECK(
-			    strstr(r->body,
-				   "flow_receive_bytes_total{hostname=\"r1\",source_as=\"64500\"} 1000\n") !=
-			    NULL);
+			CHECK(strstr(r->body, "flow_receive_bytes_total{hostname=\"r1\",iface_in=\"537\","
+					      "iface_in_name=\"et-0/0/1\","
+					      "source_as=\"64500\"} 1000\n") != NULL);
 			/* What the Pushgateway adds itself must not be pushed. */
 			CHECK(strstr(r->body, "\npush_time_seconds") == NULL);
 			CHECK(strstr(r->body, "\npush_failure_time_seconds") == NULL);

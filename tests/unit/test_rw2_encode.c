@@ -1,7 +1,7 @@
-/* Remote-write 2.0 encoder. The differential test: for random snapshots (label masks, AS names, external
- * labels that sort anywhere or clash, stale markers, self families, request sizes), the 2.0 bytes decoded
- * with protobuf-c from the reference schema (proto/io/prometheus/write/v2/types.proto) give the same
- * requests, series, labels, values and timestamps as the 1.0 request of the same snapshot; every rule of
+/* Remote-write 2.0 encoder. The differential test: for random snapshots (label masks, AS names, interface
+ * names, external labels that sort anywhere or clash, stale markers, self families, request sizes), the 2.0
+ * bytes decoded with protobuf-c from the reference schema (proto/io/prometheus/write/v2/types.proto) give the
+ * same requests, series, labels, values and timestamps as the 1.0 request of the same snapshot; every rule of
  * the spec the receiver relies on holds (symbols[0] = "", each string once and used, references valid,
  * labels sorted, unique and non-empty, metadata and start timestamps); and protobuf-c packs what it decoded
  * back to exactly the encoder's bytes. Then the timing of 100,000 series (printed, never asserted). */
@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "fx/clock.h"
+#include "fx/iface_names.h"
 #include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
 #include "fx/series_labels.h"
@@ -183,7 +184,33 @@ static int compare_series_for_sort(const void *a, const void *b)
 				     &((const struct fx_series *)b)->key);
 }
 
-static struct fx_snapshot *random_snapshot(int round, uint64_t *state, struct fx_asn_map *names)
+/* Names for interfaces 0..4095 of r1 and of a"b\c\nd (a description on two in three, escaped on some), as
+ * SNMP would give them: the random snapshots' iface_in values. */
+static struct fx_iface_names *random_interfaces(void)
+{
+	static const char *const hosts[] = {"r1", "a\"b\\c\nd"};
+	static char names[2][4096][24], descriptions[2][4096][24];
+	struct fx_iface_entry *entries = calloc(2 * 4096, sizeof(*entries));
+	for (size_t h = 0; h < 2; h++)
+		for (uint32_t i = 0; i < 4096; i++) {
+			snprintf(names[h][i], sizeof(names[h][i]), "%s%u", h ? "x\\" : "et-0/0/", i);
+			snprintf(descriptions[h][i], sizeof(descriptions[h][i]), "%s",
+				 i % 3 == 0   ? ""
+				 : i % 3 == 1 ? "d \"q\""
+					      : "plain");
+			entries[h * 4096 + i] =
+			    (struct fx_iface_entry){hosts[h], i, names[h][i], descriptions[h][i], 0, false};
+		}
+	struct fx_iface_names *interfaces =
+	    fx_iface_names_create(NULL, fx_iface_map_build(entries, 2 * 4096), NULL);
+	free(entries);
+	CHECK(interfaces != NULL);
+	return interfaces;
+}
+
+/* With the interface names (some of them) every fifth round. */
+static struct fx_snapshot *random_snapshot(int round, uint64_t *state, struct fx_asn_map *names,
+					   struct fx_iface_names *interfaces)
 {
 	static const char *const hosts[] = {"r1", "edge-2.example.net", "", "a\"b\\c\nd", "z"};
 	static const uint32_t asns[] = {0, 1, 2, 70000, 4200000000u, 4294967295u};
@@ -197,6 +224,11 @@ static struct fx_snapshot *random_snapshot(int round, uint64_t *state, struct fx
 	snapshot->self = fx_family_list_create();
 	snapshot->names = round % 3 ? fx_asn_map_ref(names) : NULL;
 	snapshot->label_mask = round % 4 == 0 ? FX_LABEL_ALL : (uint32_t)(round * 2654435761u) & FX_LABEL_ALL;
+	if (round % 5 == 2) {
+		snapshot->label_mask |=
+		    ((uint32_t)(round * 40503u) | FX_LABEL_IFACE_IN_NAME) & FX_LABEL_IFACE_NAMES;
+		snapshot->interfaces = fx_iface_names_ref(interfaces);
+	}
 	for (size_t i = 0; i < n + n_expired; i++) {
 		struct fx_series *series = i < n ? &snapshot->series[i] : &snapshot->expired[i - n];
 		*state = *state * 6364136223846793005u + 1442695040888963407u;
@@ -265,9 +297,10 @@ static void test_differential(void)
 	static const size_t n_external[] = {2, 3, 3, 3};
 	static const int64_t timestamps[] = {1700000000123, 0, -1, 1, INT64_MAX};
 	uint64_t state = 7;
-	size_t bytes_compared = 0, compared = 0;
+	size_t bytes_compared = 0, compared = 0, named = 0;
+	struct fx_iface_names *interfaces = random_interfaces();
 	for (int round = 0; round < 300; round++) {
-		struct fx_snapshot *snapshot = random_snapshot(round, &state, names);
+		struct fx_snapshot *snapshot = random_snapshot(round, &state, names, interfaces);
 		size_t set_index = (size_t)round % 4;
 		struct fx_rw_encoder_config config = {.external_labels = external_sets[set_index],
 						      .n_external_labels = n_external[set_index],
@@ -289,6 +322,7 @@ static void test_differential(void)
 		CHECK_EQ_U64(set1.n, set2.n);
 		for (size_t i = 0; i < set1.n && i < set2.n; i++) {
 			CHECK_STR(set1.items[i].labels, set2.items[i].labels);
+			named += strstr(set2.items[i].labels, "iface_in_name=") != NULL;
 			CHECK_EQ_U64(set1.items[i].bits, set2.items[i].bits);
 			CHECK_EQ_U64((uint64_t)set1.items[i].timestamp, (uint64_t)set2.items[i].timestamp);
 			compared++;
@@ -305,6 +339,8 @@ static void test_differential(void)
 		fx_snapshot_destroy(snapshot);
 	}
 	CHECK(compared > 3000);
+	CHECK(named > 100);
+	fx_iface_names_unref(interfaces);
 	CHECK(bytes_compared > 50000);
 	fprintf(stderr,
 		"differential: %zu TimeSeries identical in 1.0 and 2.0, %zu bytes matched protobuf-c\n",

@@ -1,6 +1,6 @@
 /* Remote-write encoder: round trips through snappy_uncompress and protobuf-c unpack of hand-made snapshots:
- * every label, value bit pattern and timestamp; stale markers; splitting; external labels; self families;
- * the timing of 100,000 series (printed, never asserted). */
+ * every label, value bit pattern and timestamp; stale markers; splitting; external labels; the interface
+ * names among them; self families; the timing of 100,000 series (printed, never asserted). */
 #include <math.h>
 #include <snappy-c.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "check.h"
 #include "fx/buf.h"
 #include "fx/clock.h"
+#include "fx/iface_names.h"
 #include "fx/rw_encode.h"
 #include "fx/series_labels.h"
 #include "remote.pb-c.h"
@@ -474,6 +475,97 @@ static void test_timing(void)
 	fx_snapshot_destroy(snapshot);
 }
 
+/* Names for interfaces 0..4095 of r1 and of a"b\c\nd (a description on two in three, escaped on some), as
+ * SNMP would give them: the random snapshots' iface_in values. */
+static struct fx_iface_names *random_interfaces(void)
+{
+	static const char *const hosts[] = {"r1", "a\"b\\c\nd"};
+	static char names[2][4096][24], descriptions[2][4096][24];
+	struct fx_iface_entry *entries = calloc(2 * 4096, sizeof(*entries));
+	for (size_t h = 0; h < 2; h++)
+		for (uint32_t i = 0; i < 4096; i++) {
+			snprintf(names[h][i], sizeof(names[h][i]), "%s%u", h ? "x\\" : "et-0/0/", i);
+			snprintf(descriptions[h][i], sizeof(descriptions[h][i]), "%s",
+				 i % 3 == 0   ? ""
+				 : i % 3 == 1 ? "d \"q\""
+					      : "plain");
+			entries[h * 4096 + i] =
+			    (struct fx_iface_entry){hosts[h], i, names[h][i], descriptions[h][i], 0, false};
+		}
+	struct fx_iface_names *interfaces =
+	    fx_iface_names_create(NULL, fx_iface_map_build(entries, 2 * 4096), NULL);
+	free(entries);
+	CHECK(interfaces != NULL);
+	return interfaces;
+}
+
+/* The interface names inline: sorted among the flow labels and the external labels that fall between them
+ * (iface_in_m between iface_in_description and iface_in_name, instance after every iface_*); absent for an
+ * unknown index; the encoder follows the catalog from a snapshot without them to one with them and back. */
+static void test_interface_names(void)
+{
+	struct fx_iface_map *file = NULL;
+	struct fx_parse_error error = {0};
+	static const char text[] = "exporter,ifindex,name,description,speed\n"
+				   "r1,537,et-0/0/1,TRANSIT,\nr1,2,ge-0/0/2,,\n";
+	CHECK(fx_iface_map_parse(text, sizeof(text) - 1, &file, &error) == 0);
+	struct fx_snapshot *snapshot = make_snapshot(2, 0);
+	uint32_t present = FX_LABEL_ALL;
+	snapshot->series[0].key = (struct fx_series_key){"r1", 64500, 15169, 537, 2, present, 0, {0}};
+	snapshot->series[0].bytes[FX_DIR_TRANSMIT] = 1000;
+	snapshot->series[0].seen = 1u << FX_DIR_TRANSMIT;
+	snapshot->series[1].key = (struct fx_series_key){"r1", 64500, 15169, 2, 999, present, 0, {0}};
+	snapshot->series[1].bytes[FX_DIR_TRANSMIT] = 30;
+	snapshot->series[1].seen = 1u << FX_DIR_TRANSMIT;
+	snapshot->names = fx_asn_map_parse(asn_text, sizeof(asn_text) - 1, NULL);
+	struct fx_label external[] = {{"job", "j"}, {"instance", "i:1"}, {"iface_in_m", "between"}};
+	struct fx_rw_encoder_config config = {
+	    .external_labels = external, .n_external_labels = 3, .max_series_per_request = 2000};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	for (int round = 0; round < 3; round++) {
+		bool named = round == 1;
+		fx_iface_names_unref(snapshot->interfaces);
+		snapshot->interfaces =
+		    named ? fx_iface_names_create(fx_iface_map_ref(file), NULL, NULL) : NULL;
+		snapshot->label_mask = FX_LABEL_ALL | (named ? FX_LABEL_IFACE_NAMES : 0);
+		struct fx_rw_requests requests = {0};
+		CHECK(fx_rw_encode(encoder, snapshot, 1000 + round, 0, &requests) == 0);
+		struct decoded_set set = decode_all(&requests);
+		CHECK_EQ_U64(set.violations, 0);
+		CHECK_EQ_U64(set.n, 4);
+		check_value(
+		    &set,
+		    named
+			? "flow_transmit_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+			  "hostname=\"r1\",iface_in=\"537\",iface_in_description=\"TRANSIT\",iface_in_m="
+			  "\"between\","
+			  "iface_in_name=\"et-0/0/1\",iface_out=\"2\",iface_out_name=\"ge-0/0/"
+			  "2\",instance=\"i:1\","
+			  "job=\"j\",source_as=\"64500\"}"
+			: "flow_transmit_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+			  "hostname=\"r1\",iface_in=\"537\",iface_in_m=\"between\",iface_out=\"2\",instance="
+			  "\"i:1\","
+			  "job=\"j\",source_as=\"64500\"}",
+		    1000, 1000 + round);
+		check_value(
+		    &set,
+		    named
+			? "flow_transmit_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+			  "hostname=\"r1\",iface_in=\"2\",iface_in_m=\"between\",iface_in_name=\"ge-0/0/2\","
+			  "iface_out=\"999\",instance=\"i:1\",job=\"j\",source_as=\"64500\"}"
+			: "flow_transmit_bytes_total{destination_as=\"15169\",destination_as_name=\"GOOGLE\","
+			  "hostname=\"r1\",iface_in=\"2\",iface_in_m=\"between\",iface_out=\"999\",instance="
+			  "\"i:1\","
+			  "job=\"j\",source_as=\"64500\"}",
+		    30, 1000 + round);
+		free(set.items);
+		fx_rw_requests_free(&requests);
+	}
+	fx_rw_encoder_destroy(encoder);
+	fx_snapshot_destroy(snapshot);
+	fx_iface_map_unref(file);
+}
+
 /* Many random snapshots (label masks, absent labels, AS names with and without, external labels before,
  * between and clashing with the flow labels, zero, -0.0, NaN and huge values, negative and zero
  * timestamps, stale markers, small requests): every request equals protobuf-c's packing of its decoding
@@ -493,6 +585,7 @@ static void test_random_snapshots_match_protobuf_c(void)
 	};
 	static const size_t n_external[] = {2, 3, 3, 3};
 	static const int64_t timestamps[] = {1700000000123, 0, -1, 1, INT64_MAX};
+	struct fx_iface_names *interfaces = random_interfaces();
 	uint64_t state = 42;
 	size_t total_bytes = 0;
 	for (int round = 0; round < 200; round++) {
@@ -501,6 +594,12 @@ static void test_random_snapshots_match_protobuf_c(void)
 		snapshot->names = round % 3 ? fx_asn_map_ref(names) : NULL;
 		snapshot->label_mask =
 		    round % 4 == 0 ? FX_LABEL_ALL : (uint32_t)(round * 2654435761u) & FX_LABEL_ALL;
+		/* Every fifth round with interface names (some of them), looked up in SNMP-like names. */
+		if (round % 5 == 2) {
+			snapshot->label_mask |=
+			    ((uint32_t)(round * 40503u) | FX_LABEL_IFACE_IN_NAME) & FX_LABEL_IFACE_NAMES;
+			snapshot->interfaces = fx_iface_names_ref(interfaces);
+		}
 		for (size_t i = 0; i < n + n / 3; i++) {
 			struct fx_series *series = i < n ? &snapshot->series[i] : &snapshot->expired[i - n];
 			state = state * 6364136223846793005u + 1442695040888963407u;
@@ -556,6 +655,7 @@ static void test_random_snapshots_match_protobuf_c(void)
 	}
 	CHECK(total_bytes > 100000);
 	fx_asn_map_unref(names);
+	fx_iface_names_unref(interfaces);
 }
 
 /* A series past the encoder's bounds (a hostname longer than every flow label at its maximum) fails the
@@ -641,6 +741,7 @@ int main(void)
 	test_random_snapshots_match_protobuf_c();
 	test_round_trip();
 	test_asn_cache_collision();
+	test_interface_names();
 	test_split();
 	test_timing();
 	test_bound();

@@ -13,6 +13,10 @@
     snmp_expect.py names BODY AGENT_JSON HOSTNAME
         Exit 0 when BODY's flow_interface_info and flow_interface_speed_bps for HOSTNAME are exactly the
         agent's interfaces; else prints both and exits 1.
+    snmp_expect.py inline BODY AGENT_JSON HOSTNAME
+        Exit 0 when every flow_transmit_bytes_total series of HOSTNAME in BODY carries the agent's names
+        inline: iface_in_name, iface_out_name and iface_in_description (absent when the ifAlias is empty);
+        else prints the first difference and exits 1.
 """
 import json
 import re
@@ -87,8 +91,36 @@ def cmd_names(body, agent_json, host):
     return 0
 
 
+def cmd_inline(body, agent_json, host):
+    with open(agent_json, encoding="utf-8") as f:
+        agent = json.load(f)
+    seen = 0
+    with open(body, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r'flow_transmit_bytes_total\{(.*)\} (\S+)$', line.strip())
+            if not m:
+                continue
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(1)))
+            if labels.get("hostname") != host:
+                continue
+            want = {}
+            for side in ("in", "out"):
+                entry = agent.get(labels.get("iface_" + side, ""))
+                if entry:
+                    want["iface_%s_name" % side] = entry["name"]
+                    if side == "in" and entry["description"]:
+                        want["iface_in_description"] = entry["description"]
+            got = {k: v for k, v in labels.items() if k.endswith(("_name", "_description")) and k.startswith("iface_")}
+            if got != want:
+                print("%s\ngot  %s\nwant %s" % (line.strip(), json.dumps(got, sort_keys=True), json.dumps(want, sort_keys=True)))
+                return 1
+            seen += 1
+    return 0 if seen else 1
+
+
 def main():
-    commands = {"agent": cmd_agent, "chunk": cmd_chunk, "total": cmd_total, "names": cmd_names}
+    commands = {"agent": cmd_agent, "chunk": cmd_chunk, "total": cmd_total, "names": cmd_names,
+                "inline": cmd_inline}
     return commands[sys.argv[1]](*sys.argv[2:])
 
 
