@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -155,7 +156,10 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
     port = free_port()
     args = [daemon, f"--brokers={mock.bootstrap}", "--topic=flows", f"--group={group}", f"--asn={LOCAL_ASN}",
             f"--asn-names={asn_file}", f"--addr=127.0.0.1:{port}", "--log-level=info"]
-    args += [f"--kafka-opt={o}" for o in kafka_opts] + list(daemon_args)
+    # "{tmp}" in a daemon flag is a fresh directory per daemon start (--daemon-arg=--state-dir={tmp}: every
+    # run starts from a clean state, as its mock cluster does).
+    fresh = tempfile.mkdtemp(prefix="fx-bench-state.", dir="/var/tmp")
+    args += [f"--kafka-opt={o}" for o in kafka_opts] + [a.replace("{tmp}", fresh) for a in daemon_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOW_EXPORTER_")}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     assigned = threading.Event()
@@ -212,6 +216,7 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(fresh, ignore_errors=True)
     return result
 
 

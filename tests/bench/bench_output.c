@@ -40,6 +40,7 @@
 
 #include "fx/asn_names.h"
 #include "fx/buf.h"
+#include "fx/checkpoint.h"
 #include "fx/expo_text.h"
 #include "fx/http_server.h"
 #include "fx/iface_names.h"
@@ -119,7 +120,8 @@ struct world {
 	const char *hosts[N_HOSTS];
 	uint32_t asns[N_ASNS];
 	struct fx_asn_map *names;
-	struct fx_iface_names *interfaces; /* NULL unless --labels keeps an interface name */
+	struct fx_iface_names *interfaces;   /* NULL unless --labels keeps an interface name */
+	struct fx_store_config store_config; /* to make another store like it (checkpoint section) */
 	struct fx_store *store;
 	struct fx_series_table *delta;
 	uint64_t rng;
@@ -285,9 +287,9 @@ static void world_create(struct world *world, size_t n_series, const struct worl
 		config.acquire_interfaces = acquire_interfaces;
 		config.interfaces_opaque = world;
 	}
+	world->store_config = config;
 	world->store = fx_store_create(&config);
-	/* As the daemon's ingest makes it (ingest.c): as wide as the layout's keys, folding past the limit.
-	 */
+	/* As the daemon's ingest makes it (ingest.c): as wide as the layout's keys, handed over when full. */
 	world->delta = fx_series_table_create_narrow(config.max_series, world->layout.n_extra);
 	if (!world->names || !world->store || !world->delta)
 		abort();
@@ -611,6 +613,104 @@ static void bench_rw2(struct world *world, int runs)
 }
 
 /* --labels as the daemon parses it; the world's keys carry the built-in labels only. */
+/* ---- Checkpoints (--state-dir) ---- */
+
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* flow_exporter_checkpoint_bytes_written_total of cp. */
+static uint64_t checkpoint_bytes(struct fx_checkpoint *cp)
+{
+	struct fx_family_list *list = fx_family_list_create();
+	uint64_t bytes = 0;
+	if (!list || fx_checkpoint_collect(cp, list))
+		abort();
+	for (size_t i = 0; i < fx_family_list_count(list); i++) {
+		const struct fx_family *family = fx_family_list_get(list, i);
+		if (strcmp(family->name, "flow_exporter_checkpoint_bytes_written_total") == 0)
+			bytes = family->samples[0].integer;
+	}
+	fx_family_list_destroy(list);
+	return bytes;
+}
+
+/* A minute of checkpoints, one a second, with `touch` run before each: CPU and wall time per checkpoint
+ * (median), and the bytes written over the minute. */
+static void checkpoint_minute(struct world *world, struct fx_checkpoint *cp, const char *what,
+			      void (*touch)(struct world *))
+{
+	enum { PER_MINUTE = 60 };
+	double cpu[PER_MINUTE], wall[PER_MINUTE];
+	uint64_t before = checkpoint_bytes(cp);
+	for (int i = 0; i < PER_MINUTE; i++) {
+		touch(world);
+		double c0 = cpu_ms(), t0 = now_ms();
+		if (fx_checkpoint_now(cp) != 0)
+			abort();
+		cpu[i] = cpu_ms() - c0;
+		wall[i] = now_ms() - t0;
+	}
+	char label[96];
+	snprintf(label, sizeof(label), "checkpoint, %s: CPU", what);
+	print_stat(label, cpu, PER_MINUTE, "ms");
+	snprintf(label, sizeof(label), "checkpoint, %s: wall (fsync)", what);
+	print_stat(label, wall, PER_MINUTE, "ms");
+	printf("  %-44s %10.2f MB/min\n", "checkpoint: bytes written",
+	       (double)(checkpoint_bytes(cp) - before) / 1e6);
+}
+
+static void touch_all(struct world *world)
+{
+	world_fill(world); /* every series gains a record */
+}
+
+/* The checkpoint thread's work, run in this thread (fx_checkpoint_now) in a directory of /var/tmp (a disk,
+ * not a tmpfs): the first, full checkpoint; a minute at one a second while 1% and then every series
+ * change between two; then a restart: the restore of the last checkpoint into an empty store. */
+static void bench_checkpoint(struct world *world)
+{
+	char dir[] = "/var/tmp/fx-bench-checkpoint.XXXXXX";
+	if (!mkdtemp(dir))
+		abort();
+	struct fx_checkpoint_config config = {.dir = dir,
+					      .interval_ms = 1000,
+					      .store = world->store,
+					      .layout = &world->layout,
+					      .hostnames = world->hostnames,
+					      .max_series = world->store_config.max_series};
+	struct fx_checkpoint *cp = fx_checkpoint_create(&config);
+	if (!cp)
+		abort();
+	double c0 = cpu_ms(), t0 = now_ms();
+	if (fx_checkpoint_now(cp) != 0)
+		abort();
+	printf("  %-44s %10.2f ms CPU, %.2f ms wall, %.2f MB\n", "checkpoint: the first (full)",
+	       cpu_ms() - c0, now_ms() - t0, (double)checkpoint_bytes(cp) / 1e6);
+	checkpoint_minute(world, cp, "1% changed", world_touch);
+	checkpoint_minute(world, cp, "all changed", touch_all);
+	fx_checkpoint_destroy(cp);
+
+	struct fx_store *store = fx_store_create(&world->store_config);
+	config.store = store;
+	cp = fx_checkpoint_create(&config);
+	c0 = cpu_ms();
+	t0 = now_ms();
+	if (!store || !cp || fx_checkpoint_restore(cp) != 0)
+		abort();
+	printf("  %-44s %10.2f ms CPU, %.2f ms wall\n", "checkpoint: restart (restore)", cpu_ms() - c0,
+	       now_ms() - t0);
+	fx_checkpoint_destroy(cp);
+	fx_store_destroy(store);
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf %s", dir);
+	if (system(command) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static int parse_labels(const char *text)
 {
 	struct fx_key_layout layout;
@@ -682,6 +782,8 @@ int main(int argc, char **argv)
 			bench_http(&world, section_runs);
 		if (wanted(only, "rw"))
 			bench_rw(&world, section_runs);
+		if (only && wanted(only, "checkpoint")) /* writes to disk: only when asked */
+			bench_checkpoint(&world);
 		if (wanted(only, "rw2"))
 			bench_rw2(&world, section_runs);
 		world_destroy(&world);
