@@ -347,12 +347,28 @@ static int list_partitions(struct worker *worker, size_t t, int32_t *ids, size_t
 	return 0;
 }
 
-/* Partitions mode: assigns this worker's share of every topic at the newest offset. Returns 0, or -1 to be
- * tried again later. */
+/* Where a partition of --partitions starts: where the counts of the restored checkpoint stop (--state-dir),
+ * else p's offset (the newest). Counts the resumed ones in *resumed. */
+static int64_t manual_start(const struct worker *worker, const rd_kafka_topic_partition_t *p, int *resumed)
+{
+	const struct fx_consumer_durable *durable = &worker->consumer->config.durable;
+	int64_t restored =
+	    durable->start_offset ? durable->start_offset(durable->opaque, p->topic, p->partition) : -1;
+	if (restored < 0)
+		return p->offset;
+	fx_debug("kafka: %s[%d] resumes at offset %lld (checkpoint)", p->topic, p->partition,
+		 (long long)restored);
+	(*resumed)++;
+	return restored;
+}
+
+/* Partitions mode: assigns this worker's share of every topic at the newest offset, or where the restored
+ * checkpoint stops. Returns 0, or -1 to be tried again later. */
 static int assign_partitions(struct worker *worker)
 {
 	const struct fx_consumer_config *config = &worker->consumer->config;
 	rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(16);
+	int resumed = 0;
 	for (size_t t = 0; t < config->n_topics; t++) {
 		rd_kafka_topic_partition_list_t *share;
 		if (config->all_partitions) {
@@ -369,15 +385,16 @@ static int assign_partitions(struct worker *worker)
 		for (int i = 0; i < share->cnt; i++)
 			rd_kafka_topic_partition_list_add(all, share->elems[i].topic,
 							  share->elems[i].partition)
-			    ->offset = share->elems[i].offset;
+			    ->offset = manual_start(worker, &share->elems[i], &resumed);
 		rd_kafka_topic_partition_list_destroy(share);
 	}
 	rd_kafka_resp_err_t err = rd_kafka_assign(worker->rk, all);
 	if (err)
 		count_error(worker, err, "cannot assign partitions");
 	else {
-		fx_info("kafka: worker %zu reads %d partition(s) from the newest offset", worker->index,
-			all->cnt);
+		fx_info("kafka: worker %zu reads %d partition(s): %d where the checkpoint stops, the others "
+			"from the newest offset",
+			worker->index, all->cnt, resumed);
 		set_assignment(worker, all);
 	}
 	rd_kafka_topic_partition_list_destroy(all);
