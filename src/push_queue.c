@@ -283,6 +283,12 @@ static int read_fd_of(struct fx_push_queue *queue, uint64_t seq)
 	char path[4096];
 	segment_path(queue, seq, path, sizeof(path));
 	queue->read_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (queue->read_fd < 0 && (errno == EROFS || errno == EACCES)) {
+		/* Read-only: the records can still be sent; marking them fails (counted), so a restart may
+		 * send them again. */
+		disk_error(queue, "cannot open for writing", path, errno);
+		queue->read_fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	queue->read_seq = seq;
 	if (queue->read_fd < 0)
 		disk_error(queue, "cannot open", path, errno);

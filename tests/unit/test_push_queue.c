@@ -2,12 +2,14 @@
  * empty), the bound drops the oldest and counts them (requests and bytes), a reopen keeps the order and
  * what was not sent, a segment cut at every byte of its last record and one with a flipped byte are
  * detected (counted) with the earlier records kept, appends never follow a torn tail, two parts (2.0 and
- * its 1.0 fallback) round-trip, and an unwritable directory is counted without failing. */
+ * its 1.0 fallback) round-trip, and an unwritable directory and a full disk are counted without failing. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,6 +309,39 @@ static void test_unwritable(void)
 	fx_push_queue_close(queue);
 }
 
+/* A full disk, simulated with RLIMIT_FSIZE (write() fails with EFBIG past it, even as root): the append
+ * fails, is counted, leaves no partial record behind, the records before stay readable, and once there is
+ * room again appends work. */
+static void test_disk_full(void)
+{
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/full", root);
+	struct fx_push_queue *queue = open_queue(dir, 1 << 20, 1 << 20);
+	append_seed(queue, 1, 1000);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, tight = {.rlim_cur = 1500, .rlim_max = RLIM_INFINITY};
+	getrlimit(RLIMIT_FSIZE, &old);
+	tight.rlim_max = old.rlim_max;
+	CHECK(setrlimit(RLIMIT_FSIZE, &tight) == 0);
+	struct fx_push_queue_entry entry = make_entry(2, 1000);
+	CHECK(fx_push_queue_append(queue, &entry) == FX_PQ_E_IO);
+	CHECK(fx_push_queue_append(queue, &entry) == FX_PQ_E_IO);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	struct fx_push_queue_stats stats;
+	fx_push_queue_stats(queue, &stats);
+	CHECK_EQ_U64(stats.requests, 1);
+	CHECK(stats.disk_errors >= 2);
+	CHECK(fx_push_queue_append(queue, &entry) == 0);
+	fx_push_queue_entry_free(&entry);
+	fx_push_queue_close(queue);
+	queue = open_queue(dir, 1 << 20, 1 << 20);
+	fx_push_queue_stats(queue, &stats);
+	CHECK_EQ_U64(stats.corrupt, 0); /* the failed writes were undone */
+	expect_pop(queue, 1, 1000);
+	expect_pop(queue, 2, 1000);
+	fx_push_queue_close(queue);
+}
+
 static void test_dir_for(void)
 {
 	char a[128], b[128];
@@ -329,6 +364,7 @@ int main(void)
 	test_flipped_byte();
 	test_two_parts();
 	test_unwritable();
+	test_disk_full();
 	test_dir_for();
 	char cmd[400];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
