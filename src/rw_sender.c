@@ -128,7 +128,8 @@ static void publish_backlog(struct fx_rw_sender *sender)
 }
 
 /* Writes a request to the disk queue (both encodings while an auto endpoint is unconfirmed) and frees it.
- * Returns 0 when it is on disk; otherwise the request is lost (the caller counts it). */
+ * Returns 0 when it is on disk (or dropped by the queue's bound, which counts it); otherwise the request is
+ * lost and the caller counts it. */
 static int spill(struct fx_rw_sender *sender, struct queued *item)
 {
 	struct fx_push_queue_entry entry = {.n_parts = 1};
@@ -148,6 +149,8 @@ static int spill(struct fx_rw_sender *sender, struct queued *item)
 	}
 	int rc = fx_push_queue_append(sender->disk, &entry); /* borrows the bodies */
 	queued_free(item);
+	if (rc == FX_PQ_E_TOO_BIG)
+		return 0; /* dropped and counted by the queue, and as backlog_full by publish_backlog */
 	if (rc == 0 && !sender->spill_logged) {
 		sender->spill_logged = true;
 		fx_warn(
