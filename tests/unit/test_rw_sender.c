@@ -753,6 +753,44 @@ static void test_disk_queue(void)
 	CHECK(system(command) == 0);
 }
 
+/* A disk queue too small for the outage: what its bound drops (whether a request is dropped past the bound
+ * or alone larger than it) is counted once, in the queue's counters and in backlog_full alike. */
+static void test_disk_queue_bound(void)
+{
+	for (int tiny = 0; tiny <= 1; tiny++) {
+		unsigned port = closed_port();
+		struct fake_store store = {0};
+		char url[256], dir[300];
+		struct fx_rw_sender_config config = base_config(&store, url, port);
+		snprintf(dir, sizeof(dir), "%s/queue-bound-%d", work_dir, tiny);
+		config.interval_ms = 100;
+		config.backlog_ms = 100;
+		config.backoff.max_ms = 100;
+		config.queue_dir = dir;
+		config.queue_max_bytes = tiny ? 256 : 2048; /* 256 bytes: smaller than one request */
+		struct fx_rw_sender *sender = start_sender(&config, &store);
+		usleep(1500000);
+		CHECK(fx_rw_sender_shutdown(sender, fx_mono_ms() + 100) ==
+		      -1); /* then the counters hold still */
+		double queue_dropped =
+		    stat_value(sender, "flow_exporter_push_queue_dropped_requests_total", NULL, NULL);
+		double backlog_full =
+		    stat_value(sender, "flow_exporter_push_dropped_batches_total", "reason", "backlog_full");
+		double queued = stat_value(sender, "flow_exporter_push_queue_requests", NULL, NULL);
+		double bytes = stat_value(sender, "flow_exporter_push_queue_bytes", NULL, NULL);
+		fprintf(stderr,
+			"disk queue bound %llu: %.0f dropped (backlog_full %.0f), %.0f queued (%.0f bytes)\n",
+			(unsigned long long)config.queue_max_bytes, queue_dropped, backlog_full, queued,
+			bytes);
+		CHECK(queue_dropped >= 3);
+		CHECK(backlog_full == queue_dropped);
+		CHECK(bytes <= (double)config.queue_max_bytes);
+		CHECK(tiny ? queued == 0 : queued >= 1);
+		CHECK(stat_value(sender, "flow_exporter_push_queue_disk_errors_total", NULL, NULL) == 0);
+		fx_rw_sender_destroy(sender);
+	}
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -773,6 +811,7 @@ int main(void)
 	test_auto_falls_back_on_2xx();
 	test_415();
 	test_disk_queue();
+	test_disk_queue_bound();
 	char command[300];
 	snprintf(command, sizeof(command), "rm -rf %s", work_dir);
 	if (check_failures == 0 && system(command) != 0)
