@@ -212,7 +212,9 @@ sys.exit(1 if bad or len(old) < 10 else 0)
 EOF
 }
 sleep 1
-check_window "$OUTAGE_START" "$STOP1" "outage before the restart"
+# The first window ends a second after the SIGTERM: the final push (made after it, its values the last
+# checkpoint) must be there too, written to disk at the shutdown.
+check_window "$OUTAGE_START" "$(awk "BEGIN { printf \"%.3f\", $STOP1 + 1 }")" "outage before the restart"
 check_window "$(awk "BEGIN { printf \"%.3f\", $START2 + 1 }")" "$(awk "BEGIN { printf \"%.3f\", $OUTAGE_END + 2 }")" \
 	"outage after the restart"
 log "no gap: a sample for every push interval of the outage, on both sides of the restart"
