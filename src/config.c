@@ -730,6 +730,37 @@ static int parse_snmp_priv_protocol(struct fx_config *config, const char *value,
 }
 STRING_FIELD(parse_state_dir, state_dir)
 DURATION_FIELD(parse_checkpoint_interval, checkpoint_interval_ms, 10, ANY_MS, "at least 10ms")
+STRING_FIELD(parse_push_queue_dir, push_queue_dir)
+
+/* A size in bytes: a whole number with an optional unit (B, KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB,
+ * TiB: powers of 1024), from 1 KiB to 1 PiB. */
+static int parse_push_queue_max_bytes(struct fx_config *config, const char *value, char *why)
+{
+	static const struct {
+		const char *unit;
+		uint64_t bytes;
+	} units[] = {{"", 1},
+		     {"B", 1},
+		     {"KB", 1000},
+		     {"MB", 1000000},
+		     {"GB", 1000000000},
+		     {"TB", 1000000000000},
+		     {"KiB", 1ull << 10},
+		     {"MiB", 1ull << 20},
+		     {"GiB", 1ull << 30},
+		     {"TiB", 1ull << 40}};
+	const uint64_t max = 1ull << 50;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long number = isdigit((unsigned char)value[0]) ? strtoull(value, &end, 10) : 0;
+	for (size_t i = 0; end && !errno && i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].unit) && number <= max / units[i].bytes &&
+		    number * units[i].bytes >= 1024) {
+			config->push_queue_max_bytes = number * units[i].bytes;
+			return 0;
+		}
+	return fail(why, "expected a size from 1KiB to 1PiB, e.g. 1GiB, 500MB or 1048576");
+}
 
 static int parse_sampling_rate(struct fx_config *config, const char *value, char *why)
 {
@@ -923,6 +954,15 @@ static const struct flag flags[] = {
     {"checkpoint-interval", "1s",
      "How often the counters are checkpointed to --state-dir; /metrics and pushes show the last checkpoint",
      parse_checkpoint_interval, false, false},
+    {"push-queue-dir", NULL,
+     "Directory of the remote-write queue on disk (one subdirectory per --remote-write-url): pushes an "
+     "endpoint could not take beyond --push-backlog are kept there across restarts and sent oldest first. "
+     "Default: <--state-dir>/push-queue with --state-dir, else none; empty: none",
+     parse_push_queue_dir, false, false},
+    {"push-queue-max-bytes", "1GiB",
+     "Bound on each endpoint's disk queue (KB, MB, GB or KiB, MiB, GiB); past it the oldest requests are "
+     "dropped and counted",
+     parse_push_queue_max_bytes, false, false},
     /* process */
     {"demo-rate", "2000", "Records per second the embedded demo produces", parse_demo_rate, false, false},
     {"demo-ases", "0",
@@ -1053,6 +1093,25 @@ static int check_combinations(const struct fx_config *config, FILE *err)
 	return 0;
 }
 
+/* --push-queue-dir not given: inside --state-dir when there is one, else none. */
+static int resolve_push_queue_dir(struct fx_config *config, FILE *err)
+{
+	if (config->push_queue_dir)
+		return 0;
+	char dir[4096] = "";
+	if (config->state_dir[0] &&
+	    snprintf(dir, sizeof(dir), "%s/push-queue", config->state_dir) >= (int)sizeof(dir)) {
+		fprintf(err, "flow-exporter: invalid value for --state-dir: too long\n");
+		return 2;
+	}
+	config->push_queue_dir = keep(config, dir);
+	if (!config->push_queue_dir) {
+		fprintf(err, "flow-exporter: out of memory\n");
+		return 1;
+	}
+	return 0;
+}
+
 int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 {
 	char why[ERR_SIZE];
@@ -1072,6 +1131,8 @@ int fx_config_parse(struct fx_config *config, int argc, char **argv, FILE *err)
 		rc = check_combinations(config, err);
 	if (!rc)
 		rc = finish_layout(config, err);
+	if (!rc)
+		rc = resolve_push_queue_dir(config, err);
 	return rc;
 }
 

@@ -98,7 +98,8 @@ static char *read_secret(const char *path, const char *what)
 	return secret;
 }
 
-static char *display_url_of(const char *url)
+/* url less its userinfo and fragment, and less its query unless keep_query. */
+static char *strip_url(const char *url, bool keep_query)
 {
 	CURLU *parsed = curl_url();
 	char *text = NULL, *copy = NULL;
@@ -107,7 +108,8 @@ static char *display_url_of(const char *url)
 	curl_url_set(parsed, CURLUPART_USER, NULL, 0);
 	curl_url_set(parsed, CURLUPART_PASSWORD, NULL, 0);
 	curl_url_set(parsed, CURLUPART_OPTIONS, NULL, 0);
-	curl_url_set(parsed, CURLUPART_QUERY, NULL, 0);
+	if (!keep_query)
+		curl_url_set(parsed, CURLUPART_QUERY, NULL, 0);
 	curl_url_set(parsed, CURLUPART_FRAGMENT, NULL, 0);
 	if (curl_url_get(parsed, CURLUPART_URL, &text, 0) != CURLUE_OK)
 		goto done;
@@ -116,6 +118,16 @@ done:
 	curl_free(text);
 	curl_url_cleanup(parsed);
 	return copy;
+}
+
+static char *display_url_of(const char *url)
+{
+	return strip_url(url, false);
+}
+
+char *fx_http_url_without_userinfo(const char *url)
+{
+	return strip_url(url, true);
 }
 
 /* What config.c cannot check: pairs it leaves open, line breaks in a header value, files to read. */

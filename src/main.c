@@ -339,6 +339,8 @@ static int start_pushers(struct exporter *exporter)
 		    .backoff = backoff,
 		    .interval_ms = config->push_interval_ms,
 		    .backlog_ms = config->push_backlog_ms,
+		    .queue_dir = config->push_queue_dir,
+		    .queue_max_bytes = config->push_queue_max_bytes,
 		    .max_series_per_request = (size_t)config->remote_write_max_series,
 		    .external_labels = exporter->external_labels,
 		    .n_external_labels = exporter->n_external_labels,

@@ -36,6 +36,9 @@ struct fx_push_stats {
 	uint64_t fallbacks;
 	uint64_t partial_writes;
 	uint64_t samples_not_written;
+	/* Remote write with a queue on disk only. */
+	bool has_queue;
+	struct fx_push_queue_stats queue;
 };
 
 struct fx_push_stats *fx_push_stats_create(const char *url)
@@ -109,6 +112,14 @@ void fx_push_stats_add_rw(struct fx_push_stats *stats, uint64_t fallbacks, uint6
 	pthread_mutex_unlock(&stats->lock);
 }
 
+void fx_push_stats_set_queue(struct fx_push_stats *stats, const struct fx_push_queue_stats *queue)
+{
+	pthread_mutex_lock(&stats->lock);
+	stats->has_queue = true;
+	stats->queue = *queue;
+	pthread_mutex_unlock(&stats->lock);
+}
+
 void fx_push_stats_set_backlog(struct fx_push_stats *stats, uint64_t requests)
 {
 	pthread_mutex_lock(&stats->lock);
@@ -179,6 +190,48 @@ static int collect_remote_write(const struct fx_push_stats *copies, size_t n, st
 	return rc;
 }
 
+/* The disk queues' families (push_stats.h), for the endpoints that have one. */
+static int collect_queue(const struct fx_push_stats *copies, size_t n, struct fx_family_list *out)
+{
+	static const struct {
+		const char *name, *help;
+		enum fx_metric_type type;
+		size_t offset;
+	} families[] = {
+	    {"flow_exporter_push_queue_bytes", "Bytes of the requests queued on disk (--push-queue-dir).",
+	     FX_METRIC_GAUGE, offsetof(struct fx_push_queue_stats, bytes)},
+	    {"flow_exporter_push_queue_requests", "Requests queued on disk.", FX_METRIC_GAUGE,
+	     offsetof(struct fx_push_queue_stats, requests)},
+	    {"flow_exporter_push_queue_dropped_requests_total",
+	     "Oldest requests dropped from the disk queue past --push-queue-max-bytes.", FX_METRIC_COUNTER,
+	     offsetof(struct fx_push_queue_stats, dropped_requests)},
+	    {"flow_exporter_push_queue_dropped_bytes_total",
+	     "Bytes of the requests dropped from the disk queue.", FX_METRIC_COUNTER,
+	     offsetof(struct fx_push_queue_stats, dropped_bytes)},
+	    {"flow_exporter_push_queue_disk_errors_total",
+	     "Disk operations of the queue that failed (the requests then stay in memory only).",
+	     FX_METRIC_COUNTER, offsetof(struct fx_push_queue_stats, disk_errors)},
+	    {"flow_exporter_push_queue_corrupt_total",
+	     "Torn or corrupt regions of the disk queue detected and skipped.", FX_METRIC_COUNTER,
+	     offsetof(struct fx_push_queue_stats, corrupt)},
+	};
+	size_t n_queues = 0;
+	for (size_t i = 0; i < n; i++)
+		n_queues += copies[i].has_queue;
+	int rc = 0;
+	for (size_t f = 0; n_queues && f < sizeof(families) / sizeof(families[0]); f++) {
+		rc |= fx_family_begin(out, families[f].name, families[f].help, families[f].type);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t value;
+			memcpy(&value, (const char *)&copies[i].queue + families[f].offset, sizeof(value));
+			if (copies[i].has_queue)
+				rc |= fx_family_add_u64(out, value, 1,
+							&(struct fx_label){"url", copies[i].url});
+		}
+	}
+	return rc;
+}
+
 int fx_push_collect(void *opaque, struct fx_family_list *out)
 {
 	const struct fx_push_endpoints *endpoints = opaque;
@@ -241,6 +294,7 @@ int fx_push_collect(void *opaque, struct fx_family_list *out)
 		rc |= fx_family_add_double(out, (double)copies[i].last_duration_ms / 1000.0, 1,
 					   &(struct fx_label){"url", copies[i].url});
 	rc |= collect_remote_write(copies, n, out);
+	rc |= collect_queue(copies, n, out);
 	free(copies);
 	return rc ? -1 : 0;
 }

@@ -19,12 +19,21 @@
  *   only 2.0 is encoded. The cost: two encodings per push until the first answer (a backlog built while an
  *   auto endpoint was never reached holds both).
  * - The Written headers are read by on_header as curl receives them (the client's header callback).
+ * - The queue on disk (push_queue.c) takes what the memory bound would drop: the oldest whole pushes, so
+ *   the disk always holds requests older than (or of the same push as) everything in memory, and the disk
+ *   is sent first. A disk request is read (peek), sent, and removed (pop) only once delivered or refused;
+ *   a retry reads it again. While it is on the wire nothing is moved to disk (the disk's own bound could
+ *   drop the very request in flight): the memory holds a few pushes more until the transfer ends. A 2.0
+ *   request keeps its 1.0 encoding on disk too (two parts), so a fallback after a restart is exact. At
+ *   shutdown what the memory still holds is written to disk, in order. Disk errors leave the request in
+ *   the old memory-only path (dropped and counted as backlog_full), and never stop the sender.
  *
  * Thread: see rw_sender.h. */
 #include "fx/rw_sender.h"
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +41,7 @@
 #include "fx/clock.h"
 #include "fx/log.h"
 #include "fx/push_loop.h"
+#include "fx/push_queue.h"
 #include "fx/rw2_encode.h"
 #include "fx/rw_encode.h"
 
@@ -73,7 +83,11 @@ struct fx_rw_sender {
 	struct queued *queue; /* queue[head .. n) */
 	size_t head, n, cap;
 	bool has_inflight;
+	bool inflight_from_disk; /* `inflight` is the disk queue's oldest (peeked, not yet popped) */
 	struct queued inflight;
+	struct fx_push_queue *disk; /* NULL: no queue on disk */
+	uint64_t disk_dropped_seen; /* the disk's dropped requests already added to dropped_backlog */
+	bool spill_logged;	    /* the move to disk of this outage was logged */
 	uint64_t push_seq;
 	int64_t last_t;
 	int64_t stale_since_ms;
@@ -94,7 +108,75 @@ static size_t queue_len(const struct fx_rw_sender *sender)
 
 static void publish_backlog(struct fx_rw_sender *sender)
 {
-	fx_push_stats_set_backlog(sender->stats, queue_len(sender) + (sender->has_inflight ? 1 : 0));
+	bool memory_inflight = sender->has_inflight && !sender->inflight_from_disk;
+	fx_push_stats_set_backlog(sender->stats, queue_len(sender) + (memory_inflight ? 1 : 0));
+	if (!sender->disk)
+		return;
+	struct fx_push_queue_stats disk;
+	fx_push_queue_stats(sender->disk, &disk);
+	fx_push_stats_set_queue(sender->stats, &disk);
+	/* What the disk's bound dropped is lost like a backlog drop: counted as backlog_full too. */
+	if (disk.dropped_requests > sender->disk_dropped_seen) {
+		fx_warn(
+		    "remote write %s: disk queue full (--push-queue-max-bytes), dropped the oldest %" PRIu64
+		    " requests",
+		    fx_http_client_display_url(sender->http),
+		    disk.dropped_requests - sender->disk_dropped_seen);
+		fx_push_stats_add(sender->stats, 0, 0, 0, disk.dropped_requests - sender->disk_dropped_seen);
+		sender->disk_dropped_seen = disk.dropped_requests;
+	}
+}
+
+/* Writes a request to the disk queue (both encodings while an auto endpoint is unconfirmed) and frees it.
+ * Returns 0 when it is on disk (or dropped by the queue's bound, which counts it); otherwise the request is
+ * lost and the caller counts it. */
+static int spill(struct fx_rw_sender *sender, struct queued *item)
+{
+	struct fx_push_queue_entry entry = {.n_parts = 1};
+	const struct fx_rw_request *parts[2] = {&item->request, &item->fallback};
+	int versions[2] = {item->version, 1};
+	for (size_t i = 0; i < 2 && parts[i]->body; i++) {
+		struct fx_push_queue_part *part = &entry.parts[i];
+		part->version = versions[i];
+		snprintf(part->content_type, sizeof(part->content_type), "%s",
+			 versions[i] == 2 ? FX_RW2_CONTENT_TYPE : "application/x-protobuf");
+		part->body = parts[i]->body;
+		part->len = parts[i]->len;
+		part->n_series = parts[i]->n_series;
+		part->n_samples = parts[i]->n_samples;
+		part->timestamp_ms = parts[i]->timestamp_ms;
+		entry.n_parts = i + 1;
+	}
+	int rc = fx_push_queue_append(sender->disk, &entry); /* borrows the bodies */
+	queued_free(item);
+	if (rc == FX_PQ_E_TOO_BIG)
+		return 0; /* dropped and counted by the queue, and as backlog_full by publish_backlog */
+	if (rc == 0 && !sender->spill_logged) {
+		sender->spill_logged = true;
+		fx_warn(
+		    "remote write %s: the in-memory backlog (--push-backlog) is full: the oldest requests "
+		    "go to the disk queue",
+		    fx_http_client_display_url(sender->http));
+	}
+	return rc;
+}
+
+/* At shutdown: everything the memory holds, oldest first, to disk. */
+static void spill_all(struct fx_rw_sender *sender)
+{
+	uint64_t lost = 0, spilled = 0;
+	while (sender->disk && queue_len(sender) > 0) {
+		if (spill(sender, &sender->queue[sender->head++]) == 0)
+			spilled++;
+		else
+			lost++;
+	}
+	if (spilled)
+		fx_info("remote write %s: %" PRIu64 " requests not delivered are kept in the disk queue",
+			fx_http_client_display_url(sender->http), spilled);
+	if (lost)
+		fx_push_stats_add(sender->stats, 0, 0, 0, lost);
+	publish_backlog(sender);
 }
 
 static int queue_reserve(struct fx_rw_sender *sender, size_t more)
@@ -136,6 +218,8 @@ static int queue_push_front(struct fx_rw_sender *sender, const struct queued *it
  * dropped here: when it is the only one of the oldest push, it is dealt with once it comes back. */
 static void enforce_bound(struct fx_rw_sender *sender)
 {
+	if (sender->disk && sender->has_inflight && sender->inflight_from_disk)
+		return; /* the disk's oldest is on the wire: move pushes to disk once it is back */
 	uint64_t dropped = 0;
 	while (queue_len(sender) > 0) {
 		uint64_t front = sender->queue[sender->head].push_seq;
@@ -145,9 +229,11 @@ static void enforce_bound(struct fx_rw_sender *sender)
 		if (sender->push_seq - oldest + 1 <= sender->max_pushes || oldest != front)
 			break;
 		while (queue_len(sender) > 0 && sender->queue[sender->head].push_seq == front) {
-			queued_free(&sender->queue[sender->head]);
-			sender->head++;
-			dropped++;
+			struct queued *item = &sender->queue[sender->head++];
+			if (!sender->disk || spill(sender, item) != 0) {
+				queued_free(item);
+				dropped++;
+			}
 		}
 	}
 	if (dropped) {
@@ -352,6 +438,10 @@ static bool handle_v2_answer(struct fx_rw_sender *sender, const struct fx_http_r
 			     : "HTTP 415 to remote write 2.0");
 	if (!sender->inflight.fallback.body)
 		return false;
+	if (sender->inflight_from_disk) { /* it stays on disk and is read again, as 1.0 now */
+		queued_free(&sender->inflight);
+		return true;
+	}
 	fx_rw_request_free(&sender->inflight.request);
 	sender->inflight.request = sender->inflight.fallback;
 	sender->inflight.fallback = (struct fx_rw_request){0};
@@ -363,11 +453,72 @@ static bool handle_v2_answer(struct fx_rw_sender *sender, const struct fx_http_r
 	return true;
 }
 
-/* Sends the oldest request. Returns its outcome. */
+/* The disk queue's oldest request as `inflight`, in the encoding the endpoint takes now. Returns 1 when
+ * set, 0 when the disk is empty, -1 when that request cannot be sent (removed, counted as refused), -2
+ * when out of memory (tried again a second later). */
+static int take_from_disk(struct fx_rw_sender *sender)
+{
+	struct fx_push_queue_entry entry;
+	int rc = fx_push_queue_peek(sender->disk, &entry);
+	if (rc != 0) {
+		if (rc != FX_PQ_E_EMPTY)
+			sender->retry.retry_at_ms = fx_push_loop_now(sender->loop) + 1000;
+		return rc == FX_PQ_E_EMPTY ? 0 : -2;
+	}
+	size_t chosen = 0;
+	for (size_t i = 0; i < entry.n_parts; i++)
+		if (entry.parts[i].version == sender->version) {
+			chosen = i;
+			break;
+		}
+	struct fx_push_queue_part *part = &entry.parts[chosen];
+	struct fx_push_queue_part *other = entry.n_parts == 2 ? &entry.parts[1 - chosen] : NULL;
+	const char *type = part->version == 2 ? FX_RW2_CONTENT_TYPE : "application/x-protobuf";
+	if (strcmp(part->content_type, type) != 0 ||
+	    (sender->protocol == FX_RW_PROTOCOL_AUTO && sender->version == 1 && part->version == 2)) {
+		fx_warn("remote write %s: a queued request encoded as %s (%s) cannot be sent now: dropped",
+			fx_http_client_display_url(sender->http), part->content_type,
+			part->version == 2 ? "2.0" : "1.0");
+		fx_push_queue_entry_free(&entry);
+		(void)fx_push_queue_pop(sender->disk);
+		fx_push_stats_add(sender->stats, 0, 0, 1, 0);
+		return -1;
+	}
+	sender->inflight = (struct queued){
+	    .request = {part->body, part->len, part->n_series, part->n_samples, part->timestamp_ms},
+	    .version = part->version};
+	part->body = NULL;
+	if (part->version == 2 && other && other->version == 1) {
+		sender->inflight.fallback = (struct fx_rw_request){other->body, other->len, other->n_series,
+								   other->n_samples, other->timestamp_ms};
+		other->body = NULL;
+	}
+	fx_push_queue_entry_free(&entry);
+	sender->has_inflight = sender->inflight_from_disk = true;
+	return 1;
+}
+
+/* Done with `inflight` (delivered or refused): freed, and removed from the disk queue when it came from
+ * there. */
+static void release_inflight(struct fx_rw_sender *sender)
+{
+	queued_free(&sender->inflight);
+	if (sender->inflight_from_disk)
+		(void)fx_push_queue_pop(sender->disk); /* a failed mark is logged and counted */
+}
+
+/* Sends the oldest request: the disk's when it holds any, else the memory's. Returns its outcome. */
 static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t deadline_ms, bool ticking)
 {
-	sender->inflight = sender->queue[sender->head++];
-	sender->has_inflight = true;
+	int from_disk = sender->disk ? take_from_disk(sender) : 0;
+	if (from_disk < 0) {
+		publish_backlog(sender);
+		return from_disk == -1 ? FX_PUSH_DROP : FX_PUSH_RETRY;
+	}
+	if (!from_disk) {
+		sender->inflight = sender->queue[sender->head++];
+		sender->has_inflight = true;
+	}
 	struct fx_http_request request = {
 	    .body = sender->inflight.request.body,
 	    .len = sender->inflight.request.len,
@@ -386,6 +537,7 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 	sender->has_inflight = false;
 	if (sender->inflight.version == 2 && handle_v2_answer(sender, &result)) {
 		fx_push_stats_record(sender->stats, &result, false);
+		sender->inflight_from_disk = false;
 		publish_backlog(sender);
 		return FX_PUSH_RETRY; /* re-sent as 1.0 next, without a backoff */
 	}
@@ -395,8 +547,9 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 					 ? check_written(sender, &sender->inflight.request)
 					 : sender->inflight.request.n_samples;
 		fx_push_stats_add(sender->stats, delivered, 0, 0, 0);
-		queued_free(&sender->inflight);
+		release_inflight(sender);
 		fx_push_retry_ok(&sender->retry, "remote write", url);
+		sender->spill_logged = false;
 	} else if (outcome == FX_PUSH_DROP) {
 		uint64_t suppressed = 0;
 		if (fx_ratelimit_allow(&sender->refused_log, fx_push_loop_now(sender->loop), &suppressed))
@@ -405,10 +558,12 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 			    url, result.status, sender->inflight.request.n_series, result.body_start,
 			    suppressed ? " (more refusals not logged)" : "");
 		fx_push_stats_add(sender->stats, 0, 0, 1, 0);
-		queued_free(&sender->inflight);
+		release_inflight(sender);
 	} else {
-		/* Back to the front; the bound may then drop it if it is now too old. */
-		if (queue_push_front(sender, &sender->inflight) != 0) {
+		/* Back to the front (or left on disk); the bound may then drop it if it is now too old. */
+		if (sender->inflight_from_disk) {
+			queued_free(&sender->inflight);
+		} else if (queue_push_front(sender, &sender->inflight) != 0) {
 			fx_error("remote write %s: out of memory, request dropped", url);
 			queued_free(&sender->inflight);
 			fx_push_stats_add(sender->stats, 0, 0, 0, 1);
@@ -416,8 +571,9 @@ static enum fx_push_outcome send_oldest(struct fx_rw_sender *sender, int64_t dea
 		fx_push_retry_failed(&sender->retry, &result, true, fx_push_loop_now(sender->loop),
 				     "remote write", url);
 		fx_push_stats_add(sender->stats, 0, 1, 0, 0);
-		enforce_bound(sender);
 	}
+	sender->inflight_from_disk = false;
+	enforce_bound(sender);
 	publish_backlog(sender);
 	return outcome;
 }
@@ -431,7 +587,8 @@ static void loop_push_interval(void *opaque)
 
 static bool loop_waiting(void *opaque)
 {
-	return queue_len(opaque) > 0;
+	struct fx_rw_sender *sender = opaque;
+	return queue_len(sender) > 0 || (sender->disk && fx_push_queue_requests(sender->disk) > 0);
 }
 
 static void loop_send_one(void *opaque)
@@ -439,14 +596,18 @@ static void loop_send_one(void *opaque)
 	send_oldest(opaque, 0, true);
 }
 
-/* A final push of the current values, then the backlog until it is empty or the deadline passes. */
+/* A final push of the current values, then the backlog (disk first) until it is empty or the deadline
+ * passes; what is left in memory then goes to the disk queue. */
 static int loop_finish(void *opaque, int64_t deadline_ms)
 {
 	struct fx_rw_sender *sender = opaque;
 	push_interval(sender);
-	while (queue_len(sender) > 0) {
-		if (fx_push_loop_aborted(sender->loop) || fx_push_loop_now(sender->loop) >= deadline_ms)
-			return -1;
+	int rc = 0;
+	while (loop_waiting(sender)) {
+		if (fx_push_loop_aborted(sender->loop) || fx_push_loop_now(sender->loop) >= deadline_ms) {
+			rc = -1;
+			break;
+		}
 		if (sender->retry.retry_at_ms > fx_push_loop_now(sender->loop)) {
 			int64_t until = sender->retry.retry_at_ms;
 			fx_push_loop_pause_until(sender->loop, until < deadline_ms ? until : deadline_ms);
@@ -454,7 +615,8 @@ static int loop_finish(void *opaque, int64_t deadline_ms)
 		}
 		send_oldest(sender, deadline_ms, false);
 	}
-	return 0;
+	spill_all(sender);
+	return rc;
 }
 
 struct fx_push_stats *fx_rw_sender_stats(struct fx_rw_sender *sender)
@@ -470,6 +632,7 @@ void fx_rw_sender_destroy(struct fx_rw_sender *sender)
 	for (size_t i = sender->head; i < sender->n; i++)
 		queued_free(&sender->queue[i]);
 	free(sender->queue);
+	fx_push_queue_close(sender->disk);
 	fx_http_client_destroy(sender->http);
 	fx_rw_encoder_destroy(sender->encoder);
 	fx_rw2_encoder_destroy(sender->encoder2);
@@ -483,6 +646,32 @@ static const struct fx_push_loop_ops loop_ops = {
     .send_one = loop_send_one,
     .finish = loop_finish,
 };
+
+/* The endpoint's queue on disk, in its subdirectory of config->queue_dir; later pushes are timestamped
+ * after what it holds. Returns 0 or -1 (logged). */
+static int open_disk_queue(struct fx_rw_sender *sender, const struct fx_rw_sender_config *config)
+{
+	const char *url = fx_http_client_display_url(sender->http);
+	char *key = fx_http_url_without_userinfo(config->http.url);
+	char dir[4096];
+	int rc = key ? fx_push_queue_dir_for(config->queue_dir, key, dir, sizeof(dir)) : -1;
+	free(key);
+	if (rc != 0) {
+		fx_error("remote write %s: no directory for the disk queue under %s", url, config->queue_dir);
+		return -1;
+	}
+	struct fx_push_queue_config queue = {.dir = dir, .what = url, .max_bytes = config->queue_max_bytes};
+	sender->disk = fx_push_queue_open(&queue);
+	if (!sender->disk)
+		return -1;
+	int64_t last = fx_push_queue_last_timestamp(sender->disk);
+	if (last > sender->last_t)
+		sender->last_t = last;
+	fx_info("remote write %s: disk queue in %s, at most %" PRIu64 " bytes", url, dir,
+		config->queue_max_bytes);
+	publish_backlog(sender);
+	return 0;
+}
 
 struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *config)
 {
@@ -536,13 +725,18 @@ struct fx_rw_sender *fx_rw_sender_create(const struct fx_rw_sender_config *confi
 	sender->http = fx_http_client_create(&config->http, "POST", fixed, 3);
 	if (!sender->http)
 		goto fail;
-	if (sender->version == 2 && fx_http_client_set_alt_headers(sender->http, fixed_v2, 3) != 0) {
+	bool has_disk = config->queue_dir && config->queue_dir[0];
+	/* A queued 2.0 request may outlive a change of --remote-write-protocol: the 2.0 headers are ready. */
+	if ((sender->version == 2 || has_disk) &&
+	    fx_http_client_set_alt_headers(sender->http, fixed_v2, 3) != 0) {
 		fx_error("remote write: out of memory");
 		goto fail;
 	}
 	fx_push_stats_set_protocol(sender->stats, sender->version);
 	fx_push_loop_attach(sender->loop, sender->http);
 	if (fx_push_stats_set_url(sender->stats, fx_http_client_display_url(sender->http)) != 0)
+		goto fail;
+	if (has_disk && open_disk_queue(sender, config) != 0)
 		goto fail;
 	return sender;
 fail:

@@ -109,6 +109,8 @@ struct fx_config {
 	/* durable state (issue 12) */
 	char *state_dir; /* empty: none (counters start at zero, offsets auto-committed) */
 	int64_t checkpoint_interval_ms;
+	char *push_queue_dir;	      /* "" : no disk queue; default <state_dir>/push-queue (fx_config_parse) */
+	uint64_t push_queue_max_bytes; /* per remote-write endpoint, >= 1 KiB */
 	/* process */
 	uint64_t demo_rate;
 	uint64_t demo_ases; /* 0: the demo's ten well-known ASes */

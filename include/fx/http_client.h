@@ -95,4 +95,8 @@ void fx_http_client_wakeup(struct fx_http_client *client);
 /* The URL with userinfo and query removed, for logs and labels. Any thread; valid until destroy. */
 const char *fx_http_client_display_url(const struct fx_http_client *client);
 
+/* url without its userinfo (user, password, options) and fragment, query kept: what names an endpoint
+ * without its credentials (the push queue's directory). malloc'd; NULL when not a URL or out of memory. */
+char *fx_http_url_without_userinfo(const char *url);
+
 #endif

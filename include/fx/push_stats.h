@@ -12,6 +12,7 @@
 
 #include "fx/family_list.h"
 #include "fx/http_client.h"
+#include "fx/push_queue.h"
 
 /* Counters of one endpoint; read by fx_push_collect. */
 struct fx_push_stats;
@@ -54,5 +55,11 @@ void fx_push_stats_encode_failed(struct fx_push_stats *stats);
 void fx_push_stats_set_protocol(struct fx_push_stats *stats, int major);
 void fx_push_stats_add_rw(struct fx_push_stats *stats, uint64_t fallbacks, uint64_t partial_writes,
 			  uint64_t samples_not_written);
+/* Remote write with a queue on disk (--push-queue-dir): its counters, which makes the collector report, for
+ * this endpoint,
+ *   flow_exporter_push_queue_bytes{url}, flow_exporter_push_queue_requests{url} (gauges: queued now)
+ *   flow_exporter_push_queue_dropped_requests_total{url}, flow_exporter_push_queue_dropped_bytes_total{url}
+ *   flow_exporter_push_queue_disk_errors_total{url}, flow_exporter_push_queue_corrupt_total{url} */
+void fx_push_stats_set_queue(struct fx_push_stats *stats, const struct fx_push_queue_stats *queue);
 
 #endif

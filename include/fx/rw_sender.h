@@ -7,7 +7,9 @@
  * previous t + 1) and appends the requests to its backlog; it sends the backlog oldest first, one request
  * at a time: 2xx -> next; 5xx, 429 and network errors (timeouts included) -> the same request again after a
  * capped exponential backoff (or Retry-After); any other 4xx -> logged, counted, that request dropped.
- * The backlog keeps at most backlog_ms / interval_ms pushes; past it the oldest push is dropped and counted.
+ * The backlog keeps at most backlog_ms / interval_ms pushes; past it the oldest push is dropped and counted,
+ * or, with a queue on disk (queue_dir, push_queue.h), moved there: the disk then holds the oldest requests
+ * and is sent first; what the memory holds at shutdown goes there too, so that a restart sends it.
  *
  * Protocols: 1.0 sends prometheus.WriteRequest (plus a metadata-only request at the first push and then
  * every metadata_interval_ms); 2.0 sends io.prometheus.write.v2.Request with the spec's headers and checks
@@ -58,6 +60,10 @@ struct fx_rw_sender_config {
 	enum fx_rw_protocol protocol; /* 0 = FX_RW_PROTOCOL_1_0 */
 	int64_t reprobe_ms;	      /* 0 = FX_RW_REPROBE_DEFAULT_MS */
 	int64_t metadata_interval_ms; /* 0 = FX_RW_METADATA_DEFAULT_MS; < 0: no metadata (tests) */
+	/* The queue on disk: NULL or "" for none; else the parent directory, in which the endpoint's queue
+	 * is the subdirectory fx_push_queue_dir_for names (a hash of the URL without userinfo). */
+	const char *queue_dir;
+	uint64_t queue_max_bytes; /* > 0 with queue_dir */
 };
 
 struct fx_rw_sender;

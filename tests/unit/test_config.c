@@ -282,8 +282,41 @@ static void test_durations_and_usage(void)
 	CHECK(strstr(usage, "(default \":9590\")") != NULL);
 }
 
+/* --push-queue-dir: inside --state-dir by default, none without one, "" turns it off; the size's units. */
+static void test_push_queue(void)
+{
+	struct fx_config config;
+	char err[512] = {0};
+	CHECK(parse(&config, err, sizeof(err), 1, ARGS(NULL)) == 0);
+	CHECK_STR(config.push_queue_dir, "");
+	CHECK(config.push_queue_max_bytes == 1ull << 30);
+	fx_config_free(&config);
+	CHECK(parse(&config, err, sizeof(err), NARGS("--state-dir=/s"), ARGS("--state-dir=/s")) == 0);
+	CHECK_STR(config.push_queue_dir, "/s/push-queue");
+	fx_config_free(&config);
+	CHECK(parse(&config, err, sizeof(err), NARGS("--state-dir=/s", "--push-queue-dir="),
+		    ARGS("--state-dir=/s", "--push-queue-dir=")) == 0);
+	CHECK_STR(config.push_queue_dir, "");
+	fx_config_free(&config);
+	CHECK(parse(&config, err, sizeof(err), NARGS("--push-queue-dir=/q", "--push-queue-max-bytes=500MB"),
+		    ARGS("--push-queue-dir=/q", "--push-queue-max-bytes=500MB")) == 0);
+	CHECK_STR(config.push_queue_dir, "/q");
+	CHECK(config.push_queue_max_bytes == 500000000);
+	fx_config_free(&config);
+	CHECK(parse(&config, err, sizeof(err), NARGS("--push-queue-max-bytes=2KiB"),
+		    ARGS("--push-queue-max-bytes=2KiB")) == 0);
+	CHECK(config.push_queue_max_bytes == 2048);
+	fx_config_free(&config);
+	EXPECT_ERROR("--push-queue-max-bytes", "--push-queue-max-bytes=100");
+	EXPECT_ERROR("--push-queue-max-bytes", "--push-queue-max-bytes=1GB2");
+	EXPECT_ERROR("--push-queue-max-bytes", "--push-queue-max-bytes=-1");
+	EXPECT_ERROR("--push-queue-max-bytes", "--push-queue-max-bytes=99999999999999999999");
+	EXPECT_ERROR("--push-queue-max-bytes", "--push-queue-max-bytes=2PiB");
+}
+
 int main(void)
 {
+	test_push_queue();
 	test_defaults();
 	test_go_forms_and_lists();
 	test_bad_values();
