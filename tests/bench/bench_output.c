@@ -719,6 +719,87 @@ static void bench_checkpoint(struct world *world)
 		fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* The disk queue (--push-queue-dir): one push of the snapshot appended as 1.0 requests, and as an
+ * unconfirmed auto endpoint keeps it (2.0 requests with their 1.0 encoding), then read back and removed;
+ * bytes on disk per request and per push, time to append and to drain a push. In a temporary directory
+ * under $TMPDIR (/tmp). */
+static void bench_queue(struct world *world, int runs)
+{
+	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
+	struct fx_rw_encoder_config config = {
+	    .external_labels = external, .n_external_labels = 2, .max_series_per_request = 2000};
+	struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
+	struct fx_rw2_encoder *encoder2 = fx_rw2_encoder_create(&config);
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/fx-bench-queue.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(dir))
+		abort();
+	int64_t t = (int64_t)time(NULL) * 1000;
+	for (int two_parts = 0; two_parts <= 1; two_parts++) {
+		double append[MAX_RUNS], drain[MAX_RUNS];
+		struct fx_push_queue_stats stats = {0};
+		for (int r = 0; r < runs; r++) {
+			struct fx_push_queue_config queue_config = {
+			    .dir = dir, .what = "bench", .max_bytes = 1ull << 30};
+			struct fx_push_queue *queue = fx_push_queue_open(&queue_config);
+			struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
+			struct fx_rw_requests v1 = {0}, v2 = {0};
+			if (fx_rw_encode(encoder, snapshot, ++t, 0, &v1) != 0 ||
+			    (two_parts && fx_rw2_encode(encoder2, snapshot, t, 0, &v2) != 0))
+				abort();
+			double start = now_ms();
+			for (size_t i = 0; i < v1.n; i++) {
+				struct fx_push_queue_entry entry = {.n_parts = 1};
+				const struct fx_rw_request *parts[2] = {
+				    two_parts ? &v2.items[i] : &v1.items[i], &v1.items[i]};
+				for (size_t p = 0; p < (two_parts ? 2u : 1u); p++) {
+					bool is_v2 = two_parts && p == 0;
+					entry.parts[p] =
+					    (struct fx_push_queue_part){.version = is_v2 ? 2 : 1,
+									.body = parts[p]->body,
+									.len = parts[p]->len,
+									.n_series = parts[p]->n_series,
+									.n_samples = parts[p]->n_samples,
+									.timestamp_ms = t};
+					snprintf(entry.parts[p].content_type,
+						 sizeof(entry.parts[p].content_type), "%s",
+						 is_v2 ? FX_RW2_CONTENT_TYPE : "application/x-protobuf");
+					entry.n_parts = p + 1;
+				}
+				if (fx_push_queue_append(queue, &entry) != 0)
+					abort();
+			}
+			append[r] = now_ms() - start;
+			fx_push_queue_stats(queue, &stats);
+			start = now_ms();
+			struct fx_push_queue_entry entry;
+			while (fx_push_queue_peek(queue, &entry) == 0) {
+				fx_push_queue_entry_free(&entry);
+				if (fx_push_queue_pop(queue) != 0)
+					abort();
+			}
+			drain[r] = now_ms() - start;
+			fx_rw_requests_free(&v1);
+			fx_rw_requests_free(&v2);
+			fx_snapshot_destroy(snapshot);
+			fx_push_queue_close(queue);
+		}
+		const char *what = two_parts ? "queue (auto: 2.0 + 1.0)" : "queue (1.0)";
+		char label[64];
+		snprintf(label, sizeof(label), "%s: append a push", what);
+		print_stat(label, append, (size_t)runs, "ms");
+		snprintf(label, sizeof(label), "%s: read+remove a push", what);
+		print_stat(label, drain, (size_t)runs, "ms");
+		snprintf(label, sizeof(label), "%s: on disk", what);
+		printf("  %-44s %10.0f B/request (%" PRIu64 " requests, %.2f MB a push on disk)\n", label,
+		       (double)stats.bytes / (double)stats.requests, stats.requests,
+		       (double)stats.bytes / 1e6);
+	}
+	rmdir(dir);
+	fx_rw_encoder_destroy(encoder);
+	fx_rw2_encoder_destroy(encoder2);
+}
+
 static int parse_labels(const char *text)
 {
 	struct fx_key_layout layout;
@@ -729,160 +810,76 @@ static int parse_labels(const char *text)
 		return -1;
 	}
 	return 0;
+}
 
-	/* The disk queue (--push-queue-dir): one push of the snapshot appended as 1.0 requests, and as an
-	 * unconfirmed auto endpoint keeps it (2.0 requests with their 1.0 encoding), then read back and
-	 * removed; bytes on disk per request and per push, time to append and to drain a push. In a temporary
-	 * directory under $TMPDIR (/tmp). */
-	static void bench_queue(struct world * world, int runs)
-	{
-		struct fx_label external[] = {{"job", "flow-exporter"},
-					      {"instance", "collector-1.example.net:9590"}};
-		struct fx_rw_encoder_config config = {
-		    .external_labels = external, .n_external_labels = 2, .max_series_per_request = 2000};
-		struct fx_rw_encoder *encoder = fx_rw_encoder_create(&config);
-		struct fx_rw2_encoder *encoder2 = fx_rw2_encoder_create(&config);
-		char dir[256];
-		snprintf(dir, sizeof(dir), "%s/fx-bench-queue.XXXXXX",
-			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-		if (!mkdtemp(dir))
-			abort();
-		int64_t t = (int64_t)time(NULL) * 1000;
-		for (int two_parts = 0; two_parts <= 1; two_parts++) {
-			double append[MAX_RUNS], drain[MAX_RUNS];
-			struct fx_push_queue_stats stats = {0};
-			for (int r = 0; r < runs; r++) {
-				struct fx_push_queue_config queue_config = {
-				    .dir = dir, .what = "bench", .max_bytes = 1ull << 30};
-				struct fx_push_queue *queue = fx_push_queue_open(&queue_config);
-				struct fx_snapshot *snapshot = fx_store_snapshot(world->store);
-				struct fx_rw_requests v1 = {0}, v2 = {0};
-				if (fx_rw_encode(encoder, snapshot, ++t, 0, &v1) != 0 ||
-				    (two_parts && fx_rw2_encode(encoder2, snapshot, t, 0, &v2) != 0))
-					abort();
-				double start = now_ms();
-				for (size_t i = 0; i < v1.n; i++) {
-					struct fx_push_queue_entry entry = {.n_parts = 1};
-					const struct fx_rw_request *parts[2] = {
-					    two_parts ? &v2.items[i] : &v1.items[i], &v1.items[i]};
-					for (size_t p = 0; p < (two_parts ? 2u : 1u); p++) {
-						bool is_v2 = two_parts && p == 0;
-						entry.parts[p] = (struct fx_push_queue_part){
-						    .version = is_v2 ? 2 : 1,
-						    .body = parts[p]->body,
-						    .len = parts[p]->len,
-						    .n_series = parts[p]->n_series,
-						    .n_samples = parts[p]->n_samples,
-						    .timestamp_ms = t};
-						snprintf(entry.parts[p].content_type,
-							 sizeof(entry.parts[p].content_type), "%s",
-							 is_v2 ? FX_RW2_CONTENT_TYPE
-							       : "application/x-protobuf");
-						entry.n_parts = p + 1;
-					}
-					if (fx_push_queue_append(queue, &entry) != 0)
-						abort();
-				}
-				append[r] = now_ms() - start;
-				fx_push_queue_stats(queue, &stats);
-				start = now_ms();
-				struct fx_push_queue_entry entry;
-				while (fx_push_queue_peek(queue, &entry) == 0) {
-					fx_push_queue_entry_free(&entry);
-					if (fx_push_queue_pop(queue) != 0)
-						abort();
-				}
-				drain[r] = now_ms() - start;
-				fx_rw_requests_free(&v1);
-				fx_rw_requests_free(&v2);
-				fx_snapshot_destroy(snapshot);
-				fx_push_queue_close(queue);
-			}
-			const char *what = two_parts ? "queue (auto: 2.0 + 1.0)" : "queue (1.0)";
-			char label[64];
-			snprintf(label, sizeof(label), "%s: append a push", what);
-			print_stat(label, append, (size_t)runs, "ms");
-			snprintf(label, sizeof(label), "%s: read+remove a push", what);
-			print_stat(label, drain, (size_t)runs, "ms");
-			snprintf(label, sizeof(label), "%s: on disk", what);
-			printf("  %-44s %10.0f B/request (%" PRIu64 " requests, %.2f MB a push on disk)\n",
-			       label, (double)stats.bytes / (double)stats.requests, stats.requests,
-			       (double)stats.bytes / 1e6);
+int main(int argc, char **argv)
+{
+	const char *sizes = "10000,100000,1000000";
+	const char *only = NULL;
+	int runs = 7;
+	struct world_options options = {
+	    .n_hosts = N_HOSTS,
+	    .labels =
+		"hostname,source_as,source_as_name,destination_as,destination_as_name,iface_in,iface_out"};
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--series") == 0)
+			sizes = argv[i + 1];
+		else if (strcmp(argv[i], "--max-series") == 0)
+			options.max_series = strtoull(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--top-n") == 0)
+			options.top_n = strtoull(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--hosts") == 0)
+			options.n_hosts = strtoull(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--runs") == 0)
+			runs = (int)strtol(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--only") == 0)
+			only = argv[i + 1];
+		else if (strcmp(argv[i], "--dump") == 0)
+			dump_path = argv[i + 1];
+		else if (strcmp(argv[i], "--labels") == 0 && parse_labels(argv[i + 1]))
+			return 2;
+		else if (strcmp(argv[i], "--labels") == 0)
+			options.labels = argv[i + 1];
+		else {
+			fprintf(stderr,
+				"usage: %s [--series N,N...] [--runs R] [--only "
+				"store,snapshot,render,http,rw,rw2,queue,checkpoint] [--dump FILE] "
+				"[--max-series M] [--top-n N] "
+				"[--hosts H (1..%d)] [--labels LIST]\n",
+				argv[0], N_HOSTS);
+			return 2;
 		}
-		rmdir(dir);
-		fx_rw_encoder_destroy(encoder);
-		fx_rw2_encoder_destroy(encoder2);
 	}
-
-	int main(int argc, char **argv)
-	{
-		const char *sizes = "10000,100000,1000000";
-		const char *only = NULL;
-		int runs = 7;
-		struct world_options options = {.n_hosts = N_HOSTS,
-						.labels = "hostname,source_as,source_as_name,destination_as,"
-							  "destination_as_name,iface_in,iface_out"};
-		for (int i = 1; i + 1 < argc; i += 2) {
-			if (strcmp(argv[i], "--series") == 0)
-				sizes = argv[i + 1];
-			else if (strcmp(argv[i], "--max-series") == 0)
-				options.max_series = strtoull(argv[i + 1], NULL, 10);
-			else if (strcmp(argv[i], "--top-n") == 0)
-				options.top_n = strtoull(argv[i + 1], NULL, 10);
-			else if (strcmp(argv[i], "--hosts") == 0)
-				options.n_hosts = strtoull(argv[i + 1], NULL, 10);
-			else if (strcmp(argv[i], "--runs") == 0)
-				runs = (int)strtol(argv[i + 1], NULL, 10);
-			else if (strcmp(argv[i], "--only") == 0)
-				only = argv[i + 1];
-			else if (strcmp(argv[i], "--dump") == 0)
-				dump_path = argv[i + 1];
-			else if (strcmp(argv[i], "--labels") == 0 && parse_labels(argv[i + 1]))
-				return 2;
-			else if (strcmp(argv[i], "--labels") == 0)
-				options.labels = argv[i + 1];
-			else {
-				fprintf(stderr,
-					"usage: %s [--series N,N...] [--runs R] [--only "
-					"store,snapshot,render,http,rw,rw2,queue,checkpoint] [--dump FILE] "
-					"[--max-series M] "
-					"[--top-n N] [--hosts H (1..%d)] [--labels LIST]\n",
-					argv[0], N_HOSTS);
-				return 2;
-			}
-		}
-		if (runs < 1 || runs > MAX_RUNS)
-			runs = 7;
-		if (options.n_hosts < 1 || options.n_hosts > N_HOSTS)
-			options.n_hosts = N_HOSTS;
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		char *list = strdup(sizes);
-		for (char *save = NULL, *item = strtok_r(list, ",", &save); item;
-		     item = strtok_r(NULL, ",", &save)) {
-			size_t n = strtoull(item, NULL, 10);
-			struct world world;
-			world_create(&world, n, &options);
-			printf("%zu series (%d runs; median [min..max]; labels %s)\n", n, runs,
-			       options.labels);
-			bench_store(&world);
-			int section_runs = n >= 1000000 && runs > 3 ? 3 : runs;
-			if (wanted(only, "snapshot"))
-				bench_snapshot(&world, section_runs);
-			if (wanted(only, "render"))
-				bench_render(&world, section_runs);
-			if (wanted(only, "http"))
-				bench_http(&world, section_runs);
-			if (wanted(only, "rw"))
-				bench_rw(&world, section_runs);
-			if (only && wanted(only, "checkpoint")) /* writes to disk: only when asked */
-				bench_checkpoint(&world);
-			if (wanted(only, "rw2"))
-				bench_rw2(&world, section_runs);
-			if (wanted(only, "queue"))
-				bench_queue(&world, section_runs);
-			world_destroy(&world);
-		}
-		free(list);
-		curl_global_cleanup();
-		return 0;
+	if (runs < 1 || runs > MAX_RUNS)
+		runs = 7;
+	if (options.n_hosts < 1 || options.n_hosts > N_HOSTS)
+		options.n_hosts = N_HOSTS;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	char *list = strdup(sizes);
+	for (char *save = NULL, *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		size_t n = strtoull(item, NULL, 10);
+		struct world world;
+		world_create(&world, n, &options);
+		printf("%zu series (%d runs; median [min..max]; labels %s)\n", n, runs, options.labels);
+		bench_store(&world);
+		int section_runs = n >= 1000000 && runs > 3 ? 3 : runs;
+		if (wanted(only, "snapshot"))
+			bench_snapshot(&world, section_runs);
+		if (wanted(only, "render"))
+			bench_render(&world, section_runs);
+		if (wanted(only, "http"))
+			bench_http(&world, section_runs);
+		if (wanted(only, "rw"))
+			bench_rw(&world, section_runs);
+		if (only && wanted(only, "checkpoint")) /* writes to disk: only when asked */
+			bench_checkpoint(&world);
+		if (wanted(only, "rw2"))
+			bench_rw2(&world, section_runs);
+		if (wanted(only, "queue"))
+			bench_queue(&world, section_runs);
+		world_destroy(&world);
 	}
+	free(list);
+	curl_global_cleanup();
+	return 0;
+}
