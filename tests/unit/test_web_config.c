@@ -160,12 +160,18 @@ static void test_users(void)
 	CHECK(!fx_web_config_authenticate(config, "alice", ""));
 	CHECK(!fx_web_config_authenticate(config, "carol", "s3cret"));
 	CHECK(!fx_web_config_authenticate(config, "", ""));
-	/* A wrong password and an unknown user cost the same bcrypt computation. */
-	double wrong = seconds_of(config, "alice", "wrong", 6);
-	double unknown = seconds_of(config, "mallory", "wrong", 6);
-	fprintf(stderr, "  6 failed checks: wrong password %.3f s, unknown user %.3f s\n", wrong, unknown);
+	/* A wrong password and an unknown user cost the same bcrypt computation. Each is the fastest of 8
+	 * single checks, interleaved: the minimum is what the computation costs, whatever else the machine
+	 * runs meanwhile (a sum of consecutive checks varied by 2x under load). */
+	double wrong = 1e9, unknown = 1e9;
+	for (int i = 0; i < 8; i++) {
+		double w = seconds_of(config, "alice", "wrong", 1), u = seconds_of(config, "mallory", "wrong", 1);
+		wrong = w < wrong ? w : wrong;
+		unknown = u < unknown ? u : unknown;
+	}
+	fprintf(stderr, "  fastest failed check: wrong password %.4f s, unknown user %.4f s\n", wrong, unknown);
 	CHECK(unknown > wrong * 0.6 && unknown < wrong * 1.6);
-	CHECK(unknown > 0.01); /* the dummy hash was really computed */
+	CHECK(unknown > 0.01); /* the dummy hash was really computed (cost 9: tens of ms) */
 	fx_web_config_unref(config);
 }
 
