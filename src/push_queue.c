@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "fx/buf.h"
 #include "fx/clock.h"
 #include "fx/log.h"
 
@@ -239,14 +240,10 @@ bad:
 /* Room for one more span. Returns 0 or FX_PQ_E_NOMEM. */
 static int span_reserve(struct segment *segment)
 {
-	if (segment->n == segment->cap) {
-		size_t cap = segment->cap ? segment->cap * 2 : 64;
-		struct span *spans = realloc(segment->spans, cap * sizeof(*spans));
-		if (!spans)
-			return FX_PQ_E_NOMEM;
-		segment->spans = spans;
-		segment->cap = cap;
-	}
+	struct span *spans = fx_array_grow(segment->spans, &segment->cap, segment->n, sizeof(*spans), 64);
+	if (!spans)
+		return FX_PQ_E_NOMEM;
+	segment->spans = spans;
 	return 0;
 }
 
@@ -260,14 +257,11 @@ static int span_push(struct segment *segment, uint32_t off, uint32_t size)
 
 static struct segment *segment_add(struct fx_push_queue *queue, uint64_t seq)
 {
-	if (queue->n_segments == queue->cap_segments) {
-		size_t cap = queue->cap_segments ? queue->cap_segments * 2 : 16;
-		struct segment *segments = realloc(queue->segments, cap * sizeof(*segments));
-		if (!segments)
-			return NULL;
-		queue->segments = segments;
-		queue->cap_segments = cap;
-	}
+	struct segment *segments =
+	    fx_array_grow(queue->segments, &queue->cap_segments, queue->n_segments, sizeof(*segments), 16);
+	if (!segments)
+		return NULL;
+	queue->segments = segments;
 	struct segment *segment = &queue->segments[queue->n_segments++];
 	*segment = (struct segment){.seq = seq};
 	return segment;

@@ -17,12 +17,6 @@ OUTAGE_SECONDS=10
 	--counts-out "$TEST_TMP/expected-all-counts.json"
 
 start_mock --topic flows:$PARTITIONS
-produce_chunk() {
-	local p
-	for ((p = 0; p < PARTITIONS; p++)); do
-		must_mock produce flows "$p" "$SET/chunk$1.p$p.msg"
-	done
-}
 produce_chunk 0
 
 PORT=$(free_port)

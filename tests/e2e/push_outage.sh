@@ -18,13 +18,6 @@ SET="$TEST_TMP/set"
 push_set "$SET" 5150 4 12 --chunks "$CHUNKS"
 
 start_mock --topic flows:4
-produce_chunk() {
-	local p
-	for p in 0 1 2 3; do
-		must_mock produce flows "$p" "$SET/chunk$1.p$p.msg"
-	done
-}
-
 PROM_PORT=$(free_port)
 start_prometheus prom "$PROM_PORT" "$TEST_TMP/tsdb"
 PROM="http://127.0.0.1:$PROM_PORT"

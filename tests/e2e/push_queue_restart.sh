@@ -23,12 +23,6 @@ push_set "$SET" 1204 4 16 --chunks "$CHUNKS"
 LOCAL=$(cat "$SET/local")
 
 start_mock --topic flows:4
-produce_chunk() {
-	local p
-	for p in 0 1 2 3; do
-		must_mock produce flows "$p" "$SET/chunk$1.p$p.msg"
-	done
-}
 produce_chunks() { # FIRST LAST: one chunk a second
 	local c
 	for ((c = $1; c <= $2; c++)); do

@@ -37,12 +37,6 @@ ARGS=(--brokers="$BOOT" --topic=flows --asn="$LOCAL" --asn-names="$SET/asn.txt" 
 	--kafka-opt=session.timeout.ms=3000 --kafka-opt=heartbeat.interval.ms=500
 	--kafka-opt=auto.offset.reset=earliest
 	--state-dir="$STATE" --checkpoint-interval=200ms --flush-interval=50ms)
-produce_chunk() {
-	local p
-	for ((p = 0; p < PARTITIONS; p++)); do
-		must_mock produce flows "$p" "$SET/chunk$1.p$p.msg"
-	done
-}
 value() { # value NAME [LABEL=VALUE...]: from a fresh scrape
 	scrape "$PORT" "$TEST_TMP/now.prom" || return 1
 	"$PYTHON" "$METRICS_PY" sum "$TEST_TMP/now.prom" "$@"

@@ -23,12 +23,6 @@ start_mock --topic flows:$PARTITIONS
 PORT=$(free_port)
 ARGS=(--brokers="$BOOT" --topic=flows --partitions=all --asn="$LOCAL" --asn-names="$SET/asn.txt"
 	--state-dir="$TEST_TMP/state" --checkpoint-interval=200ms --flush-interval=50ms)
-produce_chunk() {
-	local p
-	for ((p = 0; p < PARTITIONS; p++)); do
-		must_mock produce flows "$p" "$SET/chunk$1.p$p.msg"
-	done
-}
 # Over the workers' "reads N partition(s): M where the checkpoint stops" lines: sum of N (resumed=0) or of M.
 assigned_in_log() {
 	local field=$([[ $1 == resumed ]] && echo 2 || echo 1)

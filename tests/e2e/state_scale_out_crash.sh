@@ -17,13 +17,6 @@ SET="$TEST_TMP/set"
 push_set "$SET" 9191 4 10 --chunks "$CHUNKS" --host-per-partition
 
 start_mock --topic flows:4
-produce_chunk() {
-	local p
-	for p in 0 1 2 3; do
-		must_mock produce flows "$p" "$SET/chunk$1.p$p.msg"
-	done
-}
-
 PROM_PORT=$(free_port)
 start_prometheus prom "$PROM_PORT" "$TEST_TMP/tsdb"
 PROM="http://127.0.0.1:$PROM_PORT"
@@ -88,11 +81,6 @@ for (( ; c < CHUNKS; c++)); do
 done
 
 push_expect "$SET" "$TEST_TMP/all"
-"$PYTHON" - "$TEST_TMP/all.hosts.json" "$TEST_TMP/all.sum.json" <<'EOF'
-import json, sys
-hosts = json.load(open(sys.argv[1], encoding="utf-8"))
-json.dump({family: {"": sum(by_host.values())} for family, by_host in hosts.items()}, open(sys.argv[2], "w"))
-EOF
 LAST='sum by (hostname) (last_over_time({family}[10m]))'
 wait_totals "last values of both instances" "$PROM" "$TEST_TMP/all.hosts.json" 90 "$LAST"
 totals_match "$PROM" "$TEST_TMP/all.sum.json" 'sum(last_over_time({family}[10m]))' || {

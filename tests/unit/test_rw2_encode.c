@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_iface_names.h"
 #include "fx/clock.h"
 #include "fx/iface_names.h"
 #include "fx/rw2_encode.h"
@@ -184,30 +185,6 @@ static int compare_series_for_sort(const void *a, const void *b)
 				     &((const struct fx_series *)b)->key);
 }
 
-/* Names for interfaces 0..4095 of r1 and of a"b\c\nd (a description on two in three, escaped on some), as
- * SNMP would give them: the random snapshots' iface_in values. */
-static struct fx_iface_names *random_interfaces(void)
-{
-	static const char *const hosts[] = {"r1", "a\"b\\c\nd"};
-	static char names[2][4096][24], descriptions[2][4096][24];
-	struct fx_iface_entry *entries = calloc(2 * 4096, sizeof(*entries));
-	for (size_t h = 0; h < 2; h++)
-		for (uint32_t i = 0; i < 4096; i++) {
-			snprintf(names[h][i], sizeof(names[h][i]), "%s%u", h ? "x\\" : "et-0/0/", i);
-			snprintf(descriptions[h][i], sizeof(descriptions[h][i]), "%s",
-				 i % 3 == 0   ? ""
-				 : i % 3 == 1 ? "d \"q\""
-					      : "plain");
-			entries[h * 4096 + i] =
-			    (struct fx_iface_entry){hosts[h], i, names[h][i], descriptions[h][i], 0, false};
-		}
-	struct fx_iface_names *interfaces =
-	    fx_iface_names_create(NULL, fx_iface_map_build(entries, 2 * 4096), NULL);
-	free(entries);
-	CHECK(interfaces != NULL);
-	return interfaces;
-}
-
 /* With the interface names (some of them) every fifth round. */
 static struct fx_snapshot *random_snapshot(int round, uint64_t *state, struct fx_asn_map *names,
 					   struct fx_iface_names *interfaces)
@@ -298,7 +275,7 @@ static void test_differential(void)
 	static const int64_t timestamps[] = {1700000000123, 0, -1, 1, INT64_MAX};
 	uint64_t state = 7;
 	size_t bytes_compared = 0, compared = 0, named = 0;
-	struct fx_iface_names *interfaces = random_interfaces();
+	struct fx_iface_names *interfaces = fx_test_iface_names();
 	for (int round = 0; round < 300; round++) {
 		struct fx_snapshot *snapshot = random_snapshot(round, &state, names, interfaces);
 		size_t set_index = (size_t)round % 4;

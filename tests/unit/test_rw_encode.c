@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "test_iface_names.h"
 #include "fx/buf.h"
 #include "fx/clock.h"
 #include "fx/iface_names.h"
@@ -475,30 +476,6 @@ static void test_timing(void)
 	fx_snapshot_destroy(snapshot);
 }
 
-/* Names for interfaces 0..4095 of r1 and of a"b\c\nd (a description on two in three, escaped on some), as
- * SNMP would give them: the random snapshots' iface_in values. */
-static struct fx_iface_names *random_interfaces(void)
-{
-	static const char *const hosts[] = {"r1", "a\"b\\c\nd"};
-	static char names[2][4096][24], descriptions[2][4096][24];
-	struct fx_iface_entry *entries = calloc(2 * 4096, sizeof(*entries));
-	for (size_t h = 0; h < 2; h++)
-		for (uint32_t i = 0; i < 4096; i++) {
-			snprintf(names[h][i], sizeof(names[h][i]), "%s%u", h ? "x\\" : "et-0/0/", i);
-			snprintf(descriptions[h][i], sizeof(descriptions[h][i]), "%s",
-				 i % 3 == 0   ? ""
-				 : i % 3 == 1 ? "d \"q\""
-					      : "plain");
-			entries[h * 4096 + i] =
-			    (struct fx_iface_entry){hosts[h], i, names[h][i], descriptions[h][i], 0, false};
-		}
-	struct fx_iface_names *interfaces =
-	    fx_iface_names_create(NULL, fx_iface_map_build(entries, 2 * 4096), NULL);
-	free(entries);
-	CHECK(interfaces != NULL);
-	return interfaces;
-}
-
 /* The interface names inline: sorted among the flow labels and the external labels that fall between them
  * (iface_in_m between iface_in_description and iface_in_name, instance after every iface_*); absent for an
  * unknown index; the encoder follows the catalog from a snapshot without them to one with them and back. */
@@ -585,7 +562,7 @@ static void test_random_snapshots_match_protobuf_c(void)
 	};
 	static const size_t n_external[] = {2, 3, 3, 3};
 	static const int64_t timestamps[] = {1700000000123, 0, -1, 1, INT64_MAX};
-	struct fx_iface_names *interfaces = random_interfaces();
+	struct fx_iface_names *interfaces = fx_test_iface_names();
 	uint64_t state = 42;
 	size_t total_bytes = 0;
 	for (int round = 0; round < 200; round++) {

@@ -144,6 +144,15 @@ must_mock() {
 	mock_cmd "$@" || fail "fx_mock: $* -> $MOCK_REPLY"
 }
 
+# produce_chunk C [SET [PARTITIONS]]: produces chunk C of a flows.py set (its chunkC.pP.msg files) into
+# partitions 0 .. PARTITIONS-1 of the topic "flows" ($SET, and $PARTITIONS or 4, by default).
+produce_chunk() {
+	local chunk=$1 set=${2:-$SET} partitions=${3:-${PARTITIONS:-4}} p
+	for ((p = 0; p < partitions; p++)); do
+		must_mock produce flows "$p" "$set/chunk$chunk.p$p.msg"
+	done
+}
+
 # stop_mock: "quit", then waits for it.
 stop_mock() {
 	mock_cmd quit || true

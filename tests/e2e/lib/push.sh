@@ -18,13 +18,18 @@ push_set() {
 		"$dir/manifest.json" >"$dir/local"
 }
 
-# push_expect DIR OUT_PREFIX [flows.py expect options...]: OUT_PREFIX.prom (every flow series, exact) and
-# OUT_PREFIX.hosts.json ({family: {hostname: total}}) of the messages selected.
+# push_expect DIR OUT_PREFIX [flows.py expect options...]: OUT_PREFIX.prom (every flow series, exact),
+# OUT_PREFIX.hosts.json ({family: {hostname: total}}) and OUT_PREFIX.sum.json ({family: {"": total}}) of the
+# messages selected.
 push_expect() {
 	local dir=$1 out=$2
 	shift 2
 	"$PYTHON" "$FLOWS_PY" expect --manifest "$dir/manifest.json" --out "$out.raw.prom" "$@"
 	"$PYTHON" "$PUSH_PY" expect "$out.raw.prom" "$out.prom" "$out.hosts.json" || fail "push_check.py expect $out"
+	"$PYTHON" -c 'import json, sys
+hosts = json.load(open(sys.argv[1], encoding="utf-8"))
+json.dump({family: {"": sum(by_host.values())} for family, by_host in hosts.items()}, open(sys.argv[2], "w"))' \
+		"$out.hosts.json" "$out.sum.json"
 }
 
 # start_bg NAME COMMAND...: runs COMMAND with its output in $TEST_TMP/NAME.log, remembered for the trap;
