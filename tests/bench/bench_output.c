@@ -305,11 +305,20 @@ static void world_create(struct world *world, size_t n_series, const struct worl
 		abort();
 }
 
+/* Series i's first record: at a time of the last hour, as in a daemon that has run that long, so that each
+ * series starts counting at its own millisecond (remote write 2.0 carries it as the start timestamp; the
+ * same instant for every series would compress as no real push does). FX_BENCH_SAME_START=1: every series
+ * starts at the same millisecond (the figures before 2026-12-02). */
 static void world_fill(struct world *world)
 {
 	int64_t now = (int64_t)time(NULL) * 1000;
-	for (size_t i = 0; i < world->n_series; i++)
-		world_add(world, i, 1500 + (uint64_t)next_random(world) % 100000000, now);
+	const char *same = getenv("FX_BENCH_SAME_START");
+	bool spread = !same || strcmp(same, "1") != 0;
+	for (size_t i = 0; i < world->n_series; i++) {
+		uint64_t h = ((uint64_t)i + 1) * 0x2545f4914f6cdd1du;
+		int64_t first = spread ? now - (int64_t)((h >> 40) % 3600000) : now;
+		world_add(world, i, 1500 + (uint64_t)next_random(world) % 100000000, first);
+	}
 	world_flush(world);
 }
 
@@ -542,6 +551,22 @@ static void bench_http(struct world *world, int runs)
 	fx_http_server_destroy(server);
 }
 
+/* FX_BENCH_RW_DUMP=PREFIX: writes the compressed bodies of the last run's requests to
+ * PREFIX.<what>.<i>.snappy, to see what snappy leaves as literals (tests/bench/rw_bytes.py). */
+static void dump_requests(const struct fx_rw_requests *requests, const char *what)
+{
+	const char *prefix = getenv("FX_BENCH_RW_DUMP");
+	for (size_t i = 0; prefix && i < requests->n; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s.%s.%zu.snappy", prefix, what, i);
+		FILE *f = fopen(path, "wb");
+		if (!f ||
+		    fwrite(requests->items[i].body, 1, requests->items[i].len, f) != requests->items[i].len)
+			abort();
+		fclose(f);
+	}
+}
+
 static void bench_rw(struct world *world, int runs)
 {
 	struct fx_label external[] = {{"job", "flow-exporter"}, {"instance", "collector-1.example.net:9590"}};
@@ -567,6 +592,7 @@ static void bench_rw(struct world *world, int runs)
 			bytes += requests.items[i].len;
 			samples += requests.items[i].n_samples;
 		}
+		dump_requests(&requests, "v1");
 		fx_rw_requests_free(&requests);
 		fx_snapshot_destroy(snapshot);
 		snapshot = fx_store_snapshot(world->store);
@@ -611,6 +637,7 @@ static void bench_rw2(struct world *world, int runs)
 			bytes += requests.items[i].len;
 			samples += requests.items[i].n_samples;
 		}
+		dump_requests(&requests, "v2");
 		fx_rw_requests_free(&requests);
 		fx_snapshot_destroy(snapshot);
 	}

@@ -4,12 +4,15 @@
 # the daemon itself, as users run it: ~N distinct series produced once
 # into the mock Kafka cluster (tests/tools/fx_mock), consumed, then no records flowing while the exporter
 # pushes every --push-interval to the recording receiver (tests/tools/rw_receiver, which decodes every
-# request with the generated protobuf-c code and checks it against remote write 1.0).
+# request with the generated protobuf-c code and checks it against remote write 1.0), or with --protocol
+# 2.0 to the decoding 2.0 receiver (tests/e2e/lib/rw2_receiver.py, Google's protobuf runtime: every rule of
+# the spec checked on every request; none may break).
 #
 #   tests/bench/run_all.sh <build>   (or, alone:)
 #   FX_BIN=build/flow-exporter FX_TOOLS=build/tests FX_TEST_DATA=tests/data \
 #     tests/bench/bench_output.sh [--series 100000] [--minutes 3] [--scrape-minutes 1] [--interval 15]
 #                                 [--inproc-series 10000,100000,1000000] [--no-inproc]
+#                                 [--protocol 1.0|2.0] [--no-vmagent]
 #
 # Reports, over the push window (after the first push of the full set, no records flowing): the daemon's
 # CPU seconds per minute (utime + stime from /proc/<pid>/stat), the samples delivered and the bytes per
@@ -30,6 +33,8 @@ INTERVAL=15
 SCRAPE_MINUTES=1
 INPROC_SERIES=10000,100000,1000000
 INPROC=1
+PROTOCOL=1.0
+VMAGENT=1
 while (($#)); do
 	case $1 in
 	--series) SERIES=$2; shift 2 ;;
@@ -38,9 +43,13 @@ while (($#)); do
 	--interval) INTERVAL=$2; shift 2 ;;
 	--inproc-series) INPROC_SERIES=$2; shift 2 ;;
 	--no-inproc) INPROC=0; shift ;;
+	--protocol) PROTOCOL=$2; shift 2 ;;
+	--no-vmagent) VMAGENT=0; shift ;;
 	*) fail "unknown argument $1" ;;
 	esac
 done
+[[ $PROTOCOL == 1.0 || $PROTOCOL == 2.0 ]] || fail "--protocol 1.0 or 2.0"
+: "${FX_SOURCE:=$(cd "$(dirname "$0")/../.." && pwd)}" # rw2_receiver.py's schemas (proto/)
 if ((INPROC)); then
 	BENCH=${FX_BENCH_TOOLS:-$FX_TOOLS/bench}/bench_output
 	[[ -x $BENCH ]] || fail "no $BENCH (build the bench_output target)"
@@ -96,13 +105,19 @@ for ((p = 0; p < PARTITIONS; p++)); do
 done
 
 # The recording receiver; its log (recv.jsonl) holds one line per request with the sizes, not the samples.
-start_receiver recv --no-samples --max-series 2000
+if [[ $PROTOCOL == 1.0 ]]; then
+	start_receiver recv --no-samples --max-series 2000
+	URL="http://127.0.0.1:$recv_PORT/api/v1/write"
+else
+	start_rw2_receiver recv
+	URL="http://127.0.0.1:$recv_PORT/ok"
+fi
 
 PORT=$(free_port)
 start_exporter exporter "$PORT" --brokers="$BOOT" --topic=flows --group=bench-output --asn=64496 \
 	--asn-names="$TEST_TMP/asn.txt" --kafka-opt=session.timeout.ms=6000 \
 	--kafka-opt=auto.offset.reset=earliest --max-series=$((SERIES * 2)) \
-	--remote-write-url="http://127.0.0.1:$recv_PORT/api/v1/write" --push-interval="${INTERVAL}s"
+	--remote-write-url="$URL" --remote-write-protocol="$PROTOCOL" --push-interval="${INTERVAL}s"
 PID=$exporter_PID
 
 metric() { # metric NAME: the value of an unlabelled (or first) sample of NAME in /metrics
@@ -120,6 +135,7 @@ status_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$PID/status"; }
 TICKS=$(getconf CLK_TCK)
 
 # wire_bytes LOG FROM_MS TO_MS: "bytes samples" of the requests logged in LOG that arrived in the window
+# (rw_receiver's log, or rw2_receiver.py's)
 wire_bytes() {
 	"$PYTHON" - "$@" <<'PY'
 import json, sys
@@ -127,8 +143,8 @@ total = samples = 0
 for line in open(sys.argv[1]):
     request = json.loads(line)
     if int(sys.argv[2]) <= request["ms"] < int(sys.argv[3]) and request["status"] // 100 == 2:
-        total += request["body_bytes"]
-        samples += request.get("sample_count", 0)
+        total += request.get("body_bytes", request.get("bytes", 0))
+        samples += request.get("sample_count", request.get("samples", 0))
 print(total, samples)
 PY
 }
@@ -164,10 +180,17 @@ kill -0 "$recv_PID" || fail "the receiver died"
 # The receiver answers 400 to a request that breaks remote write 1.0: none may have been refused.
 REFUSED=$(awk '$1 ~ /^flow_exporter_push_requests_total/ && /status_class="4xx"/ { s += $2 } END { print s + 0 }' "$TEST_TMP/last.prom")
 ((REFUSED == 0)) || fail "$REFUSED push requests refused by the receiver (see $TEST_TMP/recv.log)"
+if [[ $PROTOCOL == 2.0 ]]; then
+	# rw2_receiver.py's checks of the spec: none may have failed.
+	curl -fsS -m 60 "http://127.0.0.1:$recv_PORT/state/ok" >"$TEST_TMP/recv-state.json"
+	"$PYTHON" -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit("2.0 rules broken: %s" % s["violations"][:5] if s["violations"] or not s["v2"] else 0)' \
+		"$TEST_TMP/recv-state.json" || fail "rw2_receiver.py found violations"
+fi
 
 # ---- vmagent scraping the same /metrics, remote-writing to a second recording receiver -----------------
 VM_LINE="vmagent not installed"
-if command -v vmagent >/dev/null; then
+((VMAGENT)) || VM_LINE="vmagent not run (--no-vmagent)"
+if ((VMAGENT)) && command -v vmagent >/dev/null; then
 	start_receiver vmrecv --no-samples --max-series 100000
 	printf '%s\n' "global:" "  scrape_interval: ${INTERVAL}s" "  scrape_timeout: ${INTERVAL}s" \
 		"scrape_configs:" "  - job_name: flow-exporter" "    static_configs:" \
@@ -190,10 +213,12 @@ if command -v vmagent >/dev/null; then
 	((VM_BROKEN == 0)) || fail "$VM_BROKEN of vmagent's requests break remote write 1.0 (see $TEST_TMP/vmrecv.jsonl)"
 fi
 
-"$PYTHON" - "$TICKS" "$HWM" "$RSS" "$SERIES" "$INTERVAL" "$LINES" "$PUSH_LINE" "$SCRAPE_LINE" "$VM_LINE" <<'EOF'
+"$PYTHON" - "$TICKS" "$HWM" "$RSS" "$SERIES" "$INTERVAL" "$LINES" "$PUSH_LINE" "$SCRAPE_LINE" "$VM_LINE" "$PROTOCOL" <<'EOF'
 import sys
 ticks, hwm, rss, series, interval, lines = sys.argv[1:7]
-print("daemon at %s series (%s flow sample lines), push every %ss to rw_receiver, no records flowing:" % (series, lines, interval))
+protocol = sys.argv[10]
+print("daemon at %s series (%s flow sample lines), push every %ss with remote write %s, no records flowing:" %
+      (series, lines, interval, protocol))
 for line in sys.argv[7:9]:
     phase, cpu1, cpu0, t1, t0, scrapes, s1, s0, wire, wire_samples = line.split()
     minutes = (float(t1) - float(t0)) / 60
@@ -203,7 +228,7 @@ for line in sys.argv[7:9]:
           (what + ":", cpu / minutes, minutes, int(float(s1) - float(s0)), int(wire) / max(int(wire_samples), 1)))
 print("  peak RSS (VmHWM, ingestion included): %.1f MB; RSS at the end: %.1f MB" % (int(hwm) / 1024, int(rss) / 1024))
 vm = sys.argv[9].split()
-if vm[0] != "vmagent":
+if len(vm) != 8:
     print("  (%s)" % sys.argv[9])
 else:
     cpu1, cpu0, t1, t0, vm_hwm, wire, wire_samples = vm[1:]

@@ -23,6 +23,8 @@ What the answer is depends on the path (one path per exporter endpoint):
                type); 1.0 stored, 204
   /partial     2.0 stored, 204, Samples-Written one less than the samples received
 GET /state/<path> gives {"v1": n, "v2": n, "violations": [...], "series": n, "stale": n, "values": {...}}.
+LOG gets one line a request: {"path", "v2", "bytes" (the body as received), "ms" (arrival), "status",
+"samples" (decoded)}.
 """
 import importlib.util
 import json
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -197,11 +200,14 @@ def check_v1(endpoint, request, headers):
             headers.get("X-Prometheus-Remote-Write-Version") != "0.1.0":
         endpoint.bad("1.0 headers: %r %r" % (headers.get("Content-Type"),
                                              headers.get("X-Prometheus-Remote-Write-Version")))
+    samples = 0
     for series in request.timeseries:
         labels = [(label.name, label.value) for label in series.labels]
         name = dict(labels).get("__name__", "")
         for s in series.samples:
             endpoint.sample((name, tuple(kv for kv in labels if kv[0] != "__name__")), s.timestamp, s.value)
+            samples += 1
+    return samples
 
 
 def make_handler(modules, endpoints, log, lock):
@@ -228,38 +234,45 @@ def make_handler(modules, endpoints, log, lock):
             self.wfile.write(body)
 
         def do_POST(self):
+            arrived_ms = int(time.time() * 1000)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             path = self.path
             if path not in endpoints:
                 return self.answer(404)
-            endpoint = endpoints[path]
             is_v2 = self.headers.get("X-Prometheus-Remote-Write-Version") == "2.0.0"
             with lock:
-                log.write(json.dumps({"path": path, "v2": is_v2, "bytes": len(body)}) + "\n")
+                status, headers, samples = self.store(endpoints[path], path, is_v2, body)
+                log.write(json.dumps({"path": path, "v2": is_v2, "bytes": len(body), "ms": arrived_ms,
+                                      "status": status, "samples": samples}) + "\n")
                 log.flush()
-                if is_v2 and path in ("/415", "/nowritten"):
-                    return self.answer(415 if path == "/415" else 204)
-                try:
-                    raw = unsnappy(body)
-                    if is_v2:
-                        request = v2.Request()
-                        request.ParseFromString(raw)
-                        endpoint.v2 += 1
-                        samples = check_v2(endpoint, request, self.headers)
-                    else:
-                        request = remote_pb2.WriteRequest()
-                        request.ParseFromString(raw)
-                        endpoint.v1 += 1
-                        check_v1(endpoint, request, self.headers)
-                except Exception as e:  # a body that does not decode is a violation, answered 400
-                    endpoint.bad("undecodable: %s" % e)
-                    return self.answer(400)
+            self.answer(status, headers)
+
+        def store(self, endpoint, path, is_v2, body):
+            """(status, headers, samples decoded) for a request; called with the lock held."""
+            if is_v2 and path in ("/415", "/nowritten"):
+                return 415 if path == "/415" else 204, (), 0
+            samples = 0
+            try:
+                raw = unsnappy(body)
+                if is_v2:
+                    request = v2.Request()
+                    request.ParseFromString(raw)
+                    endpoint.v2 += 1
+                    samples = check_v2(endpoint, request, self.headers)
+                else:
+                    request = remote_pb2.WriteRequest()
+                    request.ParseFromString(raw)
+                    endpoint.v1 += 1
+                    samples = check_v1(endpoint, request, self.headers)
+            except Exception as e:  # a body that does not decode is a violation, answered 400
+                endpoint.bad("undecodable: %s" % e)
+                return 400, (), 0
             if not is_v2:
-                return self.answer(204)
+                return 204, (), samples
             written = samples - 1 if path == "/partial" and samples else samples
-            self.answer(204, [("X-Prometheus-Remote-Write-Samples-Written", str(written)),
-                              ("X-Prometheus-Remote-Write-Histograms-Written", "0"),
-                              ("X-Prometheus-Remote-Write-Exemplars-Written", "0")])
+            return 204, [("X-Prometheus-Remote-Write-Samples-Written", str(written)),
+                         ("X-Prometheus-Remote-Write-Histograms-Written", "0"),
+                         ("X-Prometheus-Remote-Write-Exemplars-Written", "0")], samples
 
     return Handler
 
