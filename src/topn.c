@@ -51,8 +51,9 @@ struct fx_topn *fx_topn_create(const struct fx_topn_config *config)
 		return NULL;
 	topn->config = *config;
 	topn->dims = fx_key_layout_dims(config->layout);
-	topn->state = fx_series_table_create(config->max_series);
-	topn->retired = fx_series_table_create(config->max_series);
+	/* As wide as the layout's keys (series_table.h): the state has a row per held series. */
+	topn->state = fx_series_table_create_narrow(config->max_series, config->layout->n_extra);
+	topn->retired = fx_series_table_create_narrow(config->max_series, config->layout->n_extra);
 	if (!topn->state || !topn->retired) {
 		fx_topn_destroy(topn);
 		return NULL;
@@ -316,17 +317,18 @@ static long expose(struct fx_topn *topn, const struct fx_series *in, size_t n, s
 			add4(g, given, in[i].seen);
 	}
 	/* What removed series gave, and the overflow series of the same key, join their group's other. */
-	const struct fx_series *retired = fx_series_table_array(topn->retired);
 	for (size_t i = 0; i < fx_series_table_count(topn->retired) && !rc; i++) {
+		struct fx_series retired; /* whole: groups keeps whole keys */
+		fx_series_table_copy_row(topn->retired, i, &retired);
 		bool created;
-		struct fx_series *g = fx_series_table_upsert(groups, &retired[i].key, &created);
+		struct fx_series *g = fx_series_table_upsert(groups, &retired.key, &created);
 		if (!g)
 			rc = -1;
 		else
 			add4(g,
-			     (const uint64_t[4]){retired[i].bytes[0], retired[i].bytes[1],
-						 retired[i].packets[0], retired[i].packets[1]},
-			     retired[i].seen);
+			     (const uint64_t[4]){retired.bytes[0], retired.bytes[1], retired.packets[0],
+						 retired.packets[1]},
+			     retired.seen);
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (!in[i].key.other)
