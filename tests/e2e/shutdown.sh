@@ -10,6 +10,11 @@ write_asn_names "$NAMES"
 start_mock --topic flows:2
 
 ready() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1/-/ready"; }
+# Both partitions assigned: the group's rebalance is over (a signal in the middle of one waits for it, up
+# to --shutdown-timeout, which is not the case measured here).
+settled() {
+	curl -fsS -m 2 "http://127.0.0.1:$1/metrics" | grep -q '^flow_exporter_kafka_assigned_partitions 2$'
+}
 
 # run_case NAME SIGNAL BROKER: BROKER is "up" (stays up), "down-after-join" (taken down once the exporter
 # has its partitions) or "down-from-start" (down before the exporter starts).
@@ -22,6 +27,7 @@ run_case() {
 	pid_var="${name}_PID"
 	if [[ $broker != down-from-start ]]; then
 		wait_until 30 "$name has its partitions (/-/ready)" ready "$port"
+		wait_until 30 "$name's group to settle (both partitions assigned)" settled "$port"
 	else
 		sleep 2 # let it try and fail to connect
 	fi
