@@ -823,7 +823,7 @@ static const struct flag flags[] = {
      "secrets such as sasl.password go here, not in --kafka-opt; --kafka-opt wins",
      parse_kafka_config_file, false, false},
     {"workers", "auto", "Consumer threads (\"auto\": one per core)", parse_workers, false, false},
-    {"kafka-prefetch-bytes", "32MiB",
+    {"kafka-prefetch-bytes", "8MiB",
      "Bound on the messages librdkafka fetches ahead, in all (bytes, KiB, MiB or GiB; 0: librdkafka's "
      "defaults): sets queued.max.messages.kbytes, fetch.max.bytes and max.partition.fetch.bytes; "
      "--kafka-opt wins",
