@@ -10,7 +10,7 @@
  *       keeps serving until stdin ends or reads "quit". Exits 1 when anything was dropped.
  *
  *   fx_bench_kafka ceiling --brokers B --group G --messages M [--consumers C] [--batch N]
- *                          [--prefetch-bytes P] [--kafka-opt key=value]...
+ *                          [--prefetch-bytes P] [--wait-ms W] [--kafka-opt key=value]...
  *       The count-only ceiling, built as the daemon's consumer is (src/consumer.c), so that the two are
  *       compared on the same design: one handle (one group member) in group G reads topic "flows" from the
  *       earliest offset; on assignment each partition's queue is forwarded to one of C counting threads,
@@ -18,7 +18,8 @@
  *       count messages; the prefetch bound P is derived into librdkafka's settings as the daemon's
  *       --kafka-prefetch-bytes is (fx_consumer_prefetch; 0: librdkafka's defaults), then the given
  *       --kafka-opts; the fetcher is woken as the daemon wakes it (a queue that was at its bound before a
- *       batch and is below it after). Times from the first assignment to the M-th message and prints
+ *       batch and is below it after). --wait-ms W > 0: wait up to W ms for a full batch instead (the
+ *       daemon's behaviour before issue 15). Times from the first assignment to the M-th message and prints
  *       "CEILING messages=... seconds=... per_s=... cpu_us=... hwm_kb=...".
  *
  * Thread: mock: the main thread produces, the mock cluster runs its own thread. ceiling: the main thread
@@ -257,6 +258,8 @@ struct ceiling {
 	size_t n_opts;
 	unsigned long long target, prefetch_bytes;
 	size_t batch, consumers;
+	unsigned long long
+	    wait_ms; /* --wait-ms: 0, take what is queued; N, wait up to N ms for a full batch */
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *main_queue;
 	rd_kafka_queue_t *queues[MAX_CONSUMERS]; /* one per counting thread */
@@ -300,6 +303,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 /* What the daemon's take_batch does: what is queued, else wait for one message and take what came. */
 static ssize_t take_batch(struct ceiling *ceiling, rd_kafka_queue_t *queue, rd_kafka_message_t **batch)
 {
+	if (ceiling->wait_ms)
+		return rd_kafka_consume_batch_queue(queue, (int)ceiling->wait_ms, batch, ceiling->batch);
 	ssize_t n = rd_kafka_consume_batch_queue(queue, 0, batch, ceiling->batch);
 	if (n != 0)
 		return n;
@@ -440,6 +445,8 @@ static int run_ceiling(int argc, char **argv)
 			ceiling.consumers = arg_number(name, value);
 		else if (!strcmp(name, "--batch"))
 			ceiling.batch = arg_number(name, value);
+		else if (!strcmp(name, "--wait-ms"))
+			ceiling.wait_ms = arg_number(name, value);
 		else if (!strcmp(name, "--prefetch-bytes"))
 			ceiling.prefetch_bytes = arg_number(name, value);
 		else if (!strcmp(name, "--kafka-opt") && ceiling.n_opts < MAX_OPTS)
