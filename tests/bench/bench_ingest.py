@@ -262,7 +262,7 @@ def main():
     ap.add_argument("--daemon", help="the flow-exporter binary (one variant named \"daemon\")")
     ap.add_argument("--variant", action="append", default=[],
                     help="NAME=BINARY [FLAG...]: a daemon variant, run in every run on the same data (repeatable)")
-    ap.add_argument("--ceiling-prefetch-bytes", type=int, default=32 << 20,
+    ap.add_argument("--ceiling-prefetch-bytes", type=int, default=8 << 20,
                     help="the ceiling's prefetch bound (the daemon's --kafka-prefetch-bytes default; 0: librdkafka's)")
     ap.add_argument("--tools", required=True, help="the build's tests/bench directory (fx_bench_kafka)")
     ap.add_argument("--scenarios", default="small,large,multi")
