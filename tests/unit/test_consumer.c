@@ -712,6 +712,52 @@ static void test_prefetch_settings(struct cluster *cluster)
 	CHECK(p.fetch_bytes == FX_PREFETCH_FETCH_MAX && p.queue_kbytes == 2097151);
 }
 
+/* flow_exporter_kafka_prefetch_bytes_limit of a consumer of two workers created (not started) with the
+ * given bound and, when not NULL, one more librdkafka setting. */
+static uint64_t prefetch_limit_of(struct cluster *cluster, uint64_t prefetch_bytes, const char *opt)
+{
+	struct fx_intern *hostnames = fx_intern_create(10);
+	struct fx_store_config store_config = {
+	    .n_workers = 2, .max_series = 10, .label_mask = FX_LABEL_HOSTNAME};
+	struct fx_store *store = fx_store_create(&store_config);
+	struct fx_local_asns local = {.asn = {LOCAL_AS}, .n = 1};
+	struct fx_consumer_config config = {
+	    .brokers = cluster->bootstraps,
+	    .topics = {"prefetch"},
+	    .n_topics = 1,
+	    .group = "g-prefetch",
+	    .n_kafka_opts = opt ? 1 : 0,
+	    .kafka_opts = {opt},
+	    .n_workers = 2,
+	    .prefetch_bytes = prefetch_bytes,
+	    .flush_ms = FLUSH_MS,
+	    .counting = {.local = &local,
+			 .label_mask = FX_LABEL_HOSTNAME,
+			 .max_series = 10,
+			 .max_record_bytes = 4096,
+			 .hostnames = hostnames,
+			 .store = store},
+	};
+	char errstr[512] = "";
+	struct fx_consumer *consumer = fx_consumer_create(&config, errstr, sizeof(errstr));
+	CHECK(consumer != NULL);
+	uint64_t limit = consumer ? consumer_metric(consumer, "flow_exporter_kafka_prefetch_bytes_limit") : 0;
+	fx_consumer_destroy(consumer);
+	fx_store_destroy(store);
+	fx_intern_destroy(hostnames);
+	return limit;
+}
+
+/* The bound reaches the one handle and its self-metric: 8 MiB for two workers is two 2 MiB queues and two
+ * 2 MiB fetches; a --kafka-opt of a derived key wins over the derived value. */
+static void test_prefetch_limit(struct cluster *cluster)
+{
+	CHECK(prefetch_limit_of(cluster, 8u << 20, NULL) == 8u << 20);
+	CHECK(prefetch_limit_of(cluster, 8u << 20, "queued.max.messages.kbytes=1024") == 6u << 20);
+	/* 0: librdkafka's own 64 MiB queues and 50 MiB fetches. */
+	CHECK(prefetch_limit_of(cluster, 0, NULL) == 2 * (65536ull << 10) + 2 * 52428800ull);
+}
+
 /* Runs the tests named on the command line, or all of them. */
 int main(int argc, char **argv)
 {
@@ -726,6 +772,7 @@ int main(int argc, char **argv)
 	    {"two_processes", test_two_processes},
 	    {"held_worker", test_held_worker},
 	    {"prefetch_settings", test_prefetch_settings},
+	    {"prefetch_limit", test_prefetch_limit},
 	};
 	fx_log_set_level(FX_LOG_WARN);
 	struct cluster cluster;
