@@ -783,6 +783,32 @@ static int parse_pushgateway_url(struct fx_config *config, const char *value, ch
 	return set_string(config, &config->pushgateway_url, value, why);
 }
 
+/* --kafka-prefetch-bytes: bytes, or a whole number of KiB, MiB or GiB; 0 leaves librdkafka's settings. */
+static int parse_kafka_prefetch_bytes(struct fx_config *config, const char *value, char *why)
+{
+	static const struct {
+		const char *unit;
+		uint64_t bytes;
+	} units[] = {{"", 1}, {"KiB", 1u << 10}, {"MiB", 1u << 20}, {"GiB", 1u << 30}};
+	char number[32];
+	size_t digits = strspn(value, "0123456789");
+	uint64_t n;
+	for (size_t i = 0; digits && digits < sizeof(number) && i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(value + digits, units[i].unit))
+			continue;
+		memcpy(number, value, digits);
+		number[digits] = '\0';
+		if (parse_u64(number, (16ull << 30) / units[i].bytes, &n))
+			break;
+		n *= units[i].bytes;
+		if (n && n < (4u << 20))
+			break;
+		config->kafka_prefetch_bytes = n;
+		return 0;
+	}
+	return fail(why, "expected 0 or a size from 4MiB to 16GiB (bytes, or a number with KiB, MiB or GiB)");
+}
+
 static const struct flag flags[] = {
     /* Kafka (the Go program's flags first) */
     {"brokers", "",
@@ -828,6 +854,11 @@ static const struct flag flags[] = {
      "secrets such as sasl.password go here, not in --kafka-opt; --kafka-opt wins",
      parse_kafka_config_file, false, false},
     {"workers", "auto", "Consumer threads (\"auto\": one per core)", parse_workers, false, false},
+    {"kafka-prefetch-bytes", "8MiB",
+     "Bound on the messages librdkafka fetches ahead, in all (bytes, KiB, MiB or GiB; 0: librdkafka's "
+     "defaults): sets queued.max.messages.kbytes, fetch.max.bytes and max.partition.fetch.bytes; "
+     "--kafka-opt wins",
+     parse_kafka_prefetch_bytes, false, false},
     {"flush-interval", "100ms", "How often consumer threads publish their counts to /metrics and pushes",
      parse_flush, false, false},
     {"max-record-bytes", "65536", "Largest pmacct record accepted (bytes); longer ones are counted invalid",

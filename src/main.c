@@ -223,6 +223,7 @@ static int start_consumer(struct exporter *exporter)
 	    .all_partitions = config->all_partitions,
 	    .n_partitions = config->n_partitions,
 	    .n_workers = config->workers,
+	    .prefetch_bytes = config->kafka_prefetch_bytes,
 	    .flush_ms = config->flush_ms,
 	    .counting =
 		{

@@ -32,6 +32,7 @@ struct fx_config {
 	const char *kafka_opts[FX_MAX_KAFKA_OPTS];
 	size_t n_kafka_opts;
 	uint64_t workers;
+	uint64_t kafka_prefetch_bytes; /* 0: librdkafka's own prefetch settings */
 	int64_t flush_ms;
 	uint64_t max_record_bytes;
 	/* counting */

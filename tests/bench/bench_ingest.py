@@ -4,9 +4,12 @@ count-only librdkafka ceiling measured on the same data in the same run.
 
 For each scenario, fx_bench_kafka pre-produces the messages into a mock cluster (and checks that the mock
 dropped none). Then, for each run, on the same data and with the same librdkafka settings:
-  1. the ceiling: `fx_bench_kafka ceiling` (as many count-only consumers as the daemon has workers, batch
-     consumption) in a fresh consumer group; it times itself from its first assignment to the last message;
-  2. the daemon: `flow-exporter --group=<fresh> --kafka-opt=auto.offset.reset=earliest ...`. The window
+  1. the ceiling: `fx_bench_kafka ceiling` (one handle, its partitions forwarded to as many count-only
+     threads as the daemon has workers, the daemon's prefetch bound: the daemon's own design, see
+     fx_bench_kafka.c) in a fresh consumer group; it times itself from its first assignment to the last
+     message;
+  2. each daemon variant (--variant; the order rotates from run to run, so that before and after are
+     interleaved): `flow-exporter --group=<fresh> --kafka-opt=auto.offset.reset=earliest ...`. The window
      starts when it logs its first partition assignment and ends at the last moment it was busy (summed
      CPU of its threads, /proc/<pid>/task/*/schedstat, sampled every 10 ms) before
      flow_exporter_records_total reached the number of records produced. CPU per record comes from
@@ -17,6 +20,7 @@ Scrapes happen only at the end (a scrape at 100,000 series is real work that wou
 """
 import argparse
 import json
+import shlex
 import os
 import re
 import shutil
@@ -33,14 +37,15 @@ import urllib.request
 LOCAL_ASN = 64496
 TICK = os.sysconf("SC_CLK_TCK")
 
-# Messages per partition stay under the mock's ~5 MiB per partition (fx_bench_kafka checks it).
+# A backlog of ~2 M records each. Messages per partition stay under the mock's ~5 MiB per partition
+# (fx_bench_kafka checks it).
 SCENARIOS = {
     "small": dict(title="1 record/message, ~100 series", records=1, hosts=5, asns=5, ifaces=2,
-                  partitions=64, messages=64 * 15000),
+                  partitions=160, messages=160 * 12500),
     "large": dict(title="1 record/message, ~100,000 series", records=1, hosts=10, asns=500, ifaces=10,
-                  partitions=64, messages=64 * 15000),
+                  partitions=160, messages=160 * 12500),
     "multi": dict(title="kafka_multi_values, 100 records/message, ~100 series", records=100, hosts=5, asns=5,
-                  ifaces=2, partitions=256, messages=256 * 160),
+                  ifaces=2, partitions=256, messages=256 * 80),
     # Issue 10: a full BGP table's cardinality, one million distinct keys over four hostnames, run with
     # --daemon-arg=--max-series=200000 --daemon-arg=--top-n=100 (held series are then the limit, not the keys).
     "bgp": dict(title="kafka_multi_values, 1,000,000 distinct keys over 4 hostnames", records=100, hosts=4,
@@ -141,9 +146,10 @@ class Mock:
                 self.proc.wait()
 
 
-def run_ceiling(tools, mock, group, consumers, kafka_opts):
+def run_ceiling(tools, mock, group, consumers, kafka_opts, prefetch_bytes):
     args = [os.path.join(tools, "fx_bench_kafka"), "ceiling", "--brokers", mock.bootstrap, "--group", group,
-            "--messages", str(int(mock.info["messages"])), "--consumers", str(consumers)]
+            "--messages", str(int(mock.info["messages"])), "--consumers", str(consumers),
+            "--prefetch-bytes", str(prefetch_bytes)]
     for opt in kafka_opts:
         args += ["--kafka-opt", opt]
     out = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=300, check=True).stdout
@@ -224,32 +230,33 @@ def spread(values):
     return f"{statistics.median(values):,.0f} [{min(values):,.0f}-{max(values):,.0f}]"
 
 
-def summarize(name, scenario, runs, mock_info):
+def summarize(name, scenario, all_runs, mock_info, variant):
     rec = scenario["records"]
+    runs = [dict(ceiling=r["ceiling"], daemon=r["daemons"][variant]) for r in all_runs]
     daemon_rate = [r["daemon"]["per_s"] for r in runs]
     ceiling_rate = [r["ceiling"]["per_s"] * rec for r in runs]
     ratio = [r["daemon"]["per_s"] / (r["ceiling"]["per_s"] * rec) for r in runs]
     cpu = [r["daemon"]["cpu_us"] for r in runs]
     hwm = [r["daemon"]["hwm_kb"] / 1024 for r in runs]
-    s = dict(scenario=name, title=scenario["title"], records=mock_info["records"],
+    s = dict(scenario=name, variant=variant, title=scenario["title"], records=mock_info["records"],
              series=runs[-1]["daemon"]["series"], runs=len(runs),
              daemon_per_s=statistics.median(daemon_rate), daemon_per_s_min=min(daemon_rate),
              daemon_per_s_max=max(daemon_rate), ceiling_per_s=statistics.median(ceiling_rate),
              ceiling_per_s_min=min(ceiling_rate), ceiling_per_s_max=max(ceiling_rate),
              ratio=statistics.median(ratio), ratio_min=min(ratio), ratio_max=max(ratio),
              cpu_us=statistics.median(cpu), cpu_us_min=min(cpu), cpu_us_max=max(cpu),
-             hwm_mb=statistics.median(hwm), hwm_mb_max=max(hwm),
+             hwm_mb=statistics.median(hwm), hwm_mb_min=min(hwm), hwm_mb_max=max(hwm),
              ceiling_cpu_us=statistics.median([r["ceiling"]["cpu_us"] / rec for r in runs]))
     if name in GO_RATE:
         s["vs_go"] = s["daemon_per_s"] / GO_RATE[name]
-    print(f"\n## {name}: {scenario['title']} ({mock_info['records']:,.0f} records, {s['series']:,.0f} series, "
+    print(f"\n## {name}, {variant}: {scenario['title']} ({mock_info['records']:,.0f} records, {s['series']:,.0f} series, "
           f"{len(runs)} runs; median [min-max])")
     print(f"  daemon   records/s  {spread(daemon_rate)}")
     print(f"  ceiling  records/s  {spread(ceiling_rate)}  (count-only librdkafka, same data and settings)")
     print(f"  ratio daemon/ceiling {s['ratio']:.2f} [{s['ratio_min']:.2f}-{s['ratio_max']:.2f}]"
           + (f";  vs Go {s['vs_go']:.1f}x" if "vs_go" in s else ""))
     print(f"  daemon CPU us/record {s['cpu_us']:.3f} [{s['cpu_us_min']:.3f}-{s['cpu_us_max']:.3f}]  "
-          f"(ceiling {s['ceiling_cpu_us']:.3f});  peak RSS {s['hwm_mb']:.1f} MB (max {s['hwm_mb_max']:.1f})")
+          f"(ceiling {s['ceiling_cpu_us']:.3f});  peak RSS {s['hwm_mb']:.1f} MB [{s['hwm_mb_min']:.1f}-{s['hwm_mb_max']:.1f}]")
     sys.stdout.flush()
     return s
 
@@ -257,7 +264,11 @@ def summarize(name, scenario, runs, mock_info):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--daemon", required=True, help="the flow-exporter binary")
+    ap.add_argument("--daemon", help="the flow-exporter binary (one variant named \"daemon\")")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME=BINARY [FLAG...]: a daemon variant, run in every run on the same data (repeatable)")
+    ap.add_argument("--ceiling-prefetch-bytes", type=int, default=8 << 20,
+                    help="the ceiling's prefetch bound (the daemon's --kafka-prefetch-bytes default; 0: librdkafka's)")
     ap.add_argument("--tools", required=True, help="the build's tests/bench directory (fx_bench_kafka)")
     ap.add_argument("--scenarios", default="small,large,multi")
     ap.add_argument("--runs", type=int, default=5)
@@ -271,6 +282,15 @@ def main():
     ap.add_argument("--trace", action="store_true", help="log the daemon's and the mock's CPU (cores) every 10 ms of each run")
     ap.add_argument("--json", help="write the runs and the summaries here")
     opts = ap.parse_args()
+    variants = {}
+    for v in opts.variant:
+        name, command = v.split("=", 1)
+        words = shlex.split(command)
+        variants[name] = (words[0], words[1:])
+    if opts.daemon:
+        variants["daemon"] = (opts.daemon, [])
+    if not variants:
+        ap.error("--daemon or --variant is required")
 
     workers = os.cpu_count() if opts.workers == "auto" else int(opts.workers)
     consumers = opts.ceiling_consumers or workers
@@ -297,42 +317,51 @@ def main():
             try:
                 log(f"{name}: ready: {mock.info}")
                 runs = []
+                names = list(variants)
                 for k in range(runs_wanted):
                     load = os.getloadavg()[0]
-                    ceiling = run_ceiling(opts.tools, mock, f"ceiling-{tag}-{name}-{k}", consumers, kafka_opts)
-                    daemon = run_daemon(opts.daemon, mock, f"fx-{tag}-{name}-{k}", asn_file, daemon_args,
-                                        kafka_opts)
-                    runs.append(dict(ceiling=ceiling, daemon=daemon, load=load))
-                    if opts.trace:
-                        log("cpu trace (s, cores): " + " ".join(f"{t:.2f}:{c:.1f}/{m:.1f}" for t, c, m in daemon["trace"]))
+                    ceiling = run_ceiling(opts.tools, mock, f"ceiling-{tag}-{name}-{k}", consumers, kafka_opts,
+                                          opts.ceiling_prefetch_bytes)
                     rec = scenario["records"]
-                    log(f"{name} run {k}: daemon {daemon['per_s']:,.0f} rec/s {daemon['cpu_us']:.3f} cpu-us/rec "
-                        f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['hwm_kb'] / 1024:.1f} MB "
-                        f"series {daemon['series']:,.0f}; ceiling {ceiling['per_s'] * rec:,.0f} rec/s "
-                        f"{ceiling['cpu_us'] / rec:.3f} cpu-us/rec; ratio "
-                        f"{daemon['per_s'] / (ceiling['per_s'] * rec):.2f}; load {load:.1f}")
-                    want_series = mock.info["series"]
-                    if scenario.get("held") == "max-series":  # bounded by the flag, the rest overflowed
-                        want_series = min(want_series, max_series_arg(opts.daemon_arg, want_series))
-                    if daemon["counted"] != mock.info["records"] or daemon["series"] != want_series:
-                        raise SystemExit(f"{name}: counted {daemon['counted']} records in {daemon['series']} "
-                                         f"series, expected {mock.info['records']} in {mock.info['series']}")
-                summaries.append(summarize(name, scenario, runs, mock.info))
+                    daemons = {}
+                    for v in names[k % len(names):] + names[:k % len(names)]:
+                        binary, flags = variants[v]
+                        daemon = run_daemon(binary, mock, f"fx-{tag}-{name}-{k}-{v}", asn_file,
+                                            daemon_args + flags, kafka_opts)
+                        daemons[v] = daemon
+                        if opts.trace:
+                            log("cpu trace (s, cores): " + " ".join(f"{t:.2f}:{c:.1f}/{m:.1f}" for t, c, m in daemon["trace"]))
+                        log(f"{name} run {k} {v}: daemon {daemon['per_s']:,.0f} rec/s {daemon['cpu_us']:.3f} cpu-us/rec "
+                            f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['hwm_kb'] / 1024:.1f} MB "
+                            f"series {daemon['series']:,.0f}; ceiling {ceiling['per_s'] * rec:,.0f} rec/s "
+                            f"{ceiling['cpu_us'] / rec:.3f} cpu-us/rec; ratio "
+                            f"{daemon['per_s'] / (ceiling['per_s'] * rec):.2f}; load {load:.1f}")
+                        want_series = mock.info["series"]
+                        if scenario.get("held") == "max-series":  # bounded by the flag, the rest overflowed
+                            want_series = min(want_series, max_series_arg(opts.daemon_arg, want_series))
+                        if daemon["counted"] != mock.info["records"] or daemon["series"] != want_series:
+                            raise SystemExit(f"{name}: counted {daemon['counted']} records in {daemon['series']} "
+                                             f"series, expected {mock.info['records']} in {mock.info['series']}")
+                        if not opts.trace:
+                            del daemon["trace"]
+                    runs.append(dict(ceiling=ceiling, daemons=daemons, load=load))
+                for v in names:
+                    summaries.append(summarize(name, scenario, runs, mock.info, v))
                 everything[name] = dict(scenario=scenario, mock=mock.info, runs=runs)
             finally:
                 mock.stop()
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump(dict(summaries=summaries, scenarios=everything, workers=opts.workers,
+            json.dump(dict(summaries=summaries, scenarios=everything, workers=opts.workers, variants=variants,
                            daemon_args=daemon_args, kafka_opts=kafka_opts), f, indent=1)
-    print("\n| scenario | records/s (median [min-max]) | ceiling records/s | daemon/ceiling | vs Go | CPU µs/record | peak RSS MB | series |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| scenario | variant | records/s (median [min-max]) | ceiling records/s | daemon/ceiling | vs Go | CPU µs/record | peak RSS MB [min-max] | series |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in summaries:
-        print(f"| {s['title']} | {s['daemon_per_s']:,.0f} [{s['daemon_per_s_min']:,.0f}-{s['daemon_per_s_max']:,.0f}] "
+        print(f"| {s['title']} | {s['variant']} | {s['daemon_per_s']:,.0f} [{s['daemon_per_s_min']:,.0f}-{s['daemon_per_s_max']:,.0f}] "
               f"| {s['ceiling_per_s']:,.0f} [{s['ceiling_per_s_min']:,.0f}-{s['ceiling_per_s_max']:,.0f}] "
               f"| {s['ratio']:.2f} [{s['ratio_min']:.2f}-{s['ratio_max']:.2f}] "
               f"| {s.get('vs_go', 0):.1f}x | {s['cpu_us']:.2f} [{s['cpu_us_min']:.2f}-{s['cpu_us_max']:.2f}] "
-              f"| {s['hwm_mb']:.0f} | {s['series']:,.0f} |")
+              f"| {s['hwm_mb']:.0f} [{s['hwm_mb_min']:.0f}-{s['hwm_mb_max']:.0f}] | {s['series']:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ start_mock --topic flows:$PARTITIONS
 PORT=$(free_port)
 ARGS=(--brokers="$BOOT" --topic=flows --partitions=all --asn="$LOCAL" --asn-names="$SET/asn.txt"
 	--state-dir="$TEST_TMP/state" --checkpoint-interval=200ms --flush-interval=50ms)
-# Over the workers' "reads N partition(s): M where the checkpoint stops" lines: sum of N (resumed=0) or of M.
+# From the "reads N partition(s) with W worker(s): M where the checkpoint stops" line: N (all) or M (resumed).
 assigned_in_log() {
-	local field=$([[ $1 == resumed ]] && echo 2 || echo 1)
-	grep -o 'reads [0-9]* partition(s): [0-9]* where' "$TEST_TMP/exporter.log" |
-		awk -v f="$field" '{ n += (f == 1 ? $2 : $4) } END { print n + 0 }'
+	grep -o 'reads [0-9]* partition(s)[^:]*: [0-9]* where' "$TEST_TMP/exporter.log" |
+		awk -v resumed="$([[ $1 == resumed ]] && echo 1 || echo 0)" \
+			'{ n += (resumed ? $(NF - 1) : $2) } END { print n + 0 }'
 }
 reading() { (($(assigned_in_log all) == PARTITIONS)); }
 # restart SIGNAL: stops the exporter, produces the next chunk while it is down, starts it again.
