@@ -584,21 +584,39 @@ static void test_idle_timeout(void)
 
 /* ---- the bounds: connections per address and in all, slow request heads, head size, methods ---- */
 
-static uint64_t refused_count(struct fx_http_server *server, const char *reason)
+/* The server's self-metric `name`: the sample whose one label has the value `reason`, or the family's one
+ * sample when reason is NULL; UINT64_MAX when absent. */
+static uint64_t server_value(struct fx_http_server *server, const char *name, const char *reason)
 {
 	struct fx_family_list *list = fx_family_list_create();
 	uint64_t value = UINT64_MAX;
 	CHECK(list && fx_http_server_collect(server, list) == 0);
 	for (size_t f = 0; list && f < fx_family_list_count(list); f++) {
 		const struct fx_family *family = fx_family_list_get(list, f);
-		if (strcmp(family->name, "flow_exporter_http_refused_total"))
+		if (strcmp(family->name, name))
 			continue;
 		for (size_t i = 0; i < family->n_samples; i++)
-			if (!strcmp(family->samples[i].labels[0].value, reason))
+			if (!reason || !strcmp(family->samples[i].labels[0].value, reason))
 				value = family->samples[i].integer;
 	}
 	fx_family_list_destroy(list);
 	return value;
+}
+
+static uint64_t refused_count(struct fx_http_server *server, const char *reason)
+{
+	return server_value(server, "flow_exporter_http_refused_total", reason);
+}
+
+/* Waits (5 s at most) until the server has seen every connection the test closed: a connection the client
+ * closed still counts against the limits until the server's thread notices. */
+static void wait_connections_closed(struct fx_http_server *server)
+{
+	for (int i = 0; i < 500 && server_value(server, "flow_exporter_http_connections", NULL) != 0; i++) {
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+	}
+	CHECK_EQ_U64(server_value(server, "flow_exporter_http_connections", NULL), 0);
 }
 
 /* A connection from source (127.0.0.x) to the server; -1 when connect fails. */
@@ -682,6 +700,7 @@ static void test_limits(void)
 	for (int i = 0; i < 5; i++)
 		close(fds[i]);
 	CHECK(refused_count(server, "read_timeout") >= 1);
+	wait_connections_closed(server);
 
 	char big[2048];
 	int len = snprintf(big, sizeof(big), "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: %01500d\r\n\r\n", 0);
