@@ -36,9 +36,7 @@ ready_a() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$PORT_A/-/ready"; }
 wait_until 30 "a to be assigned its partitions" ready_a
 
 for ((c = 0; c < CHUNKS / 2; c++)); do
-	for ((p = 0; p < PARTITIONS; p++)); do
-		must_mock produce flows "$p" "$SET/chunk$c.p$p.msg"
-	done
+	produce_chunk "$c"
 done
 # counted PORT: the records the exporter on PORT has counted so far (not only checkpointed).
 counted() {
@@ -52,28 +50,15 @@ log "a counted and checkpointed the first half ($(counted "$PORT_A") records) be
 PORT_B=$(free_port)
 start_exporter b "$PORT_B" "${common_args[@]}" --state-dir="$TEST_TMP/state-b"
 for ((c = CHUNKS / 2; c < CHUNKS; c++)); do
-	for ((p = 0; p < PARTITIONS; p++)); do
-		must_mock produce flows "$p" "$SET/chunk$c.p$p.msg"
-	done
+	produce_chunk "$c"
 	sleep 0.5
 done
 
 # sum_matches: the flow series of both expositions, added up, are exactly the expectation.
 sum_matches() {
 	scrape "$PORT_A" "$TEST_TMP/a.prom" && scrape "$PORT_B" "$TEST_TMP/b.prom" || return 1
-	"$PYTHON" - "$FX_LIB_DIR" "$TEST_TMP/a.prom" "$TEST_TMP/b.prom" "$TEST_TMP/expected.prom" \
-		>"$TEST_TMP/sum.diff" 2>&1 <<'EOF'
-import sys
-sys.path.insert(0, sys.argv[1])
-import metrics
-total = {}
-for path in sys.argv[2:4]:
-    for key, value in metrics.flow_samples(metrics.parse(metrics.read(path))).items():
-        total[key] = total.get(key, 0) + value
-diff = metrics.compare(total, metrics.flow_samples(metrics.parse(metrics.read(sys.argv[4]))))
-print("\n".join(diff))
-sys.exit(1 if diff else 0)
-EOF
+	"$PYTHON" "$METRICS_PY" combine sum "$TEST_TMP/expected.prom" "$TEST_TMP/a.prom" "$TEST_TMP/b.prom" \
+		>"$TEST_TMP/sum.diff" 2>&1
 }
 deadline=$((SECONDS + 60))
 until sum_matches; do

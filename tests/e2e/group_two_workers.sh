@@ -39,31 +39,15 @@ wait_until 60 "both exporters to read 4 of the 8 partitions" four_each
 log "partitions: a reads $(assigned "$PORT_A"), b reads $(assigned "$PORT_B")"
 
 for ((c = 0; c < CHUNKS; c++)); do
-	for ((p = 0; p < PARTITIONS; p++)); do
-		must_mock produce flows "$p" "$SET/chunk$c.p$p.msg"
-	done
+	produce_chunk "$c"
 	sleep 0.5
 done
 
 # union_matches: the flow series of both expositions, taken together, are exactly the expectation.
 union_matches() {
 	scrape "$PORT_A" "$TEST_TMP/a.prom" && scrape "$PORT_B" "$TEST_TMP/b.prom" || return 1
-	"$PYTHON" - "$FX_LIB_DIR" "$TEST_TMP/a.prom" "$TEST_TMP/b.prom" "$TEST_TMP/expected.prom" \
-		>"$TEST_TMP/union.diff" 2>&1 <<'EOF'
-import sys
-sys.path.insert(0, sys.argv[1])
-import metrics
-union = {}
-for path in sys.argv[2:4]:
-    for key, value in metrics.flow_samples(metrics.parse(metrics.read(path))).items():
-        if key in union:
-            print("in both expositions: %s" % metrics.format_key(key))
-            sys.exit(1)
-        union[key] = value
-diff = metrics.compare(union, metrics.flow_samples(metrics.parse(metrics.read(sys.argv[4]))))
-print("\n".join(diff))
-sys.exit(1 if diff else 0)
-EOF
+	"$PYTHON" "$METRICS_PY" combine union "$TEST_TMP/expected.prom" "$TEST_TMP/a.prom" "$TEST_TMP/b.prom" \
+		>"$TEST_TMP/union.diff" 2>&1
 }
 deadline=$((SECONDS + 60))
 until union_matches; do

@@ -5,6 +5,10 @@
         Exit 0 when the flow_{receive,transmit}_{bytes,packets}_total samples of BODY (a file, "-" for
         stdin) are exactly those of EXPECTED (written by flows.py expect): the same series, the same
         labels, the same integer values. Otherwise prints the differences and exits 1.
+    metrics.py combine sum|union EXPECTED BODY...
+        Exit 0 when the flow samples of the BODY files together are exactly those of EXPECTED: "sum" adds
+        the values a series has in several bodies (exporters sharing series), "union" refuses a series in
+        two bodies (exporters with disjoint series).
     metrics.py get BODY NAME [LABEL=VALUE ...]
         Prints the value of the one sample of NAME whose labels include those given; exit 1 if none,
         2 if several match.
@@ -214,11 +218,31 @@ def parse_pairs(items):
     return wanted
 
 
+def combine(mode, bodies):
+    """The flow samples of several bodies together: "sum" adds a series' values, "union" wants each series in
+    one body only (None and the series when one is in two)."""
+    total = {}
+    for path in bodies:
+        for key, value in flow_samples(parse(read(path))).items():
+            if mode == "union" and key in total:
+                return None, key
+            total[key] = total.get(key, 0) + value
+    return total, None
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
     command, body = argv[1], argv[2]
+    if command == "combine" and len(argv) >= 5 and body in ("sum", "union"):
+        total, twice = combine(body, argv[4:])
+        if twice is not None:
+            print("in two expositions: %s" % format_key(twice))
+            return 1
+        diff = compare(total, flow_samples(parse(read(argv[3]))))
+        print("\n".join(diff))
+        return 1 if diff else 0
     try:
         parsed = parse(read(body))
         if command == "compare" and len(argv) == 4:
