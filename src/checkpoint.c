@@ -175,32 +175,58 @@ static uint32_t layout_id(const struct fx_key_layout *layout)
 	return (uint32_t)crc;
 }
 
+/* A string's length as written (put_string's rule). */
+static size_t string_len(const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+	return len < STRING_NONE ? len : STRING_NONE - 1;
+}
+
+static unsigned char *write_bytes(unsigned char *at, const void *bytes, size_t n)
+{
+	memcpy(at, bytes, n);
+	return at + n;
+}
+
+static unsigned char *write_string(unsigned char *at, const char *s, size_t len)
+{
+	uint16_t head = s ? (uint16_t)len : STRING_NONE;
+	return write_bytes(write_bytes(at, &head, 2), s, len);
+}
+
+/* One series, in put()'s layout, written straight into room reserved once (the checkpoint of a full table
+ * is a million of these a second while a backlog changes them all). */
 static void put_series(const struct fx_checkpoint *cp, struct fx_buf *out, const struct fx_series *s, int *rc)
 {
 	const struct fx_key_layout *layout = cp->config.layout;
-	put_u32(out, s->key.present, rc);
-	put_u32(out, s->key.other, rc);
-	put_u32(out, s->key.as_src, rc);
-	put_u32(out, s->key.as_dst, rc);
-	put_u32(out, s->key.iface_in, rc);
-	put_u32(out, s->key.iface_out, rc);
-	put_string(out, s->key.hostname, rc);
+	const char *strings[FX_KEY_EXTRA];
+	size_t lens[FX_KEY_EXTRA];
+	size_t host_len = string_len(s->key.hostname);
+	size_t size = 6 * 4 + 2 + host_len + 7 * 8 + 4;
 	for (size_t i = 0; i < layout->n_extra; i++) {
-		if (layout->extra[i].kind == FX_DIM_NUMBER)
-			put_u32(out, s->key.extra[i], rc);
-		else
-			put_string(
-			    out, s->key.extra[i] ? fx_intern_string(layout->strings, s->key.extra[i]) : NULL,
-			    rc);
+		if (layout->extra[i].kind == FX_DIM_NUMBER) {
+			size += 4;
+			continue;
+		}
+		strings[i] = s->key.extra[i] ? fx_intern_string(layout->strings, s->key.extra[i]) : NULL;
+		lens[i] = string_len(strings[i]);
+		size += 2 + lens[i];
 	}
-	put_u64(out, s->bytes[0], rc);
-	put_u64(out, s->bytes[1], rc);
-	put_u64(out, s->packets[0], rc);
-	put_u64(out, s->packets[1], rc);
-	put_u64(out, s->records, rc);
-	put_u64(out, (uint64_t)s->updated_ms, rc);
-	put_u64(out, (uint64_t)s->created_ms, rc);
-	put_u32(out, s->seen, rc);
+	if (*rc || (*rc = fx_buf_reserve(out, size)))
+		return;
+	unsigned char *at = (unsigned char *)out->data + out->len;
+	const uint32_t head[6] = {s->key.present, s->key.other,	   s->key.as_src,
+				  s->key.as_dst,  s->key.iface_in, s->key.iface_out};
+	at = write_bytes(at, head, sizeof(head));
+	at = write_string(at, s->key.hostname, host_len);
+	for (size_t i = 0; i < layout->n_extra; i++)
+		at = layout->extra[i].kind == FX_DIM_NUMBER ? write_bytes(at, &s->key.extra[i], 4)
+							    : write_string(at, strings[i], lens[i]);
+	const uint64_t counts[7] = {s->bytes[0], s->bytes[1], s->packets[0], s->packets[1], s->records,
+				    (uint64_t)s->updated_ms, (uint64_t)s->created_ms};
+	at = write_bytes(at, counts, sizeof(counts));
+	at = write_bytes(at, &s->seen, 4);
+	out->len = (size_t)(at - (unsigned char *)out->data);
 }
 
 static bool series_changed(const struct fx_series *a, const struct fx_series *b)
@@ -787,7 +813,7 @@ static void note_write(struct fx_checkpoint *cp, bool ok, int64_t started_ms, si
 static int cycle(struct fx_checkpoint *cp)
 {
 	int64_t started = fx_mono_ms();
-	struct fx_store_state *state = fx_store_state_take(cp->config.store);
+	struct fx_store_state *state = fx_store_state_take(cp->config.store, cp->written);
 	if (!state)
 		return errno == EAGAIN ? 0 : -1; /* EAGAIN: a worker is mid-message; the next cycle takes it */
 	bool current = true;
@@ -1058,7 +1084,7 @@ int fx_checkpoint_restore(struct fx_checkpoint *cp)
 	cp->stats.restored = which;
 	pthread_mutex_unlock(&cp->stats_lock);
 	/* What was restored is durable already: exposed from now on, whatever the first write does. */
-	struct fx_store_state *state = fx_store_state_take(cp->config.store);
+	struct fx_store_state *state = fx_store_state_take(cp->config.store, NULL);
 	if (!state)
 		goto done;
 	fx_store_publish(cp->config.store, state);

@@ -122,15 +122,21 @@ struct fx_store_state {
 	uint64_t epoch;	     /* positions change when the epoch does (expiry) */
 	int64_t taken_ms;
 	_Atomic int refs;
+	/* Private to the store: the arrays' room, and the store their last reference gives them back to. */
+	size_t cap_series, cap_offsets;
+	struct fx_store *home;
 };
 
-/* Merges the waiting deltas and copies the totals and their offsets (one memcpy under the store's lock).
- * NULL on allocation failure, or with errno EAGAIN while a worker has handed over a full delta in the middle
- * of a message (its counts are then ahead of its offsets until its next flush). The reference returned is
- * the caller's. */
-struct fx_store_state *fx_store_state_take(struct fx_store *store);
+/* Merges the waiting deltas and copies the totals and their offsets (one memcpy under the store's lock),
+ * or, when the totals are still those of `last` (may be NULL), returns another reference to `last`: nothing
+ * changed, nothing copied. NULL on allocation failure, or with errno EAGAIN while a worker has handed over a
+ * full delta in the middle of a message (its counts are then ahead of its offsets until its next flush).
+ * The reference returned is the caller's. */
+struct fx_store_state *fx_store_state_take(struct fx_store *store, struct fx_store_state *last);
 struct fx_store_state *fx_store_state_ref(struct fx_store_state *state);
-/* Accepts NULL. */
+/* Accepts NULL. The last reference gives the state's arrays back to its store, for the next take to copy
+ * into (a full table's copy is 128 MB at 1,000,000 series: allocating it every second was mostly page
+ * faults); so every state must go before its store. */
 void fx_store_state_unref(struct fx_store_state *state);
 
 /* From now on every snapshot shows `state` (a reference is taken; the previous one is dropped) instead of

@@ -207,8 +207,69 @@ static void test_tombstone_bound(void)
 	fx_store_destroy(store);
 }
 
+/* Durable states: a take when nothing changed returns the last state itself; a state whose last reference
+ * went gives its arrays to the next take, which holds the new totals and offsets in full (a growing table
+ * too), while a state still referenced stays as it was taken. */
+static void test_state_take(void)
+{
+	struct fx_store_config config = {.n_workers = 1, .max_series = 1000, .label_mask = FX_LABEL_ALL};
+	struct fx_store *store = fx_store_create(&config);
+	struct fx_series_table *delta = fx_series_table_create(1000);
+	struct fx_store_state *kept = NULL;
+	uint64_t expected_bytes = 0;
+	for (unsigned round = 1; round <= 6; round++) {
+		for (unsigned k = 0; k < 100 * round; k++) { /* 100 more series every round */
+			struct fx_series_key key = key_of(k);
+			CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, 3, 1, 1000) == 0);
+		}
+		expected_bytes += 3 * 100 * round;
+		struct fx_partition_offset offset = {.topic = "t", .partition = 0, .next = round};
+		delta = fx_store_handoff_offsets(store, 0, delta, &offset, 1);
+		struct fx_store_state *state = fx_store_state_take(store, kept);
+		CHECK(state != NULL && state != kept);
+		if (!state)
+			break;
+		CHECK_EQ_U64(state->n_series, 100 * round);
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < state->n_series; i++)
+			bytes += state->series[i].bytes[0];
+		CHECK_EQ_U64(bytes, expected_bytes);
+		CHECK_EQ_U64(state->n_offsets, 1);
+		CHECK_EQ_U64((uint64_t)state->offsets[0].next, round);
+		struct fx_store_state *again = fx_store_state_take(store, state); /* nothing changed */
+		CHECK(again == state);
+		fx_store_state_unref(again);
+		if (kept) { /* still referenced by the caller: unchanged by the takes after it */
+			CHECK_EQ_U64(kept->n_series, 100 * (round - 1));
+			CHECK_EQ_U64((uint64_t)kept->offsets[0].next, round - 1);
+			fx_store_state_unref(kept);
+		}
+		kept = state;
+	}
+	/* Without growth, a take copies into the arrays of the state that went before it. */
+	const struct fx_series *kept_series = kept->series;
+	struct fx_store_state *taken[2] = {NULL, NULL};
+	for (int i = 0; i < 2; i++) {
+		struct fx_series_key key = key_of(0);
+		CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, 1, 1, 1000) == 0);
+		delta = fx_store_handoff(store, 0, delta);
+		taken[i] = fx_store_state_take(store, i ? taken[0] : kept);
+		CHECK(taken[i] != NULL);
+		if (i == 0)
+			fx_store_state_unref(kept);
+	}
+	CHECK(taken[1] && taken[1]->series == kept_series);
+	if (taken[1])
+		CHECK_EQ_U64(taken[1]->series[0].bytes[0], 6 * 3 + 2);
+	fx_store_state_unref(taken[0]);
+	fx_store_state_unref(taken[1]);
+	fx_series_table_destroy(delta);
+	fx_store_destroy(store);
+}
+
 int main(void)
 {
+	test_state_take();
 	test_incremental_order();
 	test_tombstone_bound();
 	struct fx_store_config config = {
