@@ -222,8 +222,13 @@ static void put_series(const struct fx_checkpoint *cp, struct fx_buf *out, const
 	for (size_t i = 0; i < layout->n_extra; i++)
 		at = layout->extra[i].kind == FX_DIM_NUMBER ? write_bytes(at, &s->key.extra[i], 4)
 							    : write_string(at, strings[i], lens[i]);
-	const uint64_t counts[7] = {s->bytes[0], s->bytes[1], s->packets[0], s->packets[1], s->records,
-				    (uint64_t)s->updated_ms, (uint64_t)s->created_ms};
+	const uint64_t counts[7] = {s->bytes[0],
+				    s->bytes[1],
+				    s->packets[0],
+				    s->packets[1],
+				    s->records,
+				    (uint64_t)s->updated_ms,
+				    (uint64_t)s->created_ms};
 	at = write_bytes(at, counts, sizeof(counts));
 	at = write_bytes(at, &s->seen, 4);
 	out->len = (size_t)(at - (unsigned char *)out->data);

@@ -24,8 +24,8 @@
  * they cover (fx_store_state_take), makes them durable, commits their offsets and then publishes them
  * (fx_store_publish); from then on snapshots copy the published state instead of `total`. A take when
  * nothing changed returns the last state itself, and a state's arrays outlive it as the store's spare, for
- * the next take to copy into (no allocation, no page faults, for a copy that is 128 MB at a full table). The offsets
- * travel with the deltas: a worker's hand-over carries the offsets its delta covers, and they reach
+ * the next take to copy into (no allocation, no page faults, for a copy that is 128 MB at a full table). The
+ * offsets travel with the deltas: a worker's hand-over carries the offsets its delta covers, and they reach
  * `offsets` in the same merge as the counts, under total_lock, so a copy never has counts without their
  * offsets or offsets without their counts.
  *
@@ -857,7 +857,8 @@ struct fx_store_state *fx_store_state_take(struct fx_store *store, struct fx_sto
 		state = calloc(1, sizeof(*state));
 	size_t n = fx_series_table_count(store->total);
 	if (!state || reserve((void **)&state->series, &state->cap_series, n, sizeof(*state->series)) ||
-	    reserve((void **)&state->offsets, &state->cap_offsets, store->n_offsets, sizeof(*state->offsets))) {
+	    reserve((void **)&state->offsets, &state->cap_offsets, store->n_offsets,
+		    sizeof(*state->offsets))) {
 		pthread_mutex_unlock(&store->total_lock);
 		state_free(state);
 		return NULL;
