@@ -652,8 +652,7 @@ static void update_lags(struct fx_consumer *consumer)
  * is taken (at the end, and at a durable revocation), so that a commit or checkpoint made next covers it. */
 static void publish(struct worker *worker, bool all)
 {
-	while (!fx_ingest_flush(worker->ingest) && all)
-		fx_store_tick(worker->consumer->config.counting.store);
+	fx_ingest_flush(worker->ingest, all);
 	pthread_mutex_lock(&worker->consumer->stats_lock);
 	worker->stats = *fx_ingest_get_stats(worker->ingest);
 	pthread_mutex_unlock(&worker->consumer->stats_lock);

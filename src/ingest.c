@@ -349,8 +349,7 @@ static void count_record(void *opaque, enum fx_record_kind kind, const struct fx
 		add_extras(ingest, flow, &key);
 	int rc = fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms);
 	if (rc == FX_TABLE_E_FULL) {
-		ingest->delta =
-		    fx_store_handoff_full(ingest->config.store, ingest->config.worker, ingest->delta);
+		fx_store_handoff_full(ingest->config.store, ingest->config.worker, ingest->delta);
 		rc = fx_series_table_add(ingest->delta, &key, direction, bytes, packets, ingest->now_ms);
 	}
 	if (rc < 0) {
@@ -383,26 +382,17 @@ void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len
 	fx_decode_message(ingest->decoder, message, len, count_record, ingest);
 }
 
-bool fx_ingest_flush(struct fx_ingest *ingest)
+bool fx_ingest_flush(struct fx_ingest *ingest, bool wait)
 {
-	if (ingest->n_offsets) {
-		/* The offsets go with the counts they cover, in the same hand-over. */
-		struct fx_series_table *next =
-		    fx_store_handoff_offsets(ingest->config.store, ingest->config.worker, ingest->delta,
-					     ingest->offsets, ingest->n_offsets);
-		if (next != ingest->delta)
-			ingest->n_offsets = 0;
-		ingest->delta = next;
-		if (ingest->config.sampling)
-			fx_sampling_publish(ingest->config.sampling, ingest->config.worker,
-					    ingest->rate_sources);
-		return ingest->n_offsets == 0 && fx_series_table_count(ingest->delta) == 0;
-	}
-	if (fx_series_table_count(ingest->delta))
-		ingest->delta = fx_store_handoff(ingest->config.store, ingest->config.worker, ingest->delta);
+	/* The offsets go with the counts they cover, in the same merge; offsets alone (messages without a
+	 * record counted) too, so that a checkpoint covers them. */
+	if ((fx_series_table_count(ingest->delta) || ingest->n_offsets) &&
+	    fx_store_handoff(ingest->config.store, ingest->config.worker, ingest->delta, ingest->offsets,
+			     ingest->n_offsets, wait))
+		ingest->n_offsets = 0;
 	if (ingest->config.sampling)
 		fx_sampling_publish(ingest->config.sampling, ingest->config.worker, ingest->rate_sources);
-	return fx_series_table_count(ingest->delta) == 0;
+	return ingest->n_offsets == 0 && fx_series_table_count(ingest->delta) == 0;
 }
 
 const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest)

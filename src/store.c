@@ -1,13 +1,15 @@
 /* The cumulative counters and the snapshots taken from them.
  *
  * DESIGN
- * Consumer threads count into delta tables of their own. Every flush interval a thread hands its delta to
- * its slot here and gets back an empty one (two tables alternate per thread), taking `slots_lock` for two
- * pointer swaps: never a lock per record, and never a wait on a merge or a copy.
- * Whoever needs the totals (a scrape, a push, the main loop's tick) takes `total_lock`, collects the handed
- * deltas (under `slots_lock`, pointer swaps only), merges them into `total`, and gives the emptied tables
- * back as spares. A snapshot copies `total` under `total_lock` (one memcpy) and sorts the copy after
- * releasing it, so readers never walk live data and writers never wait for a sort or an encoder.
+ * Consumer threads count into delta tables of their own, one each. Every flush interval a thread merges
+ * its delta into `total` itself, if `total_lock` is free at that moment (a trylock), and empties it: never
+ * a lock per record, and never a wait on a snapshot's copy, a checkpoint's or another thread's merge (the
+ * lock busy, it counts on into the same delta and tries at its next flush). One table per thread, not two
+ * alternating with a merge by whoever reads next: at 100,000 series the second tables were a quarter of
+ * the memory of catching up. A thread waits for the lock only when its delta is full (once per max_series
+ * distinct keys) or must be in the totals now (the end, a revocation).
+ * A snapshot copies `total` under `total_lock` (one memcpy) and sorts the copy after releasing it, so
+ * readers never walk live data and writers never wait for a sort or an encoder.
  *
  * Sorting without sorting: the series of `total` only ever move when some expire (the table appends new
  * series and fills a hole with its last one). So the store keeps `order`, the positions of `total` in key
@@ -29,8 +31,8 @@
  * `offsets` in the same merge as the counts, under total_lock, so a copy never has counts without their
  * offsets or offsets without their counts.
  *
- * Lock order: total_lock, then sort_lock, then slots_lock. sort_lock is only taken by snapshot takers, so
- * a worker's hand-over never waits for a sort. Expired series are kept for a while as tombstones so that
+ * Lock order: topn_lock, total_lock, sort_lock. sort_lock is only taken by snapshot takers, so a worker's
+ * merge never waits for a sort. Expired series are kept for a while as tombstones so that
  * pushers can send their stale markers. */
 #define _GNU_SOURCE /* qsort_r */
 #include "fx/store.h"
@@ -52,17 +54,6 @@
 /* Expired series are kept this long for stale markers: longer than any push backlog worth keeping. */
 #define TOMBSTONE_KEEP_MS (60 * 60 * 1000)
 
-struct worker_slot {
-	struct fx_series_table *handed; /* waiting to be merged; NULL when the slot is free */
-	struct fx_series_table *spare;	/* an empty table to give back on the next hand-over */
-	/* The offsets `handed` covers (durable mode); guarded by slots_lock. */
-	struct fx_partition_offset *offsets;
-	size_t n_offsets, cap_offsets;
-	/* A full delta was handed over in the middle of a message (fx_store_handoff_full): the counts are
-	 * ahead of the offsets until the worker's next fx_store_handoff_offsets. Guarded by slots_lock. */
-	bool ahead;
-};
-
 struct collector {
 	fx_collect_fn collect;
 	fx_snapshot_collect_fn with_snapshot; /* instead of collect, when set */
@@ -71,9 +62,6 @@ struct collector {
 
 struct fx_store {
 	struct fx_store_config config;
-
-	pthread_mutex_t slots_lock; /* guards slots[] */
-	struct worker_slot *slots;
 
 	pthread_mutex_t total_lock; /* guards everything below */
 	struct fx_series_table *total;
@@ -105,23 +93,24 @@ struct fx_store {
 	struct fx_partition_offset *offsets;
 	size_t n_offsets, cap_offsets;
 	struct fx_store_state *published;
+	/* Per worker: a full delta was merged in the middle of a message (fx_store_handoff_full), so the counts
+	 * are ahead of the offsets until the worker's next fx_store_handoff. */
+	bool *ahead;
 	/* A state whose last reference went, its arrays kept for the next take; exchanged atomically. */
 	struct fx_store_state *_Atomic spare_state;
 
 	struct collector collectors[MAX_COLLECTORS];
 	size_t n_collectors;
-	bool locks_ready; /* the three mutexes are initialised (fx_store_destroy after a failed create) */
+	bool locks_ready; /* the mutexes are initialised (fx_store_destroy after a failed create) */
 };
 
 static void state_free(struct fx_store_state *state);
 
-/* Initialises the three mutexes, all or none. Returns 0 or -1. */
+/* Initialises the mutexes, all or none. Returns 0 or -1. */
 static int init_locks(struct fx_store *store)
 {
-	if (pthread_mutex_init(&store->slots_lock, NULL) != 0)
-		return -1;
 	if (pthread_mutex_init(&store->total_lock, NULL) != 0)
-		goto destroy_slots;
+		return -1;
 	if (pthread_mutex_init(&store->sort_lock, NULL) != 0)
 		goto destroy_total;
 	if (pthread_mutex_init(&store->topn_lock, NULL) != 0)
@@ -132,8 +121,6 @@ destroy_sort:
 	pthread_mutex_destroy(&store->sort_lock);
 destroy_total:
 	pthread_mutex_destroy(&store->total_lock);
-destroy_slots:
-	pthread_mutex_destroy(&store->slots_lock);
 	return -1;
 }
 
@@ -145,11 +132,11 @@ struct fx_store *fx_store_create(const struct fx_store_config *config)
 	store->config = *config;
 	if (init_locks(store))
 		goto fail;
-	store->slots = calloc(config->n_workers ? config->n_workers : 1, sizeof(*store->slots));
+	store->ahead = calloc(config->n_workers ? config->n_workers : 1, sizeof(*store->ahead));
 	/* Rows as wide as the layout's keys (series_table.h): the totals are most of the store's memory. */
 	store->total = fx_series_table_create_narrow(config->max_series,
 						     config->layout ? config->layout->n_extra : 0);
-	if (!store->slots || !store->total)
+	if (!store->ahead || !store->total)
 		goto fail;
 	if (config->layout) {
 		store->config.label_mask = config->layout->mask;
@@ -173,14 +160,7 @@ void fx_store_destroy(struct fx_store *store)
 {
 	if (!store)
 		return;
-	if (store->slots) {
-		for (size_t i = 0; i < store->config.n_workers; i++) {
-			fx_series_table_destroy(store->slots[i].handed);
-			fx_series_table_destroy(store->slots[i].spare);
-			free(store->slots[i].offsets);
-		}
-	}
-	free(store->slots);
+	free(store->ahead);
 	fx_series_table_destroy(store->total);
 	free(store->tombstones);
 	free(store->order);
@@ -189,7 +169,6 @@ void fx_store_destroy(struct fx_store *store)
 	state_free(atomic_exchange(&store->spare_state, NULL));
 	fx_snapshot_shared_unref(store->cached);
 	if (store->locks_ready) {
-		pthread_mutex_destroy(&store->slots_lock);
 		pthread_mutex_destroy(&store->total_lock);
 		pthread_mutex_destroy(&store->sort_lock);
 		pthread_mutex_destroy(&store->topn_lock);
@@ -214,76 +193,40 @@ int fx_store_add_snapshot_collector(struct fx_store *store, fx_snapshot_collect_
 	return 0;
 }
 
-struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, struct fx_series_table *delta)
+static int advance_offsets(struct fx_store *store, const struct fx_partition_offset *offsets, size_t n);
+
+/* Merges delta and its offsets into the totals and empties it. Returns false, changing nothing, when the
+ * offsets cannot be taken (out of memory). @locks total_lock held. */
+static bool merge(struct fx_store *store, size_t worker, struct fx_series_table *delta,
+		  const struct fx_partition_offset *offsets, size_t n)
 {
-	struct worker_slot *slot = &store->slots[worker];
-	pthread_mutex_lock(&store->slots_lock);
-	if (slot->handed) {
-		/* The last hand-over is not merged yet: keep counting into the same table. */
-		pthread_mutex_unlock(&store->slots_lock);
-		return delta;
-	}
-	struct fx_series_table *next = slot->spare;
-	if (!next) {
-		pthread_mutex_unlock(&store->slots_lock);
-		/* First hand-over of this worker: make its second table outside the lock. */
-		next = fx_series_table_create_narrow(fx_series_table_max(delta),
-						     fx_series_table_key_extra(delta));
-		if (!next)
-			return delta;
-		fx_series_table_set_fold(next, fx_series_table_fold(delta));
-		pthread_mutex_lock(&store->slots_lock);
-	}
-	slot->spare = NULL;
-	slot->handed = delta;
-	pthread_mutex_unlock(&store->slots_lock);
-	return next;
+	if (advance_offsets(store, offsets, n))
+		return false;
+	store->refused_records += fx_series_table_merge(store->total, delta);
+	fx_series_table_clear(delta);
+	store->generation++;
+	store->ahead[worker] = false; /* called between messages: the offsets cover every count */
+	return true;
 }
 
-static void take_slot_offsets(struct fx_store *store, struct worker_slot *slot);
-
-/* @locks total_lock held. */
-static void merge_handed(struct fx_store *store)
+bool fx_store_handoff(struct fx_store *store, size_t worker, struct fx_series_table *delta,
+		      const struct fx_partition_offset *offsets, size_t n, bool wait)
 {
-	for (size_t i = 0; i < store->config.n_workers; i++) {
-		struct worker_slot *slot = &store->slots[i];
-		pthread_mutex_lock(&store->slots_lock);
-		struct fx_series_table *handed = slot->handed;
-		pthread_mutex_unlock(&store->slots_lock);
-		if (!handed)
-			continue;
-		/* The worker never touches a handed table, and only total_lock holders take it back. */
-		store->refused_records += fx_series_table_merge(store->total, handed);
-		fx_series_table_clear(handed);
-		store->generation++;
-		pthread_mutex_lock(&store->slots_lock);
-		slot->handed = NULL;
-		take_slot_offsets(store, slot);
-		if (!slot->spare) {
-			slot->spare = handed;
-			handed = NULL;
-		}
-		pthread_mutex_unlock(&store->slots_lock);
-		fx_series_table_destroy(handed);
-	}
-}
-
-struct fx_series_table *fx_store_handoff_full(struct fx_store *store, size_t worker,
-					      struct fx_series_table *delta)
-{
-	struct fx_series_table *next = fx_store_handoff(store, worker, delta);
-	if (next == delta) {
+	if (wait)
 		pthread_mutex_lock(&store->total_lock);
-		merge_handed(store);
-		pthread_mutex_unlock(&store->total_lock);
-		next = fx_store_handoff(store, worker, delta);
-	}
-	if (next != delta) {
-		pthread_mutex_lock(&store->slots_lock);
-		store->slots[worker].ahead = true;
-		pthread_mutex_unlock(&store->slots_lock);
-	}
-	return next;
+	else if (pthread_mutex_trylock(&store->total_lock) != 0)
+		return false;
+	bool merged = merge(store, worker, delta, offsets, n);
+	pthread_mutex_unlock(&store->total_lock);
+	return merged;
+}
+
+void fx_store_handoff_full(struct fx_store *store, size_t worker, struct fx_series_table *delta)
+{
+	pthread_mutex_lock(&store->total_lock);
+	(void)merge(store, worker, delta, NULL, 0); /* no offsets to take: cannot fail */
+	store->ahead[worker] = true;
+	pthread_mutex_unlock(&store->total_lock);
 }
 
 struct expiry {
@@ -344,7 +287,6 @@ static void expire(struct fx_store *store, int64_t now_ms)
 void fx_store_tick(struct fx_store *store)
 {
 	pthread_mutex_lock(&store->total_lock);
-	merge_handed(store);
 	expire(store, fx_wall_ms());
 	pthread_mutex_unlock(&store->total_lock);
 }
@@ -504,7 +446,6 @@ static int reserve_copy(struct fx_store *store, struct taking *taking)
 static void copy_total(struct fx_store *store, struct taking *taking, int64_t *taken_ms)
 {
 	pthread_mutex_lock(&store->total_lock);
-	merge_handed(store);
 	*taken_ms = fx_wall_ms();
 	size_t n = exposed_count(store, &taking->generation, &taking->epoch);
 	pthread_mutex_lock(&store->sort_lock);
@@ -755,44 +696,24 @@ int fx_partition_offsets_advance(struct fx_partition_offset **list, size_t *n, s
 	return 0;
 }
 
-/* The offsets of a merged hand-over join the store's (a failed allocation keeps them in the slot, for the
- * next merge: the counts they cover are already in total, so a later merge is still right).
- * @locks total_lock and slots_lock held. */
-static void take_slot_offsets(struct fx_store *store, struct worker_slot *slot)
+/* Advances the store's offsets by n of them, all or none: room first, so that a failed allocation changes
+ * nothing (the counts they cover are then not merged either). Returns 0 or -1. @locks total_lock held. */
+static int advance_offsets(struct fx_store *store, const struct fx_partition_offset *offsets, size_t n)
 {
-	size_t kept = 0;
-	for (size_t i = 0; i < slot->n_offsets; i++) {
-		const struct fx_partition_offset *p = &slot->offsets[i];
-		if (fx_partition_offsets_advance(&store->offsets, &store->n_offsets, &store->cap_offsets, p->topic,
-						 p->partition, p->next))
-			slot->offsets[kept++] = *p;
+	if (!n)
+		return 0;
+	if (store->n_offsets + n > store->cap_offsets) {
+		size_t cap = store->n_offsets + n + 16;
+		struct fx_partition_offset *grown = realloc(store->offsets, cap * sizeof(*grown));
+		if (!grown)
+			return -1;
+		store->offsets = grown;
+		store->cap_offsets = cap;
 	}
-	slot->n_offsets = kept;
-}
-
-struct fx_series_table *fx_store_handoff_offsets(struct fx_store *store, size_t worker,
-						 struct fx_series_table *delta,
-						 const struct fx_partition_offset *offsets, size_t n)
-{
-	struct worker_slot *slot = &store->slots[worker];
-	pthread_mutex_lock(&store->slots_lock);
-	bool busy = slot->handed != NULL;
-	/* Only this worker sets `handed`, so a free slot stays free until fx_store_handoff below. Offsets
-	 * left in the slot by a hand-over that failed are merged with the next one, which covers them. */
-	for (size_t i = 0; i < n && !busy; i++)
-		if (fx_partition_offsets_advance(&slot->offsets, &slot->n_offsets, &slot->cap_offsets,
-						 offsets[i].topic, offsets[i].partition, offsets[i].next))
-			busy = true; /* out of memory: hand nothing over, try again next time */
-	pthread_mutex_unlock(&store->slots_lock);
-	if (busy)
-		return delta;
-	struct fx_series_table *next = fx_store_handoff(store, worker, delta);
-	if (next != delta) { /* the offsets now cover every count handed over */
-		pthread_mutex_lock(&store->slots_lock);
-		slot->ahead = false;
-		pthread_mutex_unlock(&store->slots_lock);
-	}
-	return next;
+	for (size_t i = 0; i < n; i++) /* cannot fail: there is room for every one */
+		(void)fx_partition_offsets_advance(&store->offsets, &store->n_offsets, &store->cap_offsets,
+						   offsets[i].topic, offsets[i].partition, offsets[i].next);
+	return 0;
 }
 
 struct fx_store_state *fx_store_state_ref(struct fx_store_state *state)
@@ -825,24 +746,18 @@ static int reserve(void **array, size_t *cap, size_t n, size_t size)
 	if (*array && n <= *cap)
 		return 0;
 	size_t want = n + n / 8 + 16;
-	void *grown = malloc(want * size);
-	if (!grown)
-		return -1;
-	free(*array);
-	*array = grown;
-	*cap = want;
-	return 0;
+	free(*array); /* first: two at once would be a third copy of the totals at the peak */
+	*array = malloc(want * size);
+	*cap = *array ? want : 0;
+	return *array ? 0 : -1;
 }
 
 struct fx_store_state *fx_store_state_take(struct fx_store *store, struct fx_store_state *last)
 {
 	pthread_mutex_lock(&store->total_lock);
-	merge_handed(store);
 	bool ahead = false;
-	pthread_mutex_lock(&store->slots_lock);
 	for (size_t i = 0; i < store->config.n_workers; i++)
-		ahead |= store->slots[i].ahead;
-	pthread_mutex_unlock(&store->slots_lock);
+		ahead |= store->ahead[i];
 	if (ahead) { /* counts of a message whose offset is not handed over yet: not a consistent state */
 		pthread_mutex_unlock(&store->total_lock);
 		errno = EAGAIN;

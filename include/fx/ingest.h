@@ -57,10 +57,10 @@ void fx_ingest_destroy(struct fx_ingest *ingest);
  * bounded rate. */
 void fx_ingest_message(struct fx_ingest *ingest, const char *message, size_t len, int64_t now_ms);
 
-/* Hands the delta table to the store (see fx_store_handoff) and publishes the rate-source counts. Returns
- * true when nothing is left to hand over, false when the store has not merged the previous hand-over yet
- * (call fx_store_tick, then again). */
-bool fx_ingest_flush(struct fx_ingest *ingest);
+/* Merges the delta table into the store (see fx_store_handoff; `wait`: even if the store is busy) and
+ * publishes the rate-source counts. Returns true when nothing is left to hand over, false when the store
+ * was busy (call again at the next flush). */
+bool fx_ingest_flush(struct fx_ingest *ingest, bool wait);
 
 const struct fx_ingest_stats *fx_ingest_get_stats(const struct fx_ingest *ingest);
 

@@ -1,15 +1,16 @@
 /* The cumulative counters of the whole process, fed by the consumer threads' delta tables, and the
  * snapshots taken from them.
  *
- * A consumer thread counts into a delta table of its own with no lock, and every flush interval hands it
- * over (fx_store_handoff: one mutex per hand-over, never per record). Whoever next needs the totals (a
- * scrape, a push, the main loop's tick) merges the waiting deltas into the cumulative table under the
- * store's lock, then copies it (under the lock) and sorts the copy into a snapshot outside of it.
+ * A consumer thread counts into a delta table of its own with no lock, and every flush interval merges it
+ * into the cumulative table when the store's lock is free (fx_store_handoff: one lock per flush, never per
+ * record, never a wait). A scrape or a push copies the cumulative table under the lock and sorts the copy
+ * into a snapshot outside of it.
  *
  * Thread: every function may be called from any thread unless noted. */
 #ifndef FX_STORE_H
 #define FX_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,7 +42,7 @@ struct fx_store_config {
 struct fx_store;
 
 struct fx_store *fx_store_create(const struct fx_store_config *config);
-/* Accepts NULL. Deltas still waiting are dropped: fx_store_tick first to keep them. */
+/* Accepts NULL. */
 void fx_store_destroy(struct fx_store *store);
 
 /* Adds a collector of self-metrics, called in order on every snapshot. Call before threads start. */
@@ -53,24 +54,28 @@ typedef int (*fx_snapshot_collect_fn)(void *opaque, const struct fx_snapshot *sn
 				      struct fx_family_list *out);
 int fx_store_add_snapshot_collector(struct fx_store *store, fx_snapshot_collect_fn collect, void *opaque);
 
-/* @locality consumer thread `worker` only.
- * Hands `delta` over when the worker's slot is free and returns an empty table to count into next;
- * when the previous hand-over has not been merged yet, returns `delta` itself, to keep counting into. */
-struct fx_series_table *fx_store_handoff(struct fx_store *store, size_t worker, struct fx_series_table *delta);
+struct fx_partition_offset;
 
-/* @locality consumer thread `worker` only. @locks takes total_lock when the slot is busy.
- * For a full delta (a new key would pass its bound): hands `delta` over like fx_store_handoff, first
- * merging a hand-over still waiting, so that the worker gets an empty table now (a bounded moment: one
- * merge, once per max_series distinct keys, never per record). The delta tables themselves never fold:
- * only the total knows which keys it holds, so only the total decides what overflows. Returns `delta`
- * itself only when no table can be had (out of memory). */
-struct fx_series_table *fx_store_handoff_full(struct fx_store *store, size_t worker,
-					      struct fx_series_table *delta);
+/* @locality consumer thread `worker` only, between two messages.
+ * Merges `delta` into the totals and empties it, with the offsets its counts cover (n of them, copied;
+ * durable mode, else none). Without `wait`, only when the totals are free right now: false when they are
+ * busy (a snapshot's copy, a checkpoint's, another worker's merge), and then nothing is taken: keep counting
+ * into `delta`, keep its offsets, and try again at the next flush. With `wait`, waits for them (the end, a
+ * revocation). false with `wait` only when out of memory. */
+bool fx_store_handoff(struct fx_store *store, size_t worker, struct fx_series_table *delta,
+		      const struct fx_partition_offset *offsets, size_t n, bool wait);
 
-/* Merges the waiting deltas and removes expired series. */
+/* @locality consumer thread `worker` only. @locks waits for total_lock.
+ * For a full delta (a new key would pass its bound), in the middle of a message: merges it now and empties
+ * it (a bounded moment: one merge, once per max_series distinct keys, never per record); its counts are
+ * ahead of its offsets until the worker's next fx_store_handoff. The delta tables themselves never fold:
+ * only the total knows which keys it holds, so only the total decides what overflows. */
+void fx_store_handoff_full(struct fx_store *store, size_t worker, struct fx_series_table *delta);
+
+/* Removes expired series. */
 void fx_store_tick(struct fx_store *store);
 
-/* Merges the waiting deltas and returns a new snapshot (owned by the caller), or NULL on allocation
+/* Returns a new snapshot (owned by the caller), or NULL on allocation
  * failure. */
 struct fx_snapshot *fx_store_snapshot(struct fx_store *store);
 
@@ -104,14 +109,6 @@ struct fx_partition_offset {
 int fx_partition_offsets_advance(struct fx_partition_offset **list, size_t *n, size_t *cap, const char *topic,
 				 int32_t partition, int64_t next);
 
-/* @locality consumer thread `worker` only.
- * fx_store_handoff with the offsets the delta's counts cover (n of them, copied): they reach the store's
- * offsets when the delta is merged. They are taken only when the delta is handed over (the table returned
- * is not `delta`); otherwise keep them and hand them over with the next delta. */
-struct fx_series_table *fx_store_handoff_offsets(struct fx_store *store, size_t worker,
-						 struct fx_series_table *delta,
-						 const struct fx_partition_offset *offsets, size_t n);
-
 /* A consistent copy of the counters and of the offsets they cover (reference counted, immutable). */
 struct fx_store_state {
 	struct fx_series *series; /* in the positions of the store's table at `epoch` */
@@ -127,7 +124,7 @@ struct fx_store_state {
 	struct fx_store *home;
 };
 
-/* Merges the waiting deltas and copies the totals and their offsets (one memcpy under the store's lock),
+/* Copies the totals and their offsets (one memcpy under the store's lock),
  * or, when the totals are still those of `last` (may be NULL), returns another reference to `last`: nothing
  * changed, nothing copied. NULL on allocation failure, or with errno EAGAIN while a worker has handed over a
  * full delta in the middle of a message (its counts are then ahead of its offsets until its next flush).

@@ -167,8 +167,7 @@ int main(int argc, char **argv)
 				fx_ingest_message(ingest, text + starts[j], starts[last] - starts[j] - 1, 0);
 				since_flush += last - j;
 				if (since_flush >= 100000) {
-					fx_ingest_flush(ingest);
-					fx_store_tick(store);
+					fx_ingest_flush(ingest, true);
 					since_flush = 0;
 				}
 			}
@@ -186,7 +185,7 @@ int main(int argc, char **argv)
 	double s = median(scanner, repeat), j = median(jansson, repeat), c = median(counting_us, repeat);
 	printf("DECODE records=%zu series=%llu scanner_us=%.3f jansson_us=%.3f ratio=%.1f counter_us=%.3f\n",
 	       n_records, (unsigned long long)gen.series, s, j, s > 0 ? j / s : 0, c);
-	fx_ingest_flush(ingest);
+	fx_ingest_flush(ingest, true);
 	fx_ingest_destroy(ingest);
 	fx_sampling_destroy(sampling);
 	fx_store_destroy(store);

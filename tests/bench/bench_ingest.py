@@ -13,7 +13,8 @@ dropped none). Then, for each run, on the same data and with the same librdkafka
      starts when it logs its first partition assignment and ends at the last moment it was busy (summed
      CPU of its threads, /proc/<pid>/task/*/schedstat, sampled every 10 ms) before
      flow_exporter_records_total reached the number of records produced. CPU per record comes from
-     /proc/<pid>/stat (utime + stime) over that window, peak RSS from VmHWM.
+     /proc/<pid>/stat (utime + stime) over that window, peak RSS from VmHWM: while catching up (read just
+     before the first scrape) and with the final scrape.
 Reports per run and the median and spread (min-max) over the runs; --json writes everything.
 
 Scrapes happen only at the end (a scrape at 100,000 series is real work that would be charged to ingest).
@@ -189,6 +190,7 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
         last = (t0, cpu0)
         last_busy = (t0, cpu0, stat0)
         trace = []  # (seconds since t0, cores busy) every 10 ms, for --trace
+        catchup_hwm = None  # VmHWM before the first scrape: the peak of catching up, without a scrape's
         deadline = t0 + 300
         while time.monotonic() < deadline:
             time.sleep(0.01)
@@ -203,6 +205,8 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
                 last_busy = (now, cpu, stat_cpu_s(proc.pid))
             last = (now, cpu)
             if now - last_busy[0] >= idle_s:
+                if catchup_hwm is None:
+                    catchup_hwm = vm_hwm_kb(proc.pid)
                 values = scrape(port)
                 if values["flow_exporter_records_total"] is not None and \
                         values["flow_exporter_records_total"] >= target:
@@ -213,6 +217,7 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
         seconds = last_busy[0] - t0
         result = dict(seconds=seconds, per_s=target / seconds, cpu_us=(last_busy[2] - stat0) * 1e6 / target,
                       cpu_us_sched=(last_busy[1] - cpu0) / 1e3 / target, hwm_kb=vm_hwm_kb(proc.pid),
+                      catchup_hwm_kb=catchup_hwm,
                       series=values["flow_exporter_series"], counted=values["flow_exporter_records_counted_total"],
                       records=values["flow_exporter_records_total"], trace=trace)
     finally:
@@ -238,6 +243,7 @@ def summarize(name, scenario, all_runs, mock_info, variant):
     ratio = [r["daemon"]["per_s"] / (r["ceiling"]["per_s"] * rec) for r in runs]
     cpu = [r["daemon"]["cpu_us"] for r in runs]
     hwm = [r["daemon"]["hwm_kb"] / 1024 for r in runs]
+    catchup = [r["daemon"]["catchup_hwm_kb"] / 1024 for r in runs]
     s = dict(scenario=name, variant=variant, title=scenario["title"], records=mock_info["records"],
              series=runs[-1]["daemon"]["series"], runs=len(runs),
              daemon_per_s=statistics.median(daemon_rate), daemon_per_s_min=min(daemon_rate),
@@ -246,6 +252,7 @@ def summarize(name, scenario, all_runs, mock_info, variant):
              ratio=statistics.median(ratio), ratio_min=min(ratio), ratio_max=max(ratio),
              cpu_us=statistics.median(cpu), cpu_us_min=min(cpu), cpu_us_max=max(cpu),
              hwm_mb=statistics.median(hwm), hwm_mb_min=min(hwm), hwm_mb_max=max(hwm),
+             catchup_mb=statistics.median(catchup), catchup_mb_min=min(catchup), catchup_mb_max=max(catchup),
              ceiling_cpu_us=statistics.median([r["ceiling"]["cpu_us"] / rec for r in runs]))
     if name in GO_RATE:
         s["vs_go"] = s["daemon_per_s"] / GO_RATE[name]
@@ -256,7 +263,9 @@ def summarize(name, scenario, all_runs, mock_info, variant):
     print(f"  ratio daemon/ceiling {s['ratio']:.2f} [{s['ratio_min']:.2f}-{s['ratio_max']:.2f}]"
           + (f";  vs Go {s['vs_go']:.1f}x" if "vs_go" in s else ""))
     print(f"  daemon CPU us/record {s['cpu_us']:.3f} [{s['cpu_us_min']:.3f}-{s['cpu_us_max']:.3f}]  "
-          f"(ceiling {s['ceiling_cpu_us']:.3f});  peak RSS {s['hwm_mb']:.1f} MB [{s['hwm_mb_min']:.1f}-{s['hwm_mb_max']:.1f}]")
+          f"(ceiling {s['ceiling_cpu_us']:.3f})")
+    print(f"  peak RSS catching up {s['catchup_mb']:.1f} MB [{s['catchup_mb_min']:.1f}-{s['catchup_mb_max']:.1f}];  "
+          f"with the final scrape {s['hwm_mb']:.1f} MB [{s['hwm_mb_min']:.1f}-{s['hwm_mb_max']:.1f}]")
     sys.stdout.flush()
     return s
 
@@ -332,7 +341,8 @@ def main():
                         if opts.trace:
                             log("cpu trace (s, cores): " + " ".join(f"{t:.2f}:{c:.1f}/{m:.1f}" for t, c, m in daemon["trace"]))
                         log(f"{name} run {k} {v}: daemon {daemon['per_s']:,.0f} rec/s {daemon['cpu_us']:.3f} cpu-us/rec "
-                            f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['hwm_kb'] / 1024:.1f} MB "
+                            f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['catchup_hwm_kb'] / 1024:.1f} MB "
+                            f"({daemon['hwm_kb'] / 1024:.1f} with the scrape) "
                             f"series {daemon['series']:,.0f}; ceiling {ceiling['per_s'] * rec:,.0f} rec/s "
                             f"{ceiling['cpu_us'] / rec:.3f} cpu-us/rec; ratio "
                             f"{daemon['per_s'] / (ceiling['per_s'] * rec):.2f}; load {load:.1f}")
@@ -354,13 +364,14 @@ def main():
         with open(opts.json, "w") as f:
             json.dump(dict(summaries=summaries, scenarios=everything, workers=opts.workers, variants=variants,
                            daemon_args=daemon_args, kafka_opts=kafka_opts), f, indent=1)
-    print("\n| scenario | variant | records/s (median [min-max]) | ceiling records/s | daemon/ceiling | vs Go | CPU µs/record | peak RSS MB [min-max] | series |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| scenario | variant | records/s (median [min-max]) | ceiling records/s | daemon/ceiling | vs Go | CPU µs/record | peak RSS MB catching up | with the final scrape | series |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in summaries:
         print(f"| {s['title']} | {s['variant']} | {s['daemon_per_s']:,.0f} [{s['daemon_per_s_min']:,.0f}-{s['daemon_per_s_max']:,.0f}] "
               f"| {s['ceiling_per_s']:,.0f} [{s['ceiling_per_s_min']:,.0f}-{s['ceiling_per_s_max']:,.0f}] "
               f"| {s['ratio']:.2f} [{s['ratio_min']:.2f}-{s['ratio_max']:.2f}] "
               f"| {s.get('vs_go', 0):.1f}x | {s['cpu_us']:.2f} [{s['cpu_us_min']:.2f}-{s['cpu_us_max']:.2f}] "
+              f"| {s['catchup_mb']:.0f} [{s['catchup_mb_min']:.0f}-{s['catchup_mb_max']:.0f}] "
               f"| {s['hwm_mb']:.0f} [{s['hwm_mb_min']:.0f}-{s['hwm_mb_max']:.0f}] | {s['series']:,.0f} |")
 
 

@@ -232,14 +232,11 @@ static void world_add(struct world *world, size_t i, uint64_t bytes, int64_t now
 		world_count(world, &key, !direction, bytes / 3, bytes / 2100 + 1, now_ms);
 }
 
-/* Hands the delta over and merges it (the store's tick). */
+/* Merges the delta into the store. */
 static void world_flush(struct world *world)
 {
-	struct fx_series_table *next;
-	while ((next = fx_store_handoff(world->store, 0, world->delta)) == world->delta)
-		fx_store_tick(world->store);
-	world->delta = next;
-	fx_store_tick(world->store);
+	if (!fx_store_handoff(world->store, 0, world->delta, NULL, 0, true))
+		abort();
 }
 
 static void world_create(struct world *world, size_t n_series, const struct world_options *options)

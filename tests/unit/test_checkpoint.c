@@ -94,10 +94,8 @@ static void count(struct world *w, unsigned n, uint64_t round, int64_t next)
 		      0);
 	}
 	struct fx_partition_offset offset = {"t", 0, next};
-	struct fx_series_table *back = fx_store_handoff_offsets(w->store, 0, delta, &offset, 1);
-	CHECK(back != delta);
-	fx_store_tick(w->store);
-	fx_series_table_destroy(back);
+	CHECK(fx_store_handoff(w->store, 0, delta, &offset, 1, false));
+	fx_series_table_destroy(delta);
 }
 
 static uint64_t exposed_bytes(struct world *w, size_t *n)

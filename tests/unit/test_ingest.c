@@ -50,8 +50,7 @@ static void teardown(struct fixture *f)
 
 static struct fx_snapshot *flush(struct fixture *f)
 {
-	while (!fx_ingest_flush(f->ingest))
-		fx_store_tick(f->store);
+	CHECK(fx_ingest_flush(f->ingest, true));
 	return fx_store_snapshot(f->store);
 }
 

@@ -188,8 +188,7 @@ static void world_destroy(struct world *w)
 
 static struct fx_snapshot *world_snapshot(struct world *w)
 {
-	while (!fx_ingest_flush(w->ingest))
-		fx_store_tick(w->store);
+	CHECK(fx_ingest_flush(w->ingest, true));
 	return fx_store_snapshot(w->store);
 }
 
@@ -270,8 +269,7 @@ static void test_overflow(void)
 		}
 		fx_ingest_message(w.ingest, message, len, 1000 + m);
 		if (rng % 97 == 0) {
-			fx_ingest_flush(w.ingest);
-			fx_store_tick(w.store);
+			fx_ingest_flush(w.ingest, false);
 		}
 	}
 	struct fx_snapshot *snapshot = world_snapshot(&w);

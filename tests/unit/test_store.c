@@ -36,15 +36,11 @@ static void *worker_main(void *opaque)
 			if (fx_series_table_add(delta, &key, FX_DIR_RECEIVE, k + 1, 1, 1000 + round))
 				abort();
 		}
-		if (round % 7 == 0)
-			delta = fx_store_handoff(arg->store, arg->index, delta);
+		if (round % 7 == 0) /* when the totals are free; busy, the counts stay in delta */
+			fx_store_handoff(arg->store, arg->index, delta, NULL, 0, false);
 	}
-	/* Hand the rest over, merging when the slot is still busy. */
-	while (fx_series_table_count(delta)) {
-		delta = fx_store_handoff(arg->store, arg->index, delta);
-		if (fx_series_table_count(delta))
-			fx_store_tick(arg->store);
-	}
+	if (!fx_store_handoff(arg->store, arg->index, delta, NULL, 0, true)) /* the rest */
+		abort();
 	fx_series_table_destroy(delta);
 	return NULL;
 }
@@ -134,9 +130,8 @@ static void test_incremental_order(void)
 			fx_series_table_expire(reference, fx_wall_ms() - 1000, NULL, NULL);
 		}
 		if (fx_series_table_count(delta)) {
-			struct fx_series_table *next = fx_store_handoff(store, 0, delta);
-			CHECK(next != delta);
-			delta = next;
+			CHECK(fx_store_handoff(store, 0, delta, NULL, 0, false)); /* nothing else holds the lock */
+			CHECK_EQ_U64(fx_series_table_count(delta), 0);
 		}
 		if (kind == 5) {
 			/* Make the live series old enough to expire, except the fresh one. */
@@ -192,7 +187,7 @@ static void test_tombstone_bound(void)
 			struct fx_series_key key = key_of(10 * round + k);
 			CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, 1, 1, old) == 0);
 		}
-		delta = fx_store_handoff(store, 0, delta);
+		CHECK(fx_store_handoff(store, 0, delta, NULL, 0, true));
 		fx_store_tick(store); /* the two series expire: the first round fills the tombstones */
 	}
 	CHECK_EQ_U64(self_metric(store, "flow_exporter_series"), 0);
@@ -224,7 +219,7 @@ static void test_state_take(void)
 		}
 		expected_bytes += 3 * 100 * round;
 		struct fx_partition_offset offset = {.topic = "t", .partition = 0, .next = round};
-		delta = fx_store_handoff_offsets(store, 0, delta, &offset, 1);
+		CHECK(fx_store_handoff(store, 0, delta, &offset, 1, false));
 		struct fx_store_state *state = fx_store_state_take(store, kept);
 		CHECK(state != NULL && state != kept);
 		if (!state)
@@ -252,7 +247,7 @@ static void test_state_take(void)
 	for (int i = 0; i < 2; i++) {
 		struct fx_series_key key = key_of(0);
 		CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, 1, 1, 1000) == 0);
-		delta = fx_store_handoff(store, 0, delta);
+		CHECK(fx_store_handoff(store, 0, delta, NULL, 0, true));
 		taken[i] = fx_store_state_take(store, i ? taken[0] : kept);
 		CHECK(taken[i] != NULL);
 		if (i == 0)
@@ -317,7 +312,7 @@ int main(void)
 	struct fx_series_table *delta = fx_series_table_create(10);
 	struct fx_series_key key = key_of(0);
 	CHECK(fx_series_table_add(delta, &key, FX_DIR_TRANSMIT, 5, 1, 2000) == 0);
-	delta = fx_store_handoff(store, 0, delta);
+	CHECK(fx_store_handoff(store, 0, delta, NULL, 0, true));
 	fx_store_tick(store);
 	CHECK_EQ_U64(snapshot->series[0].bytes[FX_DIR_TRANSMIT], 0);
 	fx_snapshot_destroy(snapshot);
@@ -335,7 +330,7 @@ int main(void)
 	struct fx_series_key old_key = key_of(1), new_key = key_of(2);
 	CHECK(fx_series_table_add(delta, &old_key, FX_DIR_RECEIVE, 1, 1, now - 120000) == 0);
 	CHECK(fx_series_table_add(delta, &new_key, FX_DIR_RECEIVE, 1, 1, now) == 0);
-	delta = fx_store_handoff(store, 0, delta);
+	CHECK(fx_store_handoff(store, 0, delta, NULL, 0, true));
 	fx_store_tick(store);
 	snapshot = fx_store_snapshot(store);
 	CHECK_EQ_U64(snapshot->n_series, 1);
@@ -357,7 +352,7 @@ int main(void)
 		for (unsigned r = 0; r <= k; r++) /* key k gets k+1 records */
 			CHECK(fx_series_table_add(delta, &limited, FX_DIR_RECEIVE, 1, 1, now) == 0);
 	}
-	delta = fx_store_handoff(store, 0, delta);
+	CHECK(fx_store_handoff(store, 0, delta, NULL, 0, true));
 	struct fx_family_list *self = fx_family_list_create();
 	fx_store_tick(store);
 	CHECK(fx_store_collect(store, self) == 0);

@@ -143,8 +143,7 @@ static void test_model(void)
 			sent[h][transmit ? 1 : 0] += bytes;
 			sent[h][transmit ? 3 : 2] += 2;
 		}
-		while (!fx_ingest_flush(w.ingest))
-			fx_store_tick(w.store);
+		CHECK(fx_ingest_flush(w.ingest, true));
 		struct fx_snapshot *snapshot = fx_store_snapshot(w.store);
 		CHECK(snapshot != NULL);
 		if (!snapshot)
