@@ -440,6 +440,7 @@ static int apply_settings(rd_kafka_conf_t *conf, const struct fx_consumer_config
 	    /* librdkafka needs a group.id for assign() too; without subscribe() no group is joined. */
 	    {"group.id", config->group},
 	    {"statistics.interval.ms", STATISTICS_INTERVAL},
+	    {"fetch.wait.max.ms", FX_KAFKA_FETCH_WAIT_MS},
 	    {"queued.max.messages.kbytes", bounded ? queue_kbytes : NULL},
 	    {"fetch.max.bytes", bounded ? fetch_bytes : NULL},
 	    {"max.partition.fetch.bytes", bounded ? partition_bytes : NULL},

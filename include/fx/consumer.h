@@ -61,6 +61,14 @@ struct fx_consumer_config {
 
 struct fx_consumer;
 
+/* fetch.wait.max.ms, ours unless a --kafka-opt says otherwise: how long a broker may hold a fetch that
+ * finds nothing new. librdkafka's 500 ms stalled catching up: a partition whose worker queue is at its bound
+ * is left out of the fetch sent next, and when that fetch holds only partitions at their end the broker
+ * keeps it the whole wait; the paused partitions, drained meanwhile, wait for it to return (one fetch in
+ * flight per broker), so a backlog's last records came in every 500 ms. At 50 ms an idle consumer sends 20
+ * empty fetches a second per broker; new data is returned as soon as it comes either way. */
+#define FX_KAFKA_FETCH_WAIT_MS "50"
+
 /* The librdkafka settings a prefetch bound is derived into: half of it for the worker queues
  * (queued.max.messages.kbytes applies to each queue the partitions are forwarded to), a quarter for a fetch
  * response (fetch.max.bytes, at most FX_PREFETCH_FETCH_MAX) and another for the one in flight;

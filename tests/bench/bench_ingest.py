@@ -108,7 +108,8 @@ def scrape(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
     values = {}
-    for name in ("flow_exporter_records_total", "flow_exporter_records_counted_total", "flow_exporter_series"):
+    for name in ("flow_exporter_records_total", "flow_exporter_records_counted_total", "flow_exporter_series",
+                 "flow_exporter_kafka_fetch_wakeups_total"):
         m = re.search(rf"^{name} (\S+)$", text, re.M)
         values[name] = float(m.group(1)) if m else None
     return values
@@ -218,6 +219,7 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
         result = dict(seconds=seconds, per_s=target / seconds, cpu_us=(last_busy[2] - stat0) * 1e6 / target,
                       cpu_us_sched=(last_busy[1] - cpu0) / 1e3 / target, hwm_kb=vm_hwm_kb(proc.pid),
                       catchup_hwm_kb=catchup_hwm,
+                      fetch_wakeups=values["flow_exporter_kafka_fetch_wakeups_total"],
                       series=values["flow_exporter_series"], counted=values["flow_exporter_records_counted_total"],
                       records=values["flow_exporter_records_total"], trace=trace)
     finally:

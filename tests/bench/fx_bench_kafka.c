@@ -387,7 +387,8 @@ static rd_kafka_t *ceiling_handle(struct ceiling *ceiling)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (conf_set(conf, "bootstrap.servers", ceiling->brokers) ||
 	    conf_set(conf, "group.id", ceiling->group) || conf_set(conf, "auto.offset.reset", "earliest") ||
-	    conf_set(conf, "enable.auto.commit", "false") || conf_set(conf, "log_level", "3"))
+	    conf_set(conf, "enable.auto.commit", "false") || conf_set(conf, "log_level", "3") ||
+	    conf_set(conf, "fetch.wait.max.ms", FX_KAFKA_FETCH_WAIT_MS))
 		exit(2);
 	struct fx_prefetch prefetch = fx_consumer_prefetch(ceiling->prefetch_bytes, ceiling->consumers);
 	snprintf(text[0], sizeof(text[0]), "%llu", (unsigned long long)prefetch.queue_kbytes);
