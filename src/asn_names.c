@@ -34,6 +34,7 @@
 #include "fx/clock.h"
 #include "fx/http_client.h"
 #include "fx/log.h"
+#include "fx/thread_name.h"
 
 /* ---- The service: current map, loaders, background refresh ---- */
 
@@ -600,6 +601,7 @@ struct fx_asn_names *fx_asn_names_create(const struct fx_asn_names_config *confi
 		goto fail;
 	}
 	names->thread_started = true;
+	fx_thread_name(names->thread, "asn-names", -1);
 	return names;
 
 fail_free:

@@ -45,6 +45,7 @@
 #include "fx/clock.h"
 #include "fx/log.h"
 #include "fx/series_table.h"
+#include "fx/thread_name.h"
 
 #define MAGIC "FXCP"
 #define FORMAT_VERSION 1u
@@ -956,6 +957,7 @@ int fx_checkpoint_start(struct fx_checkpoint *cp)
 		return -1;
 	}
 	cp->started = true;
+	fx_thread_name(cp->thread, "checkpoint", -1);
 	return 0;
 }
 

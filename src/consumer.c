@@ -45,6 +45,7 @@
 
 #include "fx/clock.h"
 #include "fx/log.h"
+#include "fx/thread_name.h"
 
 #define BATCH_MAX 1024
 #define POLL_MS 100
@@ -1012,12 +1013,14 @@ int fx_consumer_start(struct fx_consumer *consumer)
 			return -1;
 		}
 		worker->thread_started = true;
+		fx_thread_name(worker->thread, "worker", (long)i);
 	}
 	if (pthread_create(&consumer->control_thread, NULL, control_main, consumer)) {
 		fx_error("kafka: cannot start the consumer's control thread");
 		return -1;
 	}
 	consumer->control_started = true;
+	fx_thread_name(consumer->control_thread, "kafka", -1);
 	if (config->partitions_mode)
 		fx_info("kafka: consuming %s partitions of %zu topic(s) from the newest offset, no consumer "
 			"group",

@@ -22,6 +22,7 @@
 #include "fx/buf.h"
 #include "fx/clock.h"
 #include "fx/log.h"
+#include "fx/thread_name.h"
 
 #define DEMO_PARTITIONS 4
 #define TICK_MS 100
@@ -194,6 +195,7 @@ struct fx_demo *fx_demo_create(const struct fx_demo_config *config)
 		goto fail;
 	}
 	demo->thread_started = true;
+	fx_thread_name(demo->thread, "demo", -1);
 	return demo;
 fail:
 	fx_error("demo: %s", demo ? errstr : "out of memory");

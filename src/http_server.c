@@ -60,6 +60,7 @@
 #include "fx/expo_negotiate.h"
 #include "fx/expo_text.h"
 #include "fx/log.h"
+#include "fx/thread_name.h"
 
 #ifndef FX_VERSION
 #define FX_VERSION "unknown"
@@ -1330,6 +1331,7 @@ struct fx_http_server *fx_http_server_start(const struct fx_http_server_config *
 		goto fail;
 	}
 	server->watchdog_started = true;
+	fx_thread_name(server->watchdog, "http-watch", -1);
 	if (fx_web_config_has_users(server->web) && !server->tls)
 		fx_warn(
 		    "http: basic auth without tls_server_config: passwords cross the network in the clear");

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "fx/log.h"
+#include "fx/thread_name.h"
 
 #define MAX_CLIENTS 2
 
@@ -186,6 +187,7 @@ int fx_push_loop_start(struct fx_push_loop *loop)
 	if (pthread_create(&loop->thread, NULL, run, loop) != 0)
 		return -1;
 	loop->thread_started = true;
+	fx_thread_name(loop->thread, "push", -1);
 	return 0;
 }
 

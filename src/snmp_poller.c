@@ -21,6 +21,7 @@
 
 #include "fx/clock.h"
 #include "fx/log.h"
+#include "fx/thread_name.h"
 
 #include <net-snmp/net-snmp-config.h>
 #include <net-snmp/net-snmp-includes.h>
@@ -450,6 +451,7 @@ struct fx_snmp_poller *fx_snmp_poller_create(const struct fx_snmp_poller_config 
 		goto fail;
 	}
 	poller->started = true;
+	fx_thread_name(poller->thread, "snmp", -1);
 	return poller;
 fail:
 	fx_snmp_poller_destroy(poller);
