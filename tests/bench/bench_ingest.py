@@ -213,7 +213,7 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
         last = (t0, cpu0)
         last_counting = cpu_ns(proc.pid, counting)
         last_busy = (t0, cpu0, stat0)
-        trace = []  # (seconds since t0, cores busy) every 10 ms, for --trace
+        trace = []  # (seconds since t0, cores busy: all threads, counting threads, the mock) every 10 ms
         catchup_hwm = None  # VmHWM before the first scrape: the peak of catching up, without a scrape's
         deadline = t0 + 300
         while time.monotonic() < deadline:
@@ -222,10 +222,12 @@ def run_daemon(daemon, mock, group, asn_file, daemon_args, kafka_opts, busy_core
             if cpu is None or proc.poll() is not None:
                 raise RuntimeError("the daemon exited:\n" + "".join(log_tail))
             mock_now = cpu_ns(mock.proc.pid)
-            trace.append((round(now - t0, 3), round((cpu - last[1]) / 1e9 / (now - last[0]), 2),
-                          round((mock_now - mock_cpu[0]) / 1e9 / (now - last[0]), 2)))
-            mock_cpu[0] = mock_now
             counting_now = cpu_ns(proc.pid, counting) if counting else cpu
+            span = now - last[0]
+            trace.append((round(now - t0, 3), round((cpu - last[1]) / 1e9 / span, 2),
+                          round(((counting_now or last_counting) - last_counting) / 1e9 / span, 2),
+                          round((mock_now - mock_cpu[0]) / 1e9 / span, 2)))
+            mock_cpu[0] = mock_now
             if counting_now is not None and (counting_now - last_counting) / 1e9 > threshold * (now - last[0]):
                 last_busy = (now, cpu, stat_cpu_s(proc.pid))
             last = (now, cpu)
@@ -316,7 +318,7 @@ def main():
     ap.add_argument("--compression", default="none", help="producer compression.codec of the data")
     ap.add_argument("--messages-scale", type=float, default=1.0, help="scale the scenarios' message counts")
     ap.add_argument("--smoke", action="store_true", help="one short run of a small scenario (ctest)")
-    ap.add_argument("--trace", action="store_true", help="log the daemon's and the mock's CPU (cores) every 10 ms of each run")
+    ap.add_argument("--trace", action="store_true", help="log the daemon's (all threads, counting threads) and the mock's CPU (cores) every 10 ms of each run")
     ap.add_argument("--json", help="write the runs and the summaries here")
     opts = ap.parse_args()
     variants = {}
@@ -367,7 +369,8 @@ def main():
                                             daemon_args + flags, kafka_opts)
                         daemons[v] = daemon
                         if opts.trace:
-                            log("cpu trace (s, cores): " + " ".join(f"{t:.2f}:{c:.1f}/{m:.1f}" for t, c, m in daemon["trace"]))
+                            log("cpu trace (s: cores of the daemon/its counting threads/the mock): " +
+                                " ".join(f"{t:.2f}:{c:.1f}/{w:.1f}/{m:.1f}" for t, c, w, m in daemon["trace"]))
                         log(f"{name} run {k} {v}: daemon {daemon['per_s']:,.0f} rec/s {daemon['cpu_us']:.3f} cpu-us/rec "
                             f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['catchup_hwm_kb'] / 1024:.1f} MB "
                             f"({daemon['hwm_kb'] / 1024:.1f} with the scrape) "
