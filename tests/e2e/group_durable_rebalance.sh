@@ -49,6 +49,12 @@ log "a counted and checkpointed the first half ($(counted "$PORT_A") records) be
 
 PORT_B=$(free_port)
 start_exporter b "$PORT_B" "${common_args[@]}" --state-dir="$TEST_TMP/state-b"
+# Idle until the rebalance is over (b assigned, a assigned again after its revocation): a record a counts
+# during the rebalance would be counted again by b (see above: the mock refuses the revocation's commit).
+ready_b() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$PORT_B/-/ready"; }
+a_rejoined() { grep -A1000 "kafka: lost [0-9]* partition(s)" "$TEST_TMP/a.log" | grep -q "kafka: assigned"; }
+wait_until 30 "b to be assigned its partitions" ready_b
+wait_until 30 "a to be assigned its share again" a_rejoined
 for ((c = CHUNKS / 2; c < CHUNKS; c++)); do
 	produce_chunk "$c"
 	sleep 0.5
