@@ -192,7 +192,8 @@ static unsigned char *write_bytes(unsigned char *at, const void *bytes, size_t n
 static unsigned char *write_string(unsigned char *at, const char *s, size_t len)
 {
 	uint16_t head = s ? (uint16_t)len : STRING_NONE;
-	return write_bytes(write_bytes(at, &head, 2), s, len);
+	at = write_bytes(at, &head, 2);
+	return len ? write_bytes(at, s, len) : at; /* s is NULL for none: no memcpy from it */
 }
 
 /* One series, in put()'s layout, written straight into room reserved once (the checkpoint of a full table

@@ -1,6 +1,6 @@
 /* Checkpoints: a store's counters and offsets survive a round trip (full and delta checkpoints, strings of
- * the extra dimensions, created_ms); a log cut at every byte of its last record, and one with a flipped
- * byte, are detected and the checkpoint before is used; a restore falls back to checkpoint.prev when the
+ * the extra dimensions, created_ms; series without a hostname or an extra string too); a log cut at every
+ * byte of its last record, and one with a flipped byte, are detected and the checkpoint before is used; a restore falls back to checkpoint.prev when the
  * current log is unreadable, and to an older checkpoint when the group has not committed the newest one;
  * snapshots expose only what was checkpointed and committed. */
 #include <fcntl.h>
@@ -90,6 +90,11 @@ static void count(struct world *w, unsigned n, uint64_t round, int64_t next)
 					    .as_dst = 64500,
 					    .present = w->layout.mask};
 		key.extra[0] = fx_intern_id(w->strings, proto, strlen(proto));
+		if (i % 11 == 3) { /* no hostname, no protocol: strings written as none */
+			key.hostname = NULL;
+			key.extra[0] = 0;
+			key.present &= ~(uint32_t)(FX_LABEL_HOSTNAME | FX_LABEL_EXTRA(0));
+		}
 		CHECK(fx_series_table_add(delta, &key, FX_DIR_RECEIVE, round * (i + 1), round, 1000 + i) >=
 		      0);
 	}
