@@ -26,10 +26,7 @@ PARTITIONS=4
 CHUNKS=4
 push_set "$SET" 1414 "$PARTITIONS" 25 --chunks "$CHUNKS"
 LOCAL=$(cat "$SET/local")
-for ((c = 0; c < CHUNKS; c++)); do
-	upto=$(seq -s, 0 "$c")
-	push_expect "$SET" "$TEST_TMP/expected$c" --chunks "$upto" --counts-out "$TEST_TMP/expected$c-counts.json"
-done
+push_expect_chunks "$SET" "$CHUNKS"
 
 start_mock --topic flows:$PARTITIONS
 PORT=$(free_port)

@@ -14,10 +14,7 @@ PARTITIONS=4
 CHUNKS=5
 push_set "$SET" 1515 "$PARTITIONS" 20 --chunks "$CHUNKS"
 LOCAL=$(cat "$SET/local")
-for ((c = 0; c < CHUNKS; c++)); do
-	push_expect "$SET" "$TEST_TMP/expected$c" --chunks "$(seq -s, 0 "$c")" \
-		--counts-out "$TEST_TMP/expected$c-counts.json"
-done
+push_expect_chunks "$SET" "$CHUNKS"
 
 start_mock --topic flows:$PARTITIONS
 PORT=$(free_port)

@@ -32,6 +32,16 @@ json.dump({family: {"": sum(by_host.values())} for family, by_host in hosts.item
 		"$out.hosts.json" "$out.sum.json"
 }
 
+# push_expect_chunks SET CHUNKS: for each c < CHUNKS, the expectation after chunks 0..c (push_expect) in
+# $TEST_TMP/expected$c.*, with the record counts in $TEST_TMP/expected$c-counts.json (for wait_metrics).
+push_expect_chunks() {
+	local set=$1 chunks=$2 c
+	for ((c = 0; c < chunks; c++)); do
+		push_expect "$set" "$TEST_TMP/expected$c" --chunks "$(seq -s, 0 "$c")" \
+			--counts-out "$TEST_TMP/expected$c-counts.json"
+	done
+}
+
 # start_bg NAME COMMAND...: runs COMMAND with its output in $TEST_TMP/NAME.log, remembered for the trap;
 # sets NAME_PID.
 start_bg() {
