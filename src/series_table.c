@@ -469,11 +469,6 @@ void fx_series_table_set_fold(struct fx_series_table *table, const struct fx_key
 	table->fold = layout;
 }
 
-const struct fx_key_layout *fx_series_table_fold(const struct fx_series_table *table)
-{
-	return table->fold;
-}
-
 size_t fx_series_table_count_held(const struct fx_series_table *table)
 {
 	return table->count - table->n_folded;

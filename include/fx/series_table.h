@@ -36,7 +36,6 @@ size_t fx_series_table_key_extra(const struct fx_series_table *table);
 /* From now on, a new held series past max_series is added to its overflow series (fx_key_overflow of
  * layout, borrowed) instead of being refused: by fx_series_table_add and fx_series_table_merge. */
 void fx_series_table_set_fold(struct fx_series_table *table, const struct fx_key_layout *layout);
-const struct fx_key_layout *fx_series_table_fold(const struct fx_series_table *table);
 /* Series without "other" labels: what max_series bounds. */
 size_t fx_series_table_count_held(const struct fx_series_table *table);
 void fx_series_table_destroy(struct fx_series_table *table);
