@@ -3,13 +3,13 @@
 count-only librdkafka ceiling measured on the same data in the same run.
 
 For each scenario, fx_bench_kafka pre-produces the messages into a mock cluster (and checks that the mock
-dropped none). Then, for each run, on the same data and with the same librdkafka settings:
+dropped none). Then, for each run, on the same data and with the same librdkafka settings, one after the
+other in an order that rotates from run to run (so that no one always runs first, or right after another):
   1. the ceiling: `fx_bench_kafka ceiling` (one handle, its partitions forwarded to as many count-only
      threads as the daemon has workers, the daemon's prefetch bound: the daemon's own design, see
      fx_bench_kafka.c) in a fresh consumer group; it times itself from its first assignment to the last
      message;
-  2. each daemon variant (--variant; the order rotates from run to run, so that before and after are
-     interleaved): `flow-exporter --group=<fresh> --kafka-opt=auto.offset.reset=earliest ...`. The window
+  2. each daemon variant (--variant): `flow-exporter --group=<fresh> --kafka-opt=auto.offset.reset=earliest ...`. The window
      starts when it logs its first partition assignment and ends at the last moment it was busy (summed
      CPU of its counting threads fx-worker-*, or of all its threads if it does not name them,
      /proc/<pid>/task/*/schedstat, sampled every 10 ms) before
@@ -57,6 +57,9 @@ SMOKE = dict(title="smoke", records=1, hosts=5, asns=5, ifaces=2, partitions=8, 
 
 # The Go program's figures from issue 5 (records/s), for the ratios.
 GO_RATE = {"small": 145000, "large": 75000}
+
+
+CEILING = "ceiling"  # the count-only consumer's turn in a run
 
 
 def max_series_arg(daemon_args, default):
@@ -378,6 +381,8 @@ def main():
     for v in opts.variant:
         name, command = v.split("=", 1)
         words = shlex.split(command)
+        if name == CEILING:
+            ap.error(f"--variant: {CEILING} names the count-only consumer")
         variants[name] = (words[0], words[1:])
     if opts.daemon:
         variants["daemon"] = (opts.daemon, [])
@@ -412,11 +417,16 @@ def main():
                 names = list(variants)
                 for k in range(runs_wanted):
                     load = os.getloadavg()[0]
-                    ceiling = run_ceiling(opts.tools, mock, f"ceiling-{tag}-{name}-{k}", consumers, kafka_opts,
-                                          opts.ceiling_prefetch_bytes)
                     rec = scenario["records"]
                     daemons = {}
-                    for v in names[k % len(names):] + names[:k % len(names)]:
+                    # The ceiling takes its turn in the rotation too, so that no variant always runs right
+                    # after it (or last): a position in the run is nobody's advantage.
+                    order = [CEILING] + names
+                    for v in order[k % len(order):] + order[:k % len(order)]:
+                        if v == CEILING:
+                            ceiling = run_ceiling(opts.tools, mock, f"ceiling-{tag}-{name}-{k}", consumers,
+                                                  kafka_opts, opts.ceiling_prefetch_bytes)
+                            continue
                         binary, flags = variants[v]
                         daemon = run_daemon(binary, mock, f"fx-{tag}-{name}-{k}-{v}", asn_file,
                                             daemon_args + flags, kafka_opts, trace_mock=opts.trace)
@@ -424,12 +434,6 @@ def main():
                         if opts.trace:
                             log("cpu trace (s: cores of the daemon/its counting threads/the mock): " +
                                 " ".join(f"{t:.2f}:{c:.1f}/{w:.1f}/{m:.1f}" for t, c, w, m in daemon["trace"]))
-                        log(f"{name} run {k} {v}: daemon {daemon['per_s']:,.0f} rec/s {daemon['cpu_us']:.3f} cpu-us/rec "
-                            f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['catchup_hwm_kb'] / 1024:.1f} MB "
-                            f"({daemon['hwm_kb'] / 1024:.1f} with the scrape) "
-                            f"series {daemon['series']:,.0f}; ceiling {ceiling['per_s'] * rec:,.0f} rec/s "
-                            f"{ceiling['cpu_us'] / rec:.3f} cpu-us/rec; ratio "
-                            f"{daemon['per_s'] / (ceiling['per_s'] * rec):.2f}; load {load:.1f}")
                         want_series = mock.info["series"]
                         if scenario.get("held") == "max-series":  # bounded by the flag, the rest overflowed
                             want_series = min(want_series, max_series_arg(opts.daemon_arg, want_series))
@@ -438,6 +442,14 @@ def main():
                                              f"series, expected {mock.info['records']} in {mock.info['series']}")
                         if not opts.trace:
                             del daemon["trace"]
+                    for v in names:
+                        daemon = daemons[v]
+                        log(f"{name} run {k} {v}: daemon {daemon['per_s']:,.0f} rec/s {daemon['cpu_us']:.3f} cpu-us/rec "
+                            f"(sched {daemon['cpu_us_sched']:.3f}) {daemon['catchup_hwm_kb'] / 1024:.1f} MB "
+                            f"({daemon['hwm_kb'] / 1024:.1f} with the scrape) "
+                            f"series {daemon['series']:,.0f}; ceiling {ceiling['per_s'] * rec:,.0f} rec/s "
+                            f"{ceiling['cpu_us'] / rec:.3f} cpu-us/rec; ratio "
+                            f"{daemon['per_s'] / (ceiling['per_s'] * rec):.2f}; load {load:.1f}")
                     runs.append(dict(ceiling=ceiling, daemons=daemons, load=load))
                 for v in names:
                     summaries.append(summarize(name, scenario, runs, mock.info, v))

@@ -579,27 +579,33 @@ static void test_refusals_and_secrets(void)
 	dup2(fd, 2);
 	close(fd);
 	fx_log_set_level(FX_LOG_DEBUG);
+	/* Nothing is checked while stderr goes to the file: a failure's message would end up there. */
 	struct fx_rw_sender *sender = fx_rw_sender_create(&config);
-	CHECK(sender != NULL);
-	store.stats[0] = fx_rw_sender_stats(sender);
-	store.endpoints.stats = store.stats;
-	__atomic_store_n(&store.endpoints.n, 1, __ATOMIC_RELEASE);
-	CHECK(fx_rw_sender_start(sender) == 0);
-	json_t *lines = wait_for(&receiver, 200, 2, 5000);
-	fx_rw_sender_destroy(sender);
-	CHECK_EQ_U64(__atomic_load_n(&store.collect_failures, __ATOMIC_RELAXED), 0);
+	int started = -1;
+	json_t *lines = NULL;
+	if (sender) {
+		store.stats[0] = fx_rw_sender_stats(sender);
+		store.endpoints.stats = store.stats;
+		__atomic_store_n(&store.endpoints.n, 1, __ATOMIC_RELEASE);
+		started = fx_rw_sender_start(sender);
+		lines = wait_for(&receiver, 200, 2, 5000);
+		fx_rw_sender_destroy(sender);
+	}
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
 	fx_log_set_level(FX_LOG_INFO);
 
 	char *logged = read_whole(log_path);
+	int failures_before = check_failures;
+	CHECK(sender != NULL);
+	CHECK(started == 0);
+	CHECK_EQ_U64(__atomic_load_n(&store.collect_failures, __ATOMIC_RELAXED), 0);
 	CHECK(strstr(logged, "s3cr3t-pw") == NULL);
 	CHECK(strstr(logged, "urlpass") == NULL);
 	CHECK(strstr(logged, "qsecret") == NULL);
 	CHECK(strstr(logged, "http://127.0.0.1:") != NULL); /* it did log, with the URL cleaned */
 	CHECK(strstr(logged, "401") != NULL);
-	free(logged);
 	CHECK(json_array_size(lines) >= 3);
 	char *dump = json_dumps(lines, JSON_COMPACT);
 	/* The receiver saw basic auth for alice (base64 of "alice:s3cr3t-pw") and the custom header. */
@@ -615,6 +621,9 @@ static void test_refusals_and_secrets(void)
 	CHECK(strstr(dump, expected_label) != NULL);
 	free(dump);
 	CHECK_EQ_U64(total_violations(lines), 0);
+	if (check_failures != failures_before)
+		fprintf(stderr, "the sender's log in this test:\n%s\n", logged);
+	free(logged);
 	json_decref(lines);
 	stop_receiver(&receiver);
 }
