@@ -107,8 +107,8 @@ struct raw_value {
 	bool escaped;	    /* string: holds at least one backslash escape */
 	bool negative;	    /* number: starts with '-' (even -0) */
 	bool integral;	    /* number: no fraction and no exponent */
-	const char *digits; /* number: the integer part, without the sign */
-	size_t digit_count;
+	bool fits;	    /* number: its integer part fits in 64 bits, as integer */
+	uint64_t integer;   /* number: the integer part's value, without the sign (when fits) */
 };
 
 enum scan_result { SCAN_OK, SCAN_BAD_JSON, SCAN_FALLBACK };
@@ -351,25 +351,34 @@ static size_t unescape(const char *text, size_t len, char *out)
 	return (size_t)(out - start);
 }
 
-/* Scans a number per RFC 8259 (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?) starting at p. Returns
- * the byte after it, or NULL. What follows the token is checked by the caller's grammar ("01" fails
- * there, at the '1'). */
+/* Scans a number per RFC 8259 (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?) starting at p, reading
+ * the integer part's value on the way. Returns the byte after it, or NULL. What follows the token is
+ * checked by the caller's grammar ("01" fails there, at the '1'). */
 static const char *scan_number(const char *p, const char *end, struct raw_value *number)
 {
 	const char *start = p;
 	number->negative = *p == '-';
 	if (number->negative)
 		p++;
-	number->digits = p;
 	if (p == end || !is_digit(*p))
 		return NULL;
+	uint64_t total = 0;
+	bool fits = true;
 	if (*p == '0') {
 		p++;
 	} else {
-		while (p < end && is_digit(*p))
-			p++;
+		/* Up to 19 digits always fit (10^19 - 1 < 2^64), so only the digits after them need the test. */
+		const char *sure_end = end - p > 19 ? p + 19 : end;
+		while (p < sure_end && is_digit(*p))
+			total = total * 10 + (uint64_t)(*p++ - '0');
+		for (; p < end && is_digit(*p); p++) {
+			uint64_t digit = (uint64_t)(*p - '0');
+			fits = fits && total <= (UINT64_MAX - digit) / 10;
+			total = total * 10 + digit;
+		}
 	}
-	number->digit_count = (size_t)(p - number->digits);
+	number->integer = total;
+	number->fits = fits;
 	number->integral = true;
 	if (p < end && *p == '.') {
 		number->integral = false;
@@ -593,26 +602,6 @@ static enum scan_result scan_object(struct fx_decoder *decoder, struct scan *sca
 	return skip_space(p, end) == end ? SCAN_OK : SCAN_BAD_JSON;
 }
 
-/* The decimal digits of a JSON integer as a uint64_t; false when it does not fit. Up to 19 digits
- * always fit (10^19 - 1 < 2^64), so only a 20th digit needs the overflow test. */
-static bool digits_to_u64(const char *digits, size_t count, uint64_t *value)
-{
-	if (count > 20)
-		return false;
-	uint64_t total = 0;
-	size_t i = 0;
-	for (; i < count && i < 19; i++)
-		total = total * 10 + (uint64_t)(digits[i] - '0');
-	if (i < count) {
-		uint64_t digit = (uint64_t)(digits[i] - '0');
-		if (total > (UINT64_MAX - digit) / 10)
-			return false;
-		total = total * 10 + digit;
-	}
-	*value = total;
-	return true;
-}
-
 /* Applies the number rules to a field the scan found. Returns FX_REC_FLOW when *out holds the value. */
 static enum fx_record_kind read_number(const struct raw_value *value, uint64_t max, uint64_t *out)
 {
@@ -620,8 +609,9 @@ static enum fx_record_kind read_number(const struct raw_value *value, uint64_t m
 		return FX_REC_INVALID_TYPE;
 	if (value->negative || !value->integral)
 		return FX_REC_INVALID_RANGE;
-	if (!digits_to_u64(value->digits, value->digit_count, out) || *out > max)
+	if (!value->fits || value->integer > max)
 		return FX_REC_INVALID_RANGE;
+	*out = value->integer;
 	return FX_REC_FLOW;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fx/buf.h"
+#include "fx/hash.h"
 #include "fx/log.h"
 
 #define HOSTNAME_CACHE_SLOTS 256 /* power of two */
@@ -145,17 +146,9 @@ void fx_ingest_destroy(struct fx_ingest *ingest)
 	free(ingest);
 }
 
-static uint32_t hash_bytes(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u; /* FNV-1a: hostnames are short */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
 static const char *intern_hostname(struct fx_ingest *ingest, const char *name, size_t len)
 {
-	struct hostname_slot *slot = &ingest->hostnames[hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
+	struct hostname_slot *slot = &ingest->hostnames[fx_hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
 	if (slot->interned && slot->len == len && memcmp(slot->interned, name, len) == 0)
 		return slot->interned;
 	const char *interned = fx_intern_get(ingest->config.hostnames, name, len);
@@ -169,7 +162,7 @@ static const char *intern_hostname(struct fx_ingest *ingest, const char *name, s
 /* The intern id of an extra dimension's string, through the thread's cache; 0 when the pool is full. */
 static uint32_t intern_string(struct fx_ingest *ingest, const char *text, size_t len)
 {
-	struct string_slot *slot = &ingest->strings[hash_bytes(text, len) & (STRING_CACHE_SLOTS - 1)];
+	struct string_slot *slot = &ingest->strings[fx_hash_bytes(text, len) & (STRING_CACHE_SLOTS - 1)];
 	if (slot->id && slot->len == len && memcmp(slot->interned, text, len) == 0)
 		return slot->id;
 	uint32_t id = fx_intern_id(ingest->layout->strings, text, len);
@@ -234,7 +227,7 @@ static void log_invalid(struct fx_ingest *ingest, enum fx_record_kind kind, cons
 /* Notes the exporter address behind a hostname label when this thread has not seen the pair yet. */
 static void note_peer(struct fx_ingest *ingest, const char *hostname, const struct fx_flow *flow)
 {
-	uint32_t hash = hash_bytes(flow->peer_ip_src, flow->peer_ip_src_len);
+	uint32_t hash = (uint32_t)fx_hash_bytes(flow->peer_ip_src, flow->peer_ip_src_len);
 	uintptr_t bits = (uintptr_t)hostname;
 	struct peer_slot *slot = &ingest->peers[(bits >> 4 ^ bits >> 12) & (HOSTNAME_CACHE_SLOTS - 1)];
 	if (slot->hostname == hostname && slot->peer_hash == hash)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx/hash.h"
 #include "fx/log.h"
 
 #define INTERN_MIN_SIZE 16
@@ -44,18 +45,6 @@ struct fx_intern {
 	size_t max_strings;  /* immutable */
 	const char ***chunks; /* max_strings / ID_CHUNK + 1 pointers; chunk c holds ids c * ID_CHUNK + i */
 };
-
-/* FNV-1a, 64 bit: simple and good enough for short names; the table's size is a power of two, so the
- * final xor-shift folds the high bits into the low ones that pick the slot. */
-static uint64_t string_hash(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h ^ (h >> 32);
-}
 
 struct fx_intern *fx_intern_create(size_t max_strings)
 {
@@ -130,7 +119,7 @@ static int grow(struct fx_intern *pool)
  * @locks pool->lock held. */
 static const struct entry *find_or_insert(struct fx_intern *pool, const char *s, size_t len)
 {
-	uint64_t hash = string_hash(s, len);
+	uint64_t hash = fx_hash_bytes(s, len);
 	size_t i = hash & pool->mask;
 	for (; pool->slots[i].string; i = (i + 1) & pool->mask) {
 		const struct entry *e = &pool->slots[i];

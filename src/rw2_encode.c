@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "fx/buf.h"
+#include "fx/hash.h"
 #include "fx/pb_wire.h"
 #include "fx/series_labels.h"
 
@@ -121,24 +122,6 @@ struct fx_rw2_encoder {
 
 /* ---- Symbols ---- */
 
-static uint32_t hash_bytes(const char *s, size_t len)
-{
-	uint64_t h = (uint64_t)len * 0x9e3779b97f4a7c15u;
-	while (len >= 8) {
-		uint64_t word;
-		memcpy(&word, s, 8);
-		h = (h ^ word) * 0xff51afd7ed558ccdu;
-		h ^= h >> 32;
-		s += 8;
-		len -= 8;
-	}
-	uint64_t word = 0;
-	memcpy(&word, s, len);
-	h = (h ^ word) * 0xc4ceb9fe1a85ec53u;
-	h ^= h >> 29;
-	return (uint32_t)h;
-}
-
 static int grow_slots(struct fx_rw2_encoder *encoder)
 {
 	size_t n = encoder->n_slots * 2;
@@ -199,7 +182,7 @@ static int intern(struct fx_rw2_encoder *encoder, const char *s, size_t len, uin
 		if (rc)
 			return rc;
 	}
-	uint32_t hash = hash_bytes(s, len);
+	uint32_t hash = (uint32_t)fx_hash_bytes(s, len);
 	size_t mask = encoder->n_slots - 1;
 	size_t i = hash & mask;
 	for (;; i = (i + 1) & mask) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx/hash.h"
 #include "fx/log.h"
 
 struct rate_entry {
@@ -55,17 +56,9 @@ const char *fx_rate_source_name(enum fx_rate_source source)
 	return (unsigned)source < FX_RATE_SOURCE_COUNT ? source_names[source] : "unknown";
 }
 
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-	uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * UINT64_C(1099511628211);
-	return h;
-}
-
 static struct rate_entry *find_slot(const struct fx_rate_map *map, const char *exporter, size_t len)
 {
-	size_t i = (size_t)hash_bytes(exporter, len) & map->mask;
+	size_t i = (size_t)fx_hash_bytes(exporter, len) & map->mask;
 	while (map->slots[i].exporter &&
 	       (map->slots[i].len != len || memcmp(map->slots[i].exporter, exporter, len) != 0))
 		i = (i + 1) & map->mask;

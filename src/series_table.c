@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx/hash.h"
 #include "fx/log.h"
 
 /* Dense positions are stored as uint32 (plus one), and the home slot comes from a 32-bit hash fragment:
@@ -62,20 +63,6 @@ struct fx_series_table {
 	size_t index_mask; /* index size - 1 */
 };
 
-/* 64x64->128 multiply folded to 64 bits (the "mum" of wyhash): one multiply mixes every input bit
- * into most output bits. */
-static inline uint64_t mix_mul(uint64_t a, uint64_t b)
-{
-#ifdef __SIZEOF_INT128__
-	unsigned __int128 r = (unsigned __int128)a * b;
-	return (uint64_t)r ^ (uint64_t)(r >> 64);
-#else
-	/* No 128-bit product (32-bit targets): fold the high half in first, then mix the product. */
-	uint64_t r = (a ^ (a >> 32)) * (b | 1);
-	return r ^ (r >> 29);
-#endif
-}
-
 _Static_assert(sizeof(struct fx_series_key) == 64, "a key is eight words with no padding");
 _Static_assert(offsetof(struct fx_series_key, extra) == 32, "the extra slots end the key");
 _Static_assert(offsetof(struct fx_series, key) + sizeof(struct fx_series_key) == sizeof(struct fx_series),
@@ -97,12 +84,12 @@ static inline uint32_t key_hash(const struct fx_series_key *key, size_t key_byte
 	memcpy(w, key, KEY_HEAD_BYTES);
 	if (key_bytes > KEY_HEAD_BYTES)
 		memcpy(&w[4], key->extra, key_bytes - KEY_HEAD_BYTES);
-	uint64_t h = mix_mul(w[0] ^ 0xa0761d6478bd642full, w[1] ^ 0xe7037ed1a0b428dbull) ^
-		     mix_mul(w[2] ^ 0x8ebc6af09c88c6e3ull, w[3] ^ 0x589965cc75374cc3ull);
+	uint64_t h = fx_hash_mix(w[0] ^ 0xa0761d6478bd642full, w[1] ^ 0xe7037ed1a0b428dbull) ^
+		     fx_hash_mix(w[2] ^ 0x8ebc6af09c88c6e3ull, w[3] ^ 0x589965cc75374cc3ull);
 	if (w[4] | w[5] | w[6] | w[7])
-		h ^= mix_mul(w[4] ^ 0x1d8e4e27c47d124full, w[5] ^ 0xa0761d6478bd642full) ^
-		     mix_mul(w[6] ^ 0xe7037ed1a0b428dbull, w[7] ^ 0x8ebc6af09c88c6e3ull);
-	h = mix_mul(h ^ 0x1d8e4e27c47d124full, 0xa0761d6478bd642full);
+		h ^= fx_hash_mix(w[4] ^ 0x1d8e4e27c47d124full, w[5] ^ 0xa0761d6478bd642full) ^
+		     fx_hash_mix(w[6] ^ 0xe7037ed1a0b428dbull, w[7] ^ 0x8ebc6af09c88c6e3ull);
+	h = fx_hash_mix(h ^ 0x1d8e4e27c47d124full, 0xa0761d6478bd642full);
 	return (uint32_t)(h >> 32);
 }
 
