@@ -82,6 +82,7 @@ int fx_decoder_set_keys(struct fx_decoder *decoder, const struct fx_decoder_key 
 				return -1;
 	decoder->keys = keys;
 	decoder->n_keys = n;
+	decoder->n_guesses = 0; /* their fields were the old keys' */
 	return 0;
 }
 
@@ -113,12 +114,23 @@ struct raw_value {
 
 enum scan_result { SCAN_OK, SCAN_BAD_JSON, SCAN_FALLBACK };
 
+/* A key scanned the long way, to guess from in the next record (learn_keys). */
+struct key_seen {
+	const char *bytes; /* in the record; NULL: escaped, or too long to guess */
+	uint8_t len;
+	uint8_t field;
+};
+
 struct scan {
 	const char *end;
 	char *scratch_next; /* where the next unescaped string goes */
 	unsigned seen;	    /* bit per enum field (never FIELD_UNKNOWN's) */
 	struct raw_value fields[FIELD_ALL]; /* fields[FIELD_UNKNOWN] takes the values of unknown keys */
 	size_t unknown_count;
+	size_t n_keys;	       /* keys scanned so far */
+	size_t first_unguessed; /* the first key that was not decoder->guesses' (valid once !guessing) */
+	bool guessing;	       /* every key so far was the guess at its position */
+	struct key_seen keys[KEY_GUESS_MAX]; /* keys first_unguessed.. of the record */
 };
 
 static inline bool is_json_space(char c)
@@ -477,28 +489,91 @@ static enum scan_result remember_key(struct fx_decoder *decoder, struct scan *sc
 	return SCAN_OK;
 }
 
+/* Whether the record at p holds the guessed key and its closing quote. The guess was a valid key without
+ * escapes, so the quote after the same bytes closes it. */
+static inline bool guess_matches(const char *p, const char *end, const struct key_guess *guess)
+{
+	size_t n = (size_t)guess->len + 1;
+	if ((size_t)(end - p) < n)
+		return false;
+	if (n >= 8 && n <= 16) {
+		/* The first and the last eight bytes (overlapping when n < 16) cover them all. */
+		uint64_t a0, a1, b0, b1;
+		memcpy(&a0, p, 8);
+		memcpy(&a1, p + n - 8, 8);
+		memcpy(&b0, guess->bytes, 8);
+		memcpy(&b1, guess->bytes + n - 8, 8);
+		return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+	}
+	return memcmp(p, guess->bytes, n) == 0;
+}
+
+/* Takes the guess for the next key when the record holds it; else ends the guessing for this record.
+ * A guessed key needs no duplicate check: the guesses are the keys of a valid record, all different, and
+ * only a prefix of the record is guessed. It is noted as remember_key would, for the keys after it. */
+static const char *take_guess(struct fx_decoder *decoder, struct scan *scan, const char *p, enum field *field)
+{
+	size_t k = scan->n_keys;
+	if (k < decoder->n_guesses && guess_matches(p, scan->end, &decoder->guesses[k])) {
+		const struct key_guess *guess = &decoder->guesses[k];
+		*field = (enum field)guess->field;
+		if (*field == FIELD_UNKNOWN)
+			decoder->unknown_keys[scan->unknown_count++] = (struct key_span){p, guess->len};
+		else
+			scan->seen |= 1u << *field;
+		return p + guess->len;
+	}
+	scan->guessing = false;
+	scan->first_unguessed = k;
+	return NULL;
+}
+
+/* After a record that scanned as valid: its keys from the first one not guessed become the guesses (up to
+ * the first escaped or overlong one). */
+static void learn_keys(struct fx_decoder *decoder, const struct scan *scan)
+{
+	size_t k = scan->first_unguessed;
+	for (; k < scan->n_keys && k < KEY_GUESS_MAX && scan->keys[k].bytes; k++) {
+		struct key_guess *guess = &decoder->guesses[k];
+		guess->len = scan->keys[k].len;
+		guess->field = scan->keys[k].field;
+		memcpy(guess->bytes, scan->keys[k].bytes, guess->len);
+		guess->bytes[guess->len] = '"';
+	}
+	decoder->n_guesses = k;
+}
+
 /* Scans one key (p is just after its opening quote) up to and including the ':' after it. */
 static const char *scan_key(struct fx_decoder *decoder, struct scan *scan, const char *p, enum field *field,
 			    enum scan_result *result)
 {
-	bool escaped;
-	const char *close = scan_string(p, scan->end, &escaped);
-	*result = SCAN_BAD_JSON;
-	if (!close)
-		return NULL;
-	const char *key = p;
-	size_t len = (size_t)(close - p);
-	if (escaped) {
-		/* Keys compare by their unescaped bytes ("by\u0074es" is bytes). */
-		len = unescape(p, len, scan->scratch_next);
-		key = scan->scratch_next;
-		scan->scratch_next += len;
-		if (memchr(key, '\0', len))
-			return NULL; /* jansson cannot hold such a key: invalid for both decoders */
+	const char *close = scan->guessing ? take_guess(decoder, scan, p, field) : NULL;
+	if (!close) {
+		bool escaped;
+		close = scan_string(p, scan->end, &escaped);
+		*result = SCAN_BAD_JSON;
+		if (!close)
+			return NULL;
+		const char *key = p;
+		size_t len = (size_t)(close - p);
+		if (escaped) {
+			/* Keys compare by their unescaped bytes ("by\u0074es" is bytes). */
+			len = unescape(p, len, scan->scratch_next);
+			key = scan->scratch_next;
+			scan->scratch_next += len;
+			if (memchr(key, '\0', len))
+				return NULL; /* jansson cannot hold such a key: invalid for both decoders */
+		}
+		*result = remember_key(decoder, scan, key, len, field);
+		if (*result != SCAN_OK)
+			return NULL;
+		if (scan->n_keys < KEY_GUESS_MAX) {
+			bool guessable = !escaped && len < KEY_GUESS_BYTES;
+			scan->keys[scan->n_keys] =
+			    (struct key_seen){guessable ? p : NULL, (uint8_t)len, (uint8_t)*field};
+		}
 	}
-	*result = remember_key(decoder, scan, key, len, field);
-	if (*result != SCAN_OK)
-		return NULL;
+	scan->n_keys++;
 	p = skip_space(close + 1, scan->end);
 	if (p == scan->end || *p != ':') {
 		*result = SCAN_BAD_JSON;
@@ -741,8 +816,12 @@ enum fx_record_kind fx_decode_record(struct fx_decoder *decoder, const char *rec
 	scan.scratch_next = decoder->scratch;
 	scan.seen = 0;
 	scan.unknown_count = 0;
+	scan.n_keys = 0;
+	scan.guessing = true;
 	switch (scan_object(decoder, &scan, record)) {
 	case SCAN_OK:
+		if (!scan.guessing)
+			learn_keys(decoder, &scan);
 		return read_flow(decoder, &scan, flow);
 	case SCAN_FALLBACK:
 		return fx_decode_record_jansson(decoder, record, len, flow);

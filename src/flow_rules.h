@@ -40,6 +40,18 @@ struct key_span {
 	size_t len;
 };
 
+/* The scanner's guess at the next record's keys: the keys of the last record it scanned, in their order
+ * (pmacct writes the same keys in the same order in every record). A guessed key is its bytes and the
+ * closing quote, compared at once, instead of a string scan and a lookup. */
+#define KEY_GUESS_MAX 24
+#define KEY_GUESS_BYTES 24 /* the key's bytes and its closing quote */
+
+struct key_guess {
+	uint8_t len;   /* the key's length (the quote not counted) */
+	uint8_t field; /* enum field */
+	char bytes[KEY_GUESS_BYTES];
+};
+
 struct fx_decoder {
 	size_t max_record_bytes;
 	/* max_record_bytes + 1 bytes: unescaped strings (scanner) or the rewritten copy of the record
@@ -47,6 +59,8 @@ struct fx_decoder {
 	 * unescaped string is shorter than its quoted source. */
 	char *scratch;
 	struct key_span unknown_keys[FAST_MAX_UNKNOWN_KEYS]; /* scanner only */
+	struct key_guess guesses[KEY_GUESS_MAX];	     /* scanner only */
+	size_t n_guesses;
 	const struct fx_decoder_key *keys; /* rule 7's extra keys (borrowed), n_keys of them */
 	size_t n_keys;
 };

@@ -610,6 +610,49 @@ static void test_invalid_json_keys(void)
 	EXPECT_ALL_INVALID_JSON(cases);
 }
 
+/* The scanner guesses a record's keys from the record before it (flow_decode.c, take_guess): each case
+ * follows a record that taught it the keys the case then breaks. */
+static void test_key_guesses(void)
+{
+#define TEACH "{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4}"
+	static const struct {
+		const char *record;
+		enum fx_record_kind kind;
+	} cases[] = {
+	    {TEACH, FX_REC_FLOW}, /* every key guessed */
+	    /* Duplicates of guessed keys: after the guesses, in the place of one, an unknown and a known one. */
+	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4, \"x\": 5}", FX_REC_INVALID_JSON},
+	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4, \"as_src\": 5}",
+	     FX_REC_INVALID_JSON},
+	    {"{\"x\": 1, \"as_src\": 1, \"x\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_INVALID_JSON},
+	    {"{\"x\": 1, \"as_src\": 1, \"packets\": 3, \"as_src\": 2, \"bytes\": 4}", FX_REC_INVALID_JSON},
+	    /* A guessed key spelled with an escape, longer, shorter, cut off. */
+	    {"{\"x\": 1, \"as_src\": 1, \"as_d\\u0073t\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_FLOW},
+	    {"{\"x\": 1, \"as_src\": 1, \"as_dstx\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_INVALID_MISSING},
+	    {"{\"x\": 1, \"as_src\": 1, \"as_ds\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_INVALID_MISSING},
+	    {"{\"x\": 1, \"as_src", FX_REC_INVALID_JSON},
+	    {"{\"x\": 1, \"as_src\"", FX_REC_INVALID_JSON},
+	    /* Fewer keys than guessed, then other ones. */
+	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3}", FX_REC_INVALID_MISSING},
+	    {"{\"y\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_FLOW},
+	    /* A key too long to guess, twice (the second record guesses nothing). */
+	    {"{\"a_key_longer_than_a_guess_holds\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4}",
+	     FX_REC_FLOW},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		EXPECT(TEACH, FX_REC_FLOW);
+		EXPECT(cases[i].record, cases[i].kind);
+		EXPECT(cases[i].record, cases[i].kind); /* now taught by itself */
+	}
+	struct fx_flow flow;
+	EXPECT(TEACH, FX_REC_FLOW);
+	CHECK(decode_text("{\"x\": 1, \"as_src\": 1, \"as_d\\u0073t\": 2, \"packets\": 3, \"bytes\": 4}", &flow) ==
+	      FX_REC_FLOW);
+	CHECK(flow.as_dst == 2 && flow.bytes == 4 && flow.packets == 3);
+	CHECK(decode_text(TEACH, &flow) == FX_REC_FLOW && flow.as_src == 1 && flow.bytes == 4);
+#undef TEACH
+}
+
 /* Raw NUL bytes, an error after a bad field, nesting past jansson's limit. */
 static void test_invalid_json_nul_order_depth(void)
 {
@@ -1137,6 +1180,7 @@ int main(void)
 	test_invalid_json_numbers();
 	test_invalid_json_tokens();
 	test_invalid_json_keys();
+	test_key_guesses();
 	test_invalid_json_nul_order_depth();
 	test_invalid_utf8();
 	test_types_missing_ranges();
