@@ -127,9 +127,9 @@ struct scan {
 	unsigned seen;	    /* bit per enum field (never FIELD_UNKNOWN's) */
 	struct raw_value fields[FIELD_ALL]; /* fields[FIELD_UNKNOWN] takes the values of unknown keys */
 	size_t unknown_count;
-	size_t n_keys;	       /* keys scanned so far */
+	size_t n_keys;		/* keys scanned so far */
 	size_t first_unguessed; /* the first key that was not decoder->guesses' (valid once !guessing) */
-	bool guessing;	       /* every key so far was the guess at its position */
+	bool guessing;		/* every key so far was the guess at its position */
 	struct key_seen keys[KEY_GUESS_MAX]; /* keys first_unguessed.. of the record */
 };
 
@@ -379,7 +379,7 @@ static const char *scan_number(const char *p, const char *end, struct raw_value 
 	if (*p == '0') {
 		p++;
 	} else {
-		/* Up to 19 digits always fit (10^19 - 1 < 2^64), so only the digits after them need the test. */
+		/* Up to 19 digits always fit (10^19 - 1 < 2^64): only the digits past them need the test. */
 		const char *sure_end = end - p > 19 ? p + 19 : end;
 		while (p < sure_end && is_digit(*p))
 			total = total * 10 + (uint64_t)(*p++ - '0');

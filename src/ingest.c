@@ -148,7 +148,8 @@ void fx_ingest_destroy(struct fx_ingest *ingest)
 
 static const char *intern_hostname(struct fx_ingest *ingest, const char *name, size_t len)
 {
-	struct hostname_slot *slot = &ingest->hostnames[fx_hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
+	struct hostname_slot *slot =
+	    &ingest->hostnames[fx_hash_bytes(name, len) & (HOSTNAME_CACHE_SLOTS - 1)];
 	if (slot->interned && slot->len == len && memcmp(slot->interned, name, len) == 0)
 		return slot->interned;
 	const char *interned = fx_intern_get(ingest->config.hostnames, name, len);

@@ -620,15 +620,18 @@ static void test_key_guesses(void)
 		enum fx_record_kind kind;
 	} cases[] = {
 	    {TEACH, FX_REC_FLOW}, /* every key guessed */
-	    /* Duplicates of guessed keys: after the guesses, in the place of one, an unknown and a known one. */
-	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4, \"x\": 5}", FX_REC_INVALID_JSON},
+	    /* Duplicates of guessed keys: after the guesses, in the place of one, an unknown and a known one.
+	     */
+	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4, \"x\": 5}",
+	     FX_REC_INVALID_JSON},
 	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4, \"as_src\": 5}",
 	     FX_REC_INVALID_JSON},
 	    {"{\"x\": 1, \"as_src\": 1, \"x\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_INVALID_JSON},
 	    {"{\"x\": 1, \"as_src\": 1, \"packets\": 3, \"as_src\": 2, \"bytes\": 4}", FX_REC_INVALID_JSON},
 	    /* A guessed key spelled with an escape, longer, shorter, cut off. */
 	    {"{\"x\": 1, \"as_src\": 1, \"as_d\\u0073t\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_FLOW},
-	    {"{\"x\": 1, \"as_src\": 1, \"as_dstx\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_INVALID_MISSING},
+	    {"{\"x\": 1, \"as_src\": 1, \"as_dstx\": 2, \"packets\": 3, \"bytes\": 4}",
+	     FX_REC_INVALID_MISSING},
 	    {"{\"x\": 1, \"as_src\": 1, \"as_ds\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_INVALID_MISSING},
 	    {"{\"x\": 1, \"as_src", FX_REC_INVALID_JSON},
 	    {"{\"x\": 1, \"as_src\"", FX_REC_INVALID_JSON},
@@ -636,7 +639,8 @@ static void test_key_guesses(void)
 	    {"{\"x\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3}", FX_REC_INVALID_MISSING},
 	    {"{\"y\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4}", FX_REC_FLOW},
 	    /* A key too long to guess, twice (the second record guesses nothing). */
-	    {"{\"a_key_longer_than_a_guess_holds\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, \"bytes\": 4}",
+	    {"{\"a_key_longer_than_a_guess_holds\": 1, \"as_src\": 1, \"as_dst\": 2, \"packets\": 3, "
+	     "\"bytes\": 4}",
 	     FX_REC_FLOW},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -646,8 +650,8 @@ static void test_key_guesses(void)
 	}
 	struct fx_flow flow;
 	EXPECT(TEACH, FX_REC_FLOW);
-	CHECK(decode_text("{\"x\": 1, \"as_src\": 1, \"as_d\\u0073t\": 2, \"packets\": 3, \"bytes\": 4}", &flow) ==
-	      FX_REC_FLOW);
+	CHECK(decode_text("{\"x\": 1, \"as_src\": 1, \"as_d\\u0073t\": 2, \"packets\": 3, \"bytes\": 4}",
+			  &flow) == FX_REC_FLOW);
 	CHECK(flow.as_dst == 2 && flow.bytes == 4 && flow.packets == 3);
 	CHECK(decode_text(TEACH, &flow) == FX_REC_FLOW && flow.as_src == 1 && flow.bytes == 4);
 #undef TEACH
