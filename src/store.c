@@ -439,10 +439,9 @@ static int reserve_copy(struct fx_store *store, struct taking *taking)
 	return 0;
 }
 
-/* Under total_lock: either takes a reference to the cached arrays (nothing
- * changed since they were sorted) or copies total and the tombstones. Afterwards gives back the copy's
- * slack, since the arrays may be kept for a while (cached, or by a slow scrape). A failed copy leaves
- * taking->series or taking->expired NULL. */
+/* Under total_lock: either takes a reference to the cached arrays (nothing changed since they were sorted)
+ * or copies total and the tombstones. Afterwards gives back the copy's slack, since the arrays may be kept
+ * for a while (cached, or by a slow scrape). A failed copy leaves taking->series or taking->expired NULL. */
 static void copy_total(struct fx_store *store, struct taking *taking, int64_t *taken_ms)
 {
 	pthread_mutex_lock(&store->total_lock);
